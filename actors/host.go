@@ -1,0 +1,177 @@
+// Package actors runs oms's actors on protoactor-go's local actor package,
+// behind a small interface: a Host activates one actor per key on demand,
+// delivers requests to it one at a time, and passivates it when idle.
+package actors
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Handler is the behaviour of one keyed actor. Handle is called with one
+// message at a time, never concurrently; Passivate is called before the
+// actor is dropped from memory.
+type Handler interface {
+	Handle(ctx context.Context, msg any) any
+	Passivate()
+}
+
+// ErrStopped is returned for requests after the host was stopped.
+var ErrStopped = errors.New("actor host stopped")
+
+// Host owns the actors of one kind (orders, or SKUs).
+type Host struct {
+	system  *actor.ActorSystem
+	newFn   func(key string) Handler
+	idle    time.Duration
+	mailbox int
+
+	mu      sync.RWMutex
+	cells   map[string]*cell
+	stopped bool
+
+	activations  atomic.Int64
+	passivations atomic.Int64
+}
+
+type cell struct {
+	pid *actor.PID
+	// pending counts messages sent but not yet received. It is raised under
+	// the host's read lock and checked under its write lock, so an actor is
+	// only passivated when no message can still be on its way to it.
+	pending atomic.Int64
+}
+
+type envelope struct {
+	ctx   context.Context
+	msg   any
+	reply chan any
+}
+
+// NewHost creates a host. newFn builds the handler for a key on activation;
+// idle is how long an actor may receive nothing before it is passivated;
+// mailbox bounds each actor's queue (senders wait when it is full).
+func NewHost(system *actor.ActorSystem, newFn func(key string) Handler, idle time.Duration, mailbox int) *Host {
+	return &Host{system: system, newFn: newFn, idle: idle, mailbox: mailbox, cells: make(map[string]*cell)}
+}
+
+// NewSystem creates the protoactor system the hosts share.
+func NewSystem() *actor.ActorSystem { return actor.NewActorSystem() }
+
+// Request delivers msg to the actor for key, activating it if needed, and
+// waits for its reply or ctx's end.
+func (h *Host) Request(ctx context.Context, key string, msg any) (any, error) {
+	c, err := h.acquire(key)
+	if err != nil {
+		return nil, err
+	}
+	env := &envelope{ctx: ctx, msg: msg, reply: make(chan any, 1)}
+	h.system.Root.Send(c.pid, env)
+	select {
+	case r := <-env.reply:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (h *Host) acquire(key string) (*cell, error) {
+	h.mu.RLock()
+	if h.stopped {
+		h.mu.RUnlock()
+		return nil, ErrStopped
+	}
+	if c, ok := h.cells[key]; ok {
+		c.pending.Add(1)
+		h.mu.RUnlock()
+		return c, nil
+	}
+	h.mu.RUnlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return nil, ErrStopped
+	}
+	c, ok := h.cells[key]
+	if !ok {
+		c = &cell{}
+		handler := h.newFn(key)
+		props := actor.PropsFromProducer(func() actor.Actor {
+			return &keyed{host: h, key: key, cell: c, handler: handler}
+		}, actor.WithMailbox(actor.Bounded(h.mailbox)))
+		c.pid = h.system.Root.Spawn(props)
+		h.cells[key] = c
+		h.activations.Add(1)
+	}
+	c.pending.Add(1)
+	return c, nil
+}
+
+// tryPassivate removes the cell if nothing is on its way to it.
+func (h *Host) tryPassivate(key string, c *cell) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.pending.Load() != 0 || h.cells[key] != c {
+		return false
+	}
+	delete(h.cells, key)
+	h.passivations.Add(1)
+	return true
+}
+
+// Active returns the number of live actors.
+func (h *Host) Active() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.cells)
+}
+
+// Stats returns activation and passivation counts since start.
+func (h *Host) Stats() (activations, passivations int64) {
+	return h.activations.Load(), h.passivations.Load()
+}
+
+// Stop passivates every actor after its queued messages and refuses new ones.
+func (h *Host) Stop() {
+	h.mu.Lock()
+	h.stopped = true
+	cells := h.cells
+	h.cells = map[string]*cell{}
+	h.mu.Unlock()
+	for _, c := range cells {
+		_ = h.system.Root.PoisonFuture(c.pid).Wait()
+	}
+}
+
+type keyed struct {
+	host    *Host
+	key     string
+	cell    *cell
+	handler Handler
+}
+
+func (k *keyed) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.SetReceiveTimeout(k.host.idle)
+	case *envelope:
+		k.cell.pending.Add(-1)
+		if m.ctx.Err() != nil {
+			m.reply <- m.ctx.Err()
+			return
+		}
+		m.reply <- k.handler.Handle(m.ctx, m.msg)
+	case *actor.ReceiveTimeout:
+		if k.host.tryPassivate(k.key, k.cell) {
+			k.handler.Passivate()
+			ctx.Stop(ctx.Self())
+		}
+	case *actor.Stopping:
+		k.handler.Passivate()
+	}
+}

@@ -1,0 +1,180 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/store"
+)
+
+// OrderCommand asks an order actor to decide a command.
+type OrderCommand struct{ Cmd order.Command }
+
+// GetOrder asks an order actor for its current state.
+type GetOrder struct{}
+
+// OrderResult is an order actor's reply. Err may be set together with Order
+// (a refused inbound event was recorded).
+type OrderResult struct {
+	Order order.Order
+	Err   error
+	// Appended is true when this request appended an event.
+	Appended bool
+}
+
+// NewOrderHandler returns the Handler factory for order actors.
+func NewOrderHandler(d *Deps) func(key string) Handler {
+	return func(id string) Handler {
+		return &orderActor{id: id, subject: jetstream.OrderEventsPrefix + id, d: d,
+			log: d.Log.With("order_id", id)}
+	}
+}
+
+type orderActor struct {
+	id      string
+	subject string
+	d       *Deps
+	log     *slog.Logger
+
+	state   order.State
+	seq     uint64
+	loaded  bool
+	unsaved int
+}
+
+func (a *orderActor) Handle(ctx context.Context, msg any) any {
+	switch m := msg.(type) {
+	case OrderCommand:
+		return a.execute(ctx, m.Cmd)
+	case GetOrder:
+		if err := a.load(ctx); err != nil {
+			return OrderResult{Err: err}
+		}
+		if !a.state.Exists() {
+			return OrderResult{Err: fmt.Errorf("order %s: %w", a.id, order.ErrNotFound)}
+		}
+		return OrderResult{Order: a.view()}
+	}
+	return OrderResult{Err: fmt.Errorf("order actor: unknown message %T", msg)}
+}
+
+func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult {
+	if !a.loaded {
+		_, isPlace := cmd.(order.Place)
+		if isPlace && !a.hasSnapshot() {
+			// A new order: assume its subject is empty and let the fenced
+			// append prove it, saving a read on the hot path.
+			a.loaded = true
+		} else if err := a.load(ctx); err != nil {
+			return OrderResult{Err: err}
+		}
+	}
+	for range maxAppendAttempts {
+		e, derr := order.Decide(a.d.Policy, a.state, cmd)
+		if e == nil {
+			if derr != nil {
+				return OrderResult{Err: derr}
+			}
+			return OrderResult{Order: a.view()}
+		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			return OrderResult{Err: fmt.Errorf("encode %s: %w", e.Type, err)}
+		}
+		ack, err := jetstream.Append(ctx, a.d.JS, a.subject, e.ID, data, a.seq)
+		if errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate) {
+			// Another writer, or an earlier try of ours whose ack was lost,
+			// moved the subject: catch up and decide again.
+			a.log.Debug("append fenced; catching up", "expected", a.seq)
+			if err := a.catchUp(ctx); err != nil {
+				return OrderResult{Err: err}
+			}
+			continue
+		}
+		if err != nil {
+			return OrderResult{Err: err}
+		}
+		a.apply(*e, ack.Sequence)
+		return OrderResult{Order: a.view(), Err: derr, Appended: true}
+	}
+	return OrderResult{Err: fmt.Errorf("order %s: gave up after %d fenced appends", a.id, maxAppendAttempts)}
+}
+
+func (a *orderActor) apply(e order.Event, seq uint64) {
+	a.state = order.Evolve(a.state, e)
+	a.seq = seq
+	a.state.Order.Version = seq
+	a.unsaved++
+	if a.unsaved >= a.d.SnapshotEvery || a.state.Order.Status.Terminal() {
+		a.snapshot()
+	}
+}
+
+func (a *orderActor) hasSnapshot() bool {
+	_, _, ok, _ := a.d.DB.LoadSnapshot(store.KindOrder, a.id)
+	return ok
+}
+
+// load restores state from the local snapshot, then the stream's tail.
+func (a *orderActor) load(ctx context.Context) error {
+	if a.loaded {
+		return nil
+	}
+	data, seq, ok, err := a.d.DB.LoadSnapshot(store.KindOrder, a.id)
+	if err != nil {
+		a.log.Warn("snapshot unreadable; replaying from the stream", "err", err)
+	} else if ok {
+		var s order.State
+		if err := json.Unmarshal(data, &s); err == nil {
+			a.state, a.seq = s, seq
+		}
+	}
+	if err := a.catchUp(ctx); err != nil {
+		return err
+	}
+	a.loaded = true
+	return nil
+}
+
+func (a *orderActor) catchUp(ctx context.Context) error {
+	msgs, err := jetstream.Tail(ctx, a.d.Orders, a.subject, a.seq)
+	if err != nil {
+		return fmt.Errorf("load order %s: %w", a.id, err)
+	}
+	for _, m := range msgs {
+		var e order.Event
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			return fmt.Errorf("order %s event at %d is unreadable: %w", a.id, m.Sequence, err)
+		}
+		a.apply(e, m.Sequence)
+	}
+	return nil
+}
+
+// view returns a copy the caller may read while the actor goes on.
+func (a *orderActor) view() order.Order {
+	o := a.state.Order
+	o.ChangeHistory = slices.Clone(o.ChangeHistory)
+	o.UpdatedBy = slices.Clone(o.UpdatedBy)
+	return o
+}
+
+func (a *orderActor) snapshot() {
+	if a.unsaved == 0 || !a.state.Exists() {
+		return
+	}
+	data, err := json.Marshal(a.state)
+	if err != nil {
+		return
+	}
+	a.d.Snapshots.Put(store.Snapshot{Kind: store.KindOrder, Key: a.id, Seq: a.seq, Data: data})
+	a.unsaved = 0
+}
+
+func (a *orderActor) Passivate() { a.snapshot() }

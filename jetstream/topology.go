@@ -1,0 +1,206 @@
+// Package jetstream wraps NATS JetStream for oms: the streams and consumers
+// the system runs on, the fenced append that makes the stream the single
+// source of truth, tail reads for actor activation, and the dead-letter stream.
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names.
+const (
+	StreamOrders     = "OMS_ORDERS"
+	StreamSKUs       = "OMS_SKUS"
+	StreamInbound    = "OMS_INBOUND"
+	StreamOutbox     = "OMS_OUTBOX"
+	StreamTimers     = "OMS_TIMERS"
+	StreamDeadLetter = "OMS_DEADLETTER"
+)
+
+// Subject prefixes and patterns of the public contract.
+const (
+	OrderEventsPrefix     = "oms.events.order."
+	SKUEventsPrefix       = "oms.events.sku."
+	PaymentEventsPrefix   = "payments.events."
+	DeliveryEventsPrefix  = "delivery.events."
+	PaymentRequestsPrefix = "payments.requests."
+	DeliveryRequestPrefix = "delivery.requests."
+	NotificationsPrefix   = "notifications."
+	InboundPrefix         = "oms.inbound."
+	TimerSchedulePrefix   = "oms.timers.schedule."
+	TimerFiredPrefix      = "oms.timers.fired."
+	DeadLetterPrefix      = "oms.deadletter."
+)
+
+// Header names used on our messages.
+const (
+	HeaderMsgID           = "Nats-Msg-Id"
+	HeaderExpectedLastSeq = "Nats-Expected-Last-Subject-Sequence"
+	HeaderSchedule        = "Nats-Schedule"
+	HeaderScheduleTarget  = "Nats-Schedule-Target"
+	HeaderReason          = "Oms-Dead-Letter-Reason"
+	HeaderOrigSubject     = "Oms-Original-Subject"
+	HeaderOrigStream      = "Oms-Original-Stream"
+	HeaderOrigSeq         = "Oms-Original-Sequence"
+)
+
+// PartitionOf maps an order ID (or SKU) to one of n partitions. It is the
+// same FNV-1a hash the NATS server's partition() subject transform uses, so
+// the inbound stream and this code agree on where a message belongs.
+func PartitionOf(key string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+// Topology describes the streams for one deployment.
+type Topology struct {
+	Partitions int
+	Replicas   int
+	// DuplicateWindow bounds how long Nats-Msg-Id de-duplication remembers
+	// an ID; retries of one append happen well inside it.
+	DuplicateWindow time.Duration
+	// Retention for the transport streams (inbound, outbox, timers, dead
+	// letters). Order and SKU events are kept forever: they are the truth.
+	TransportMaxAge time.Duration
+}
+
+// Configs returns the stream configurations of the topology.
+func (t Topology) Configs() []natsjs.StreamConfig {
+	base := func(name string, subjects ...string) natsjs.StreamConfig {
+		return natsjs.StreamConfig{Name: name, Subjects: subjects, Storage: natsjs.FileStorage,
+			Replicas: t.Replicas, Duplicates: t.DuplicateWindow, AllowDirect: true,
+			Discard: natsjs.DiscardOld}
+	}
+	orders := base(StreamOrders, OrderEventsPrefix+"*")
+	orders.Description = "order events: the source of truth, one subject per order"
+	skus := base(StreamSKUs, SKUEventsPrefix+"*")
+	skus.Description = "inventory events, one subject per SKU"
+	inbound := base(StreamInbound, PaymentEventsPrefix+"*", DeliveryEventsPrefix+"*")
+	inbound.Description = "payment and delivery provider events, stored by order partition"
+	inbound.MaxAge = t.TransportMaxAge
+	// Store each provider event under its order's partition so one consumer
+	// per partition can pull exactly its orders.
+	inbound.SubjectTransform = &natsjs.SubjectTransformConfig{
+		Source:      "*.events.*",
+		Destination: InboundPrefix + "{{partition(" + strconv.Itoa(t.Partitions) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}",
+	}
+	outbox := base(StreamOutbox, PaymentRequestsPrefix+"*", DeliveryRequestPrefix+"*", NotificationsPrefix+"*")
+	outbox.Description = "requests to providers and customer notifications"
+	outbox.MaxAge = t.TransportMaxAge
+	timers := base(StreamTimers, "oms.timers.>")
+	timers.Description = "durable timers (reservation expiry) as message schedules"
+	timers.AllowMsgSchedules = true
+	timers.AllowRollup = true
+	timers.MaxAge = t.TransportMaxAge
+	dead := base(StreamDeadLetter, DeadLetterPrefix+">")
+	dead.Description = "messages that could not be processed, with the reason"
+	dead.MaxAge = 30 * 24 * time.Hour
+	return []natsjs.StreamConfig{orders, skus, inbound, outbox, timers, dead}
+}
+
+// Ensure creates or updates every stream of the topology.
+func Ensure(ctx context.Context, js natsjs.JetStream, t Topology) error {
+	for _, cfg := range t.Configs() {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// InboundPartitionSubject is the stored subject filter of one partition's
+// provider events.
+func InboundPartitionSubject(p int) string { return InboundPrefix + strconv.Itoa(p) + ".>" }
+
+// ErrWrongSequence is returned by Append when the subject has moved past the
+// expected sequence: another writer (or an earlier try of ours) appended.
+var ErrWrongSequence = errors.New("wrong last subject sequence")
+
+// Append publishes data to subject only if the subject's last sequence is
+// expectedLast (0: the subject is empty). msgID de-duplicates retries.
+func Append(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte, expectedLast uint64) (*natsjs.PubAck, error) {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(HeaderMsgID, msgID)
+	m.Header.Set(HeaderExpectedLastSeq, strconv.FormatUint(expectedLast, 10))
+	ack, err := js.PublishMsg(ctx, m)
+	if err != nil {
+		var apiErr *natsjs.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequenceConstant) {
+			return nil, fmt.Errorf("append to %s after %d: %w", subject, expectedLast, ErrWrongSequence)
+		}
+		return nil, fmt.Errorf("append to %s: %w", subject, err)
+	}
+	return ack, nil
+}
+
+// Publish sends data to a stream-captured subject with a Nats-Msg-Id so a
+// retried side effect is stored once.
+func Publish(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte) error {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(HeaderMsgID, msgID)
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return nil
+}
+
+// Schedule arms a durable timer: at time at the server copies data to
+// TimerFiredPrefix+key. Re-arming the same key replaces the earlier timer.
+func Schedule(ctx context.Context, js natsjs.JetStream, key string, at time.Time, data []byte) error {
+	m := nats.NewMsg(TimerSchedulePrefix + key)
+	m.Data = data
+	m.Header.Set(HeaderSchedule, "@at "+at.UTC().Format(time.RFC3339))
+	m.Header.Set(HeaderScheduleTarget, TimerFiredPrefix+key)
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("schedule timer %s: %w", key, err)
+	}
+	return nil
+}
+
+// Tail returns the messages of subject with sequence greater than after, in
+// order. Activation uses it to catch up from a snapshot.
+func Tail(ctx context.Context, stream natsjs.Stream, subject string, after uint64) ([]*natsjs.RawStreamMsg, error) {
+	var out []*natsjs.RawStreamMsg
+	next := after + 1
+	for {
+		msg, err := stream.GetMsg(ctx, next, natsjs.WithGetMsgSubject(subject))
+		if errors.Is(err, natsjs.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s from %d: %w", subject, next, err)
+		}
+		out = append(out, msg)
+		next = msg.Sequence + 1
+	}
+}
+
+// DeadLetter stores a message that could not be processed, with the reason,
+// so nothing is lost and nothing blocks its partition.
+func DeadLetter(ctx context.Context, js natsjs.JetStream, source string, msg natsjs.Msg, reason error) error {
+	m := nats.NewMsg(DeadLetterPrefix + source)
+	m.Data = msg.Data()
+	m.Header.Set(HeaderReason, reason.Error())
+	m.Header.Set(HeaderOrigSubject, msg.Subject())
+	if md, err := msg.Metadata(); err == nil {
+		m.Header.Set(HeaderOrigStream, md.Stream)
+		m.Header.Set(HeaderOrigSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+		m.Header.Set(HeaderMsgID, md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
+	}
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("dead-letter %s: %w", msg.Subject(), err)
+	}
+	return nil
+}

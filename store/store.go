@@ -1,0 +1,197 @@
+// Package store wraps bbolt: node-local snapshots of actor state and the
+// read-model indexes. Everything here is a cache of the event streams and can
+// be deleted; the node rebuilds it from JetStream.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketOrderSnapshots = []byte("order_snapshots")
+	bucketSKUSnapshots   = []byte("sku_snapshots")
+	bucketOrderStatus    = []byte("order_status")
+	bucketStatusCounts   = []byte("status_counts")
+	bucketMeta           = []byte("meta")
+	keyStatusSeq         = []byte("status_projection_seq")
+)
+
+// Kind selects the snapshot bucket.
+type Kind int
+
+const (
+	KindOrder Kind = iota
+	KindSKU
+)
+
+func (k Kind) bucket() []byte {
+	if k == KindSKU {
+		return bucketSKUSnapshots
+	}
+	return bucketOrderSnapshots
+}
+
+// DB is the node's bbolt file. It is safe for concurrent use: bbolt allows
+// one writer and many readers at a time.
+type DB struct{ bolt *bolt.DB }
+
+// Open opens (or creates) the bbolt file at path.
+func Open(path string) (*DB, error) {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w (is another oms using this data dir?)", path, err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketOrderSnapshots, bucketSKUSnapshots, bucketOrderStatus, bucketStatusCounts, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	return &DB{bolt: b}, nil
+}
+
+// Close closes the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Snapshot is an actor's state as of stream sequence Seq.
+type Snapshot struct {
+	Kind Kind
+	Key  string
+	Seq  uint64
+	Data []byte
+}
+
+// LoadSnapshot returns the stored snapshot for key, if any.
+func (db *DB) LoadSnapshot(k Kind, key string) (data []byte, seq uint64, ok bool, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(k.bucket()).Get([]byte(key))
+		if len(v) < 8 {
+			return nil
+		}
+		seq = binary.BigEndian.Uint64(v[:8])
+		data = append([]byte(nil), v[8:]...)
+		ok = true
+		return nil
+	})
+	return data, seq, ok, err
+}
+
+// SaveSnapshots writes a batch in one transaction. A snapshot never replaces
+// a newer one for the same key.
+func (db *DB) SaveSnapshots(batch []Snapshot) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, s := range batch {
+			b := tx.Bucket(s.Kind.bucket())
+			if old := b.Get([]byte(s.Key)); len(old) >= 8 && binary.BigEndian.Uint64(old[:8]) > s.Seq {
+				continue
+			}
+			v := make([]byte, 8+len(s.Data))
+			binary.BigEndian.PutUint64(v, s.Seq)
+			copy(v[8:], s.Data)
+			if err := b.Put([]byte(s.Key), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DropSnapshots deletes every snapshot of kind k.
+func (db *DB) DropSnapshots(k Kind) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(k.bucket()); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
+		_, err := tx.CreateBucket(k.bucket())
+		return err
+	})
+}
+
+// StatusChange is one order reaching a status at stream sequence Seq.
+type StatusChange struct {
+	OrderID string
+	Status  string
+	Seq     uint64
+}
+
+// ApplyStatusChanges updates the order→status index and the per-status
+// counts, and records the stream sequence applied, in one transaction: the
+// projection is exactly-once against the stream.
+func (db *DB) ApplyStatusChanges(changes []StatusChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		idx, counts, meta := tx.Bucket(bucketOrderStatus), tx.Bucket(bucketStatusCounts), tx.Bucket(bucketMeta)
+		var last uint64
+		if v := meta.Get(keyStatusSeq); len(v) == 8 {
+			last = binary.BigEndian.Uint64(v)
+		}
+		for _, c := range changes {
+			if c.Seq <= last {
+				continue
+			}
+			last = c.Seq
+			if old := idx.Get([]byte(c.OrderID)); old != nil {
+				if string(old) == c.Status {
+					continue
+				}
+				if err := addCount(counts, old, -1); err != nil {
+					return err
+				}
+			}
+			if err := idx.Put([]byte(c.OrderID), []byte(c.Status)); err != nil {
+				return err
+			}
+			if err := addCount(counts, []byte(c.Status), 1); err != nil {
+				return err
+			}
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], last)
+		return meta.Put(keyStatusSeq, v[:])
+	})
+}
+
+func addCount(b *bolt.Bucket, key []byte, delta int64) error {
+	var n int64
+	if v := b.Get(key); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(n+delta))
+	return b.Put(append([]byte(nil), key...), v[:])
+}
+
+// StatusCounts returns the number of orders in each status and the stream
+// sequence the counts include.
+func (db *DB) StatusCounts() (map[string]int64, uint64, error) {
+	out := map[string]int64{}
+	var seq uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyStatusSeq); len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		return tx.Bucket(bucketStatusCounts).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				out[string(k)] = int64(binary.BigEndian.Uint64(v))
+			}
+			return nil
+		})
+	})
+	return out, seq, err
+}
