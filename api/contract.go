@@ -1,0 +1,168 @@
+// Package api is the public contract of oms: request-reply subjects and their
+// payloads, the provider events oms consumes and the messages it publishes.
+// Every type here is JSON with camelCase names, as the README documents.
+package api
+
+import (
+	"time"
+
+	"github.com/oms-project/oms/order"
+)
+
+// ServiceName is the nats.go/micro service name (`nats micro info oms`).
+const ServiceName = "oms"
+
+// Request-reply subjects.
+const (
+	SubjectOrdersPlace  = "oms.orders.place"
+	SubjectOrdersGet    = "oms.orders.get"
+	SubjectOrdersCancel = "oms.orders.cancel"
+	SubjectOrdersUpdate = "oms.orders.update"
+	SubjectStockSet     = "oms.stock.set"
+	SubjectStockGet     = "oms.stock.get"
+	SubjectStatus       = "oms.status"
+)
+
+// PlaceOrder is the body of oms.orders.place. IdempotencyKey makes retries
+// safe: the same user and key always name the same order.
+type PlaceOrder struct {
+	IdempotencyKey       string            `json:"idempotencyKey,omitempty"`
+	User                 string            `json:"user"`
+	Items                []order.Item      `json:"items"`
+	Currency             string            `json:"currency"`
+	Destination          order.Destination `json:"destination"`
+	PromotionCodes       []string          `json:"promotionCodes,omitempty"`
+	Source               string            `json:"source,omitempty"`
+	Notes                string            `json:"notes,omitempty"`
+	DeliveryInstructions string            `json:"deliveryInstructions,omitempty"`
+	PaymentMethod        string            `json:"paymentMethod,omitempty"`
+	// By is who placed it (the user, or a support agent); default: user.
+	By string `json:"by,omitempty"`
+}
+
+// GetOrder is the body of oms.orders.get.
+type GetOrder struct {
+	ID string `json:"id"`
+}
+
+// CancelOrder is the body of oms.orders.cancel. CommandID, if given, makes a
+// retried cancel a no-op.
+type CancelOrder struct {
+	ID        string `json:"id"`
+	Reason    string `json:"reason,omitempty"`
+	By        string `json:"by,omitempty"`
+	CommandID string `json:"commandId,omitempty"`
+}
+
+// UpdateOrder is the body of oms.orders.update; absent fields are unchanged.
+type UpdateOrder struct {
+	ID                   string             `json:"id"`
+	Destination          *order.Destination `json:"destination,omitempty"`
+	DeliveryInstructions *string            `json:"deliveryInstructions,omitempty"`
+	Notes                *string            `json:"notes,omitempty"`
+	By                   string             `json:"by,omitempty"`
+	CommandID            string             `json:"commandId,omitempty"`
+}
+
+// SetStock is the body of oms.stock.set: the quantity on hand.
+type SetStock struct {
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+}
+
+// GetStock is the body of oms.stock.get.
+type GetStock struct {
+	SKU string `json:"sku"`
+}
+
+// Status is the reply of oms.status.
+type Status struct {
+	Node        string           `json:"node"`
+	Orders      map[string]int64 `json:"orders"`
+	Projected   uint64           `json:"projectedSequence"`
+	ActiveOrder int              `json:"activeOrderActors"`
+	ActiveSKU   int              `json:"activeSkuActors"`
+	Partitions  int              `json:"partitions"`
+}
+
+// Error is the JSON body of an error reply; the micro error headers carry
+// the same code and message.
+type Error struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// PaymentEvent is what a payment provider publishes on
+// payments.events.<orderId>.
+type PaymentEvent struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	OrderID    string    `json:"orderId"`
+	Amount     int64     `json:"amount"`
+	Currency   string    `json:"currency"`
+	Provider   string    `json:"provider"`
+	Reference  string    `json:"reference"`
+	Method     string    `json:"method,omitempty"`
+	OccurredAt time.Time `json:"occurredAt"`
+}
+
+// DeliveryEvent is what a delivery provider publishes on
+// delivery.events.<orderId>.
+type DeliveryEvent struct {
+	ID             string    `json:"id"`
+	Type           string    `json:"type"`
+	OrderID        string    `json:"orderId"`
+	Provider       string    `json:"provider"`
+	TrackingNumber string    `json:"trackingNumber"`
+	OccurredAt     time.Time `json:"occurredAt"`
+}
+
+// Payment request types.
+const (
+	PaymentCollect = "collect"
+	PaymentRefund  = "refund"
+)
+
+// PaymentRequest is published on payments.requests.<orderId>.
+type PaymentRequest struct {
+	Type          string `json:"type"`
+	OrderID       string `json:"orderId"`
+	User          string `json:"user"`
+	Amount        int64  `json:"amount"`
+	Currency      string `json:"currency"`
+	PaymentMethod string `json:"paymentMethod,omitempty"`
+	CausedBy      string `json:"causedBy"`
+}
+
+// DeliveryRequest is published on delivery.requests.<orderId>.
+type DeliveryRequest struct {
+	OrderID              string            `json:"orderId"`
+	User                 string            `json:"user"`
+	Destination          order.Destination `json:"destination"`
+	Items                []order.Item      `json:"items"`
+	DeliveryInstructions string            `json:"deliveryInstructions,omitempty"`
+	CausedBy             string            `json:"causedBy"`
+}
+
+// Notification types, published on notifications.<orderId> for the customer.
+const (
+	NotifyPlaced    = "order.placed"
+	NotifyPaid      = "order.paid"
+	NotifyCancelled = "order.cancelled"
+	NotifyShipped   = "order.shipped"
+	NotifyDelivered = "order.delivered"
+)
+
+// Notification tells the customer what happened to their order.
+type Notification struct {
+	Type           string             `json:"type"`
+	OrderID        string             `json:"orderId"`
+	User           string             `json:"user"`
+	Status         order.Status       `json:"status"`
+	Reason         order.CancelReason `json:"reason,omitempty"`
+	RefundDue      int64              `json:"refundDue,omitempty"`
+	TrackingNumber string             `json:"trackingNumber,omitempty"`
+	At             time.Time          `json:"at"`
+	CausedBy       string             `json:"causedBy"`
+}

@@ -1,0 +1,101 @@
+// Package client calls an oms node's request-reply API over NATS. The CLI
+// and the tests use it; any NATS client in any language can do the same.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/inventory"
+	"github.com/oms-project/oms/order"
+)
+
+// Error is an error reply from the service.
+type Error struct {
+	Code    int
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Message) }
+
+// Client sends requests on one NATS connection.
+type Client struct {
+	NC      *nats.Conn
+	Timeout time.Duration
+}
+
+// New returns a client with a default timeout.
+func New(nc *nats.Conn) *Client { return &Client{NC: nc, Timeout: 10 * time.Second} }
+
+// Request sends req as JSON to subject and decodes the reply into resp.
+func (c *Client) Request(ctx context.Context, subject string, req, resp any) error {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	msg, err := c.NC.RequestWithContext(ctx, subject, data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", subject, err)
+	}
+	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
+		n, _ := strconv.Atoi(code)
+		return &Error{Code: n, Message: msg.Header.Get("Nats-Service-Error")}
+	}
+	if resp == nil {
+		return nil
+	}
+	return json.Unmarshal(msg.Data, resp)
+}
+
+// PlaceOrder places an order.
+func (c *Client) PlaceOrder(ctx context.Context, req api.PlaceOrder) (order.Order, error) {
+	var o order.Order
+	return o, c.Request(ctx, api.SubjectOrdersPlace, req, &o)
+}
+
+// GetOrder fetches an order.
+func (c *Client) GetOrder(ctx context.Context, id string) (order.Order, error) {
+	var o order.Order
+	return o, c.Request(ctx, api.SubjectOrdersGet, api.GetOrder{ID: id}, &o)
+}
+
+// CancelOrder cancels an order.
+func (c *Client) CancelOrder(ctx context.Context, req api.CancelOrder) (order.Order, error) {
+	var o order.Order
+	return o, c.Request(ctx, api.SubjectOrdersCancel, req, &o)
+}
+
+// UpdateOrder updates an order.
+func (c *Client) UpdateOrder(ctx context.Context, req api.UpdateOrder) (order.Order, error) {
+	var o order.Order
+	return o, c.Request(ctx, api.SubjectOrdersUpdate, req, &o)
+}
+
+// SetStock sets a SKU's quantity on hand.
+func (c *Client) SetStock(ctx context.Context, sku string, qty int64) (inventory.View, error) {
+	var v inventory.View
+	return v, c.Request(ctx, api.SubjectStockSet, api.SetStock{SKU: sku, Quantity: qty}, &v)
+}
+
+// GetStock reads a SKU's stock.
+func (c *Client) GetStock(ctx context.Context, sku string) (inventory.View, error) {
+	var v inventory.View
+	return v, c.Request(ctx, api.SubjectStockGet, api.GetStock{SKU: sku}, &v)
+}
+
+// Status reads the node's status summary.
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var s api.Status
+	return s, c.Request(ctx, api.SubjectStatus, struct{}{}, &s)
+}

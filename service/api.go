@@ -1,0 +1,280 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/oms-project/oms/actors"
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/inventory"
+	"github.com/oms-project/oms/order"
+)
+
+// idempotencyNamespace scopes order IDs derived from idempotency keys.
+var idempotencyNamespace = uuid.MustParse("6f2b7c1e-9d0a-4f7e-8b1a-2c4d5e6f7a80")
+
+// OrderIDFor returns the order ID a (user, idempotency key) pair always maps
+// to, so a retried placement lands on the same order.
+func OrderIDFor(user, key string) string {
+	return uuid.NewSHA1(idempotencyNamespace, []byte(user+"\x00"+key)).String()
+}
+
+func (n *Node) startAPI() error {
+	svc, err := micro.AddService(n.nc, micro.Config{
+		Name: api.ServiceName, Version: "0.1.0",
+		Description: "order management: commands and lookups for orders and stock",
+	})
+	if err != nil {
+		return fmt.Errorf("micro service: %w", err)
+	}
+	n.svc = svc
+	endpoints := []struct {
+		name, subject string
+		handle        func(context.Context, []byte) (any, error)
+	}{
+		{"orders_place", api.SubjectOrdersPlace, n.placeOrder},
+		{"orders_get", api.SubjectOrdersGet, n.getOrder},
+		{"orders_cancel", api.SubjectOrdersCancel, n.cancelOrder},
+		{"orders_update", api.SubjectOrdersUpdate, n.updateOrder},
+		{"stock_set", api.SubjectStockSet, n.setStock},
+		{"stock_get", api.SubjectStockGet, n.getStock},
+		{"status", api.SubjectStatus, n.status},
+	}
+	for _, ep := range endpoints {
+		if err := svc.AddEndpoint(ep.name, n.endpoint(ep.handle), micro.WithEndpointSubject(ep.subject)); err != nil {
+			return fmt.Errorf("endpoint %s: %w", ep.subject, err)
+		}
+	}
+	return nil
+}
+
+// endpoint runs handle off the subscription's goroutine, bounded by
+// MaxInFlight, and maps domain errors to micro error codes.
+func (n *Node) endpoint(handle func(context.Context, []byte) (any, error)) micro.HandlerFunc {
+	return func(req micro.Request) {
+		select {
+		case n.inflight <- struct{}{}:
+		default:
+			respondError(req, errNodeBusy)
+			return
+		}
+		n.wg.Add(1)
+		go func() {
+			defer func() { <-n.inflight; n.wg.Done() }()
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+			defer cancel()
+			out, err := handle(ctx, req.Data())
+			if err != nil {
+				respondError(req, err)
+				return
+			}
+			_ = req.RespondJSON(out)
+		}()
+	}
+}
+
+// ErrorCode maps an error to the code a client sees.
+func ErrorCode(err error) int {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, order.ErrInvalid), errors.Is(err, inventory.ErrInvalid), errors.As(err, &se), errors.As(err, &te):
+		return 400
+	case errors.Is(err, order.ErrNotFound):
+		return 404
+	case errors.Is(err, order.ErrIllegalTransition), errors.Is(err, order.ErrAlreadyExists),
+		errors.Is(err, order.ErrIdempotencyConflict), errors.Is(err, order.ErrPaymentMismatch),
+		errors.Is(err, inventory.ErrBelowReserved), errors.Is(err, inventory.ErrNoReservation):
+		return 409
+	case errors.Is(err, errNodeBusy), errors.Is(err, context.DeadlineExceeded), errors.Is(err, actors.ErrStopped):
+		return 503
+	}
+	return 500
+}
+
+func respondError(req micro.Request, err error) {
+	body := api.Error{Code: ErrorCode(err), Message: err.Error()}
+	var ve *order.ValidationError
+	if errors.As(err, &ve) {
+		body.Field = ve.Field
+	}
+	data, _ := json.Marshal(body)
+	_ = req.Error(strconv.Itoa(body.Code), body.Message, data)
+}
+
+func decode(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
+	}
+	return nil
+}
+
+func requireID(field, id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return &order.ValidationError{Field: field, Message: "must be an order UUID"}
+	}
+	return nil
+}
+
+// Order sends cmd to the order's actor and waits for the outcome.
+func (n *Node) Order(ctx context.Context, cmd order.Command) (order.Order, error) {
+	r, err := n.orders.Request(ctx, cmd.Target(), actors.OrderCommand{Cmd: cmd})
+	if err != nil {
+		return order.Order{}, err
+	}
+	res := r.(actors.OrderResult)
+	return res.Order, res.Err
+}
+
+// GetOrder returns an order's current state from its actor.
+func (n *Node) GetOrder(ctx context.Context, id string) (order.Order, error) {
+	r, err := n.orders.Request(ctx, id, actors.GetOrder{})
+	if err != nil {
+		return order.Order{}, err
+	}
+	res := r.(actors.OrderResult)
+	return res.Order, res.Err
+}
+
+// Stock sends an inventory command (or GetStock) to the SKU's actor.
+func (n *Node) Stock(ctx context.Context, sku string, msg any) (actors.SKUResult, error) {
+	r, err := n.skus.Request(ctx, sku, msg)
+	if err != nil {
+		return actors.SKUResult{}, err
+	}
+	res := r.(actors.SKUResult)
+	return res, res.Err
+}
+
+func now() time.Time { return time.Now().UTC() }
+
+func (n *Node) placeOrder(ctx context.Context, data []byte) (any, error) {
+	var req api.PlaceOrder
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	var id, cmdID string
+	if req.IdempotencyKey != "" {
+		if len(req.IdempotencyKey) > 200 {
+			return nil, &order.ValidationError{Field: "idempotencyKey", Message: "at most 200 characters"}
+		}
+		id = OrderIDFor(req.User, req.IdempotencyKey)
+		cmdID = "place:" + req.IdempotencyKey
+	} else {
+		id = uuid.NewString()
+		cmdID = "place:" + id
+	}
+	by := req.By
+	if by == "" {
+		by = req.User
+	}
+	cmd := order.Place{Meta: order.Meta{ID: cmdID, OrderID: id, At: now(), By: by},
+		User: req.User, Items: req.Items, Currency: req.Currency, Destination: req.Destination,
+		PromotionCodes: req.PromotionCodes, Source: req.Source, Notes: req.Notes,
+		DeliveryInstructions: req.DeliveryInstructions, PaymentMethod: req.PaymentMethod}
+	// Validate before activating an actor for an order that cannot exist.
+	if err := cmd.Validate(); err != nil {
+		return nil, err
+	}
+	return n.Order(ctx, cmd)
+}
+
+func (n *Node) getOrder(ctx context.Context, data []byte) (any, error) {
+	var req api.GetOrder
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireID("id", req.ID); err != nil {
+		return nil, err
+	}
+	return n.GetOrder(ctx, req.ID)
+}
+
+func commandMeta(id, cmdID, by, kind string) order.Meta {
+	if cmdID == "" {
+		cmdID = kind + ":" + uuid.NewString()
+	}
+	if by == "" {
+		by = "customer"
+	}
+	return order.Meta{ID: cmdID, OrderID: id, At: now(), By: by}
+}
+
+func (n *Node) cancelOrder(ctx context.Context, data []byte) (any, error) {
+	var req api.CancelOrder
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireID("id", req.ID); err != nil {
+		return nil, err
+	}
+	return n.Order(ctx, order.Cancel{Meta: commandMeta(req.ID, req.CommandID, req.By, "cancel"), Reason: req.Reason})
+}
+
+func (n *Node) updateOrder(ctx context.Context, data []byte) (any, error) {
+	var req api.UpdateOrder
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireID("id", req.ID); err != nil {
+		return nil, err
+	}
+	return n.Order(ctx, order.Update{Meta: commandMeta(req.ID, req.CommandID, req.By, "update"),
+		Destination: req.Destination, DeliveryInstructions: req.DeliveryInstructions, Notes: req.Notes})
+}
+
+func validSKU(sku string) error {
+	if !order.ValidSKU(sku) {
+		return &order.ValidationError{Field: "sku", Message: "must be 1-64 letters, digits, '-' or '_'"}
+	}
+	return nil
+}
+
+func (n *Node) setStock(ctx context.Context, data []byte) (any, error) {
+	var req api.SetStock
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := validSKU(req.SKU); err != nil {
+		return nil, err
+	}
+	if req.Quantity < 0 {
+		return nil, &order.ValidationError{Field: "quantity", Message: "must not be negative"}
+	}
+	res, err := n.Stock(ctx, req.SKU, actors.SKUCommand{Cmd: inventory.SetStock{
+		ID: uuid.NewString(), SKU: req.SKU, Quantity: req.Quantity, At: now(), By: "api"}})
+	return res.Stock, err
+}
+
+func (n *Node) getStock(ctx context.Context, data []byte) (any, error) {
+	var req api.GetStock
+	if err := decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := validSKU(req.SKU); err != nil {
+		return nil, err
+	}
+	res, err := n.Stock(ctx, req.SKU, actors.GetStock{})
+	return res.Stock, err
+}
+
+func (n *Node) status(context.Context, []byte) (any, error) {
+	return n.Status()
+}
+
+// Status summarises the node: orders by status and live actors.
+func (n *Node) Status() (api.Status, error) {
+	counts, seq, err := n.db.StatusCounts()
+	if err != nil {
+		return api.Status{}, err
+	}
+	return api.Status{Node: n.cfg.NodeName, Orders: counts, Projected: seq,
+		ActiveOrder: n.orders.Active(), ActiveSKU: n.skus.Active(), Partitions: n.cfg.Partitions}, nil
+}

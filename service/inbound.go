@@ -1,0 +1,148 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+)
+
+// startInbound runs one durable consumer per partition of the inbound
+// stream. Each partition is processed in order; a message that cannot be
+// processed goes to the dead-letter stream and never blocks its partition.
+func (n *Node) startInbound(ctx context.Context) error {
+	for p := range n.cfg.Partitions {
+		cons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamInbound, natsjs.ConsumerConfig{
+			Durable: fmt.Sprintf("oms-inbound-%d", p), FilterSubject: jetstream.InboundPartitionSubject(p),
+			AckPolicy: natsjs.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 256, MaxDeliver: -1,
+		})
+		if err != nil {
+			return fmt.Errorf("inbound consumer %d: %w", p, err)
+		}
+		cc, err := cons.Consume(func(m natsjs.Msg) { n.handleInbound(ctx, m) }, natsjs.PullMaxMessages(64))
+		if err != nil {
+			return fmt.Errorf("inbound consume %d: %w", p, err)
+		}
+		n.stopConsumers = append(n.stopConsumers, cc.Stop)
+	}
+	return nil
+}
+
+// inboundCommand decodes a provider event stored at
+// oms.inbound.<partition>.<payments|delivery>.<orderId>.
+func inboundCommand(subject string, data []byte, received time.Time) (order.Command, error) {
+	tok := strings.Split(subject, ".")
+	if len(tok) != 5 {
+		return nil, fmt.Errorf("%w: %s", errSubject, subject)
+	}
+	kind, orderID := tok[3], tok[4]
+	switch kind {
+	case "payments":
+		var ev api.PaymentEvent
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return nil, &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
+		}
+		if ev.OrderID != orderID {
+			return nil, &order.ValidationError{Field: "orderId", Message: "does not match the subject's order " + orderID}
+		}
+		at := ev.OccurredAt
+		if at.IsZero() {
+			at = received
+		}
+		c := order.RecordPayment{Meta: order.Meta{ID: "payment:" + ev.ID, OrderID: orderID, At: at, By: "payment:" + ev.Provider},
+			Type: ev.Type, Amount: ev.Amount, Currency: ev.Currency, Provider: ev.Provider, Reference: ev.Reference, Method: ev.Method}
+		if ev.ID == "" {
+			return nil, &order.ValidationError{Field: "id", Message: "is required"}
+		}
+		return c, c.Validate()
+	case "delivery":
+		var ev api.DeliveryEvent
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return nil, &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
+		}
+		if ev.OrderID != orderID {
+			return nil, &order.ValidationError{Field: "orderId", Message: "does not match the subject's order " + orderID}
+		}
+		at := ev.OccurredAt
+		if at.IsZero() {
+			at = received
+		}
+		c := order.RecordDelivery{Meta: order.Meta{ID: "delivery:" + ev.ID, OrderID: orderID, At: at, By: "delivery:" + ev.Provider},
+			Type: ev.Type, Provider: ev.Provider, TrackingNumber: ev.TrackingNumber}
+		if ev.ID == "" {
+			return nil, &order.ValidationError{Field: "id", Message: "is required"}
+		}
+		return c, c.Validate()
+	}
+	return nil, fmt.Errorf("%w: %s", errSubject, subject)
+}
+
+func (n *Node) handleInbound(ctx context.Context, m natsjs.Msg) {
+	received := time.Now().UTC()
+	if md, err := m.Metadata(); err == nil {
+		received = md.Timestamp.UTC()
+	}
+	cmd, err := inboundCommand(m.Subject(), m.Data(), received)
+	if err != nil {
+		n.deadLetter(ctx, "inbound", m, err)
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	_, err = n.Order(rctx, cmd)
+	cancel()
+	switch {
+	case err == nil:
+		_ = m.Ack()
+	case errors.Is(err, order.ErrIllegalTransition), errors.Is(err, order.ErrPaymentMismatch):
+		// Refused and recorded in the order's stream (order.rejected).
+		n.log.Info("provider event refused", "order_id", cmd.Target(), "reason", err)
+		_ = m.Ack()
+	case errors.Is(err, order.ErrNotFound), errors.Is(err, order.ErrInvalid), errors.Is(err, order.ErrIdempotencyConflict):
+		n.deadLetter(ctx, "inbound", m, err)
+	case ctx.Err() != nil:
+		// Shutting down: leave it for redelivery.
+	default:
+		md, _ := m.Metadata()
+		n.log.Warn("provider event not applied; will retry", "order_id", cmd.Target(), "err", err)
+		_ = m.NakWithDelay(retryDelay(md))
+	}
+}
+
+// startTimers consumes fired reservation timers.
+func (n *Node) startTimers(ctx context.Context) error {
+	cons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamTimers, natsjs.ConsumerConfig{
+		Durable: "oms-timers", FilterSubject: jetstream.TimerFiredPrefix + ">",
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 1024, MaxDeliver: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("timer consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(m natsjs.Msg) {
+		id := strings.TrimPrefix(m.Subject(), jetstream.TimerFiredPrefix)
+		rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+		_, err := n.Order(rctx, order.ExpireReservation{Meta: order.Meta{ID: "expire:" + id, OrderID: id, At: now(), By: "system"}})
+		cancel()
+		switch {
+		case err == nil:
+			_ = m.Ack()
+		case errors.Is(err, order.ErrNotFound):
+			n.deadLetter(ctx, "timers", m, err)
+		case ctx.Err() == nil:
+			md, _ := m.Metadata()
+			_ = m.NakWithDelay(retryDelay(md))
+		}
+	}, natsjs.PullMaxMessages(256))
+	if err != nil {
+		return err
+	}
+	n.stopConsumers = append(n.stopConsumers, cc.Stop)
+	return nil
+}

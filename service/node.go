@@ -1,0 +1,202 @@
+// Package service assembles an oms node: it connects actors, JetStream and
+// bbolt, serves the request-reply API, runs the reactor that turns appended
+// events into side effects, and consumes provider events and timers.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/oms-project/oms/actors"
+	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/store"
+)
+
+// Node is one running oms process.
+type Node struct {
+	cfg config.Config
+	log *slog.Logger
+
+	server *server.Server // nil when using an external NATS
+	nc     *nats.Conn
+	js     natsjs.JetStream
+	db     *store.DB
+	snaps  *store.Snapshotter
+	system interface{ Shutdown() }
+	orders *actors.Host
+	skus   *actors.Host
+	svc    micro.Service
+
+	stopConsumers []func()
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	inflight      chan struct{}
+	stopOnce      sync.Once
+}
+
+// Start brings a node up: NATS (embedded unless cfg.NatsURL), streams,
+// bbolt, actors, the API, the reactor, and the consumers. It returns once
+// the node takes commands.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	n = &Node{cfg: cfg, log: log.With("node", cfg.NodeName), inflight: make(chan struct{}, cfg.MaxInFlight)}
+	defer func() {
+		if err != nil {
+			n.Stop()
+		}
+	}()
+	opts := []nats.Option{nats.Name("oms " + cfg.NodeName), nats.MaxReconnects(-1)}
+	url := cfg.NatsURL
+	if url == "" {
+		n.server, err = jetstream.StartServer(jetstream.ServerOptions{Listen: cfg.NatsListen,
+			StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Name: cfg.NodeName})
+		if err != nil {
+			return nil, err
+		}
+		url = n.server.ClientURL()
+		// In-process connection: no loopback TCP on the hot path.
+		opts = append(opts, nats.InProcessServer(n.server))
+	}
+	if n.nc, err = nats.Connect(url, opts...); err != nil {
+		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+	}
+	if n.js, err = natsjs.New(n.nc); err != nil {
+		return nil, err
+	}
+	topo := jetstream.Topology{Partitions: cfg.Partitions, Replicas: cfg.Replicas,
+		DuplicateWindow: 2 * time.Minute, TransportMaxAge: 7 * 24 * time.Hour}
+	if err := jetstream.Ensure(ctx, n.js, topo); err != nil {
+		return nil, err
+	}
+	ordersStream, err := n.js.Stream(ctx, jetstream.StreamOrders)
+	if err != nil {
+		return nil, err
+	}
+	skusStream, err := n.js.Stream(ctx, jetstream.StreamSKUs)
+	if err != nil {
+		return nil, err
+	}
+	if n.db, err = store.Open(filepath.Join(cfg.DataDir, cfg.NodeName+".bolt")); err != nil {
+		return nil, err
+	}
+	n.snaps = store.NewSnapshotter(n.db, 4096, 200*time.Millisecond, n.log)
+	deps := &actors.Deps{JS: n.js, Orders: ordersStream, SKUs: skusStream, DB: n.db, Snapshots: n.snaps,
+		Policy: order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
+		Log: n.log, SnapshotEvery: cfg.SnapshotEvery}
+	system := actors.NewSystem()
+	n.system = system
+	n.orders = actors.NewHost(system, actors.NewOrderHandler(deps), cfg.IdleTimeout, 1024)
+	n.skus = actors.NewHost(system, actors.NewSKUHandler(deps), cfg.IdleTimeout, 4096)
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	if err := n.startProjection(runCtx, ordersStream); err != nil {
+		return nil, err
+	}
+	if err := n.startReactor(runCtx); err != nil {
+		return nil, err
+	}
+	if err := n.startInbound(runCtx); err != nil {
+		return nil, err
+	}
+	if err := n.startTimers(runCtx); err != nil {
+		return nil, err
+	}
+	if err := n.startAPI(); err != nil {
+		return nil, err
+	}
+	n.log.Info("oms node ready", "nats", url, "data_dir", cfg.DataDir, "partitions", cfg.Partitions)
+	return n, nil
+}
+
+// ClientURL is where NATS clients reach this node.
+func (n *Node) ClientURL() string {
+	if n.server != nil {
+		return n.server.ClientURL()
+	}
+	return n.cfg.NatsURL
+}
+
+// Conn is the node's NATS connection (for the simulators in one process).
+func (n *Node) Conn() *nats.Conn { return n.nc }
+
+// JetStream is the node's JetStream handle.
+func (n *Node) JetStream() natsjs.JetStream { return n.js }
+
+// Stop shuts the node down gracefully: consumers stop taking messages,
+// in-flight requests finish, actors passivate (writing snapshots), files close.
+func (n *Node) Stop() {
+	n.stopOnce.Do(func() {
+		if n.svc != nil {
+			_ = n.svc.Stop()
+		}
+		for _, stop := range n.stopConsumers {
+			stop()
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.orders != nil {
+			n.orders.Stop()
+			n.skus.Stop()
+		}
+		if n.system != nil {
+			n.system.Shutdown()
+		}
+		if n.snaps != nil {
+			n.snaps.Close()
+		}
+		if n.db != nil {
+			_ = n.db.Close()
+		}
+		if n.nc != nil {
+			_ = n.nc.Drain()
+			n.nc.Close()
+		}
+		if n.server != nil {
+			n.server.Shutdown()
+			n.server.WaitForShutdown()
+		}
+	})
+}
+
+// Kill abandons the node without any graceful step, as a crash would:
+// nothing is flushed, no actor passivates. Tests use it to prove recovery.
+func (n *Node) Kill() {
+	n.stopOnce.Do(func() {
+		if n.nc != nil {
+			n.nc.Close()
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		if n.server != nil {
+			n.server.Shutdown()
+			n.server.WaitForShutdown()
+		}
+		if n.db != nil {
+			_ = n.db.Close()
+		}
+	})
+}
+
+var errNodeBusy = errors.New("node busy: too many requests in flight")
