@@ -18,8 +18,8 @@ func meta(id string) Meta { return Meta{ID: id, OrderID: oid, At: t0, By: "teste
 
 func placeCmd() Place {
 	return Place{Meta: meta("place-1"), User: "u1", Currency: "EUR",
-		Items:       []Item{{SKU: "SKU-1", Quantity: 2, UnitPrice: 1250}, {SKU: "SKU-2", Quantity: 1, UnitPrice: 500}},
-		Destination: Destination{Country: "DE", PostalCode: "10115", Address: "Invalidenstr. 1", PhoneNumber: "+49 30 1234567"},
+		Items:          []Item{{SKU: "SKU-1", Quantity: 2, UnitPrice: 1250}, {SKU: "SKU-2", Quantity: 1, UnitPrice: 500}},
+		Destination:    Destination{Country: "DE", PostalCode: "10115", Address: "Invalidenstr. 1", PhoneNumber: "+49 30 1234567"},
 		PromotionCodes: []string{"BF26"}, Source: "app"}
 }
 

@@ -100,7 +100,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	n.snaps = store.NewSnapshotter(n.db, 4096, 200*time.Millisecond, n.log)
 	deps := &actors.Deps{JS: n.js, Orders: ordersStream, SKUs: skusStream, DB: n.db, Snapshots: n.snaps,
 		Policy: order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
-		Log: n.log, SnapshotEvery: cfg.SnapshotEvery}
+		Log:    n.log, SnapshotEvery: cfg.SnapshotEvery}
 	system := actors.NewSystem()
 	n.system = system
 	n.orders = actors.NewHost(system, actors.NewOrderHandler(deps), cfg.IdleTimeout, 1024)

@@ -471,4 +471,3 @@ func TestValidationErrorsNameTheField(t *testing.T) {
 		t.Fatalf("placed events: %d", n)
 	}
 }
-
