@@ -6,6 +6,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,8 +61,29 @@ func NewHost(system *actor.ActorSystem, newFn func(key string) Handler, idle tim
 	return &Host{system: system, newFn: newFn, idle: idle, mailbox: mailbox, cells: make(map[string]*cell)}
 }
 
-// NewSystem creates the protoactor system the hosts share.
-func NewSystem() *actor.ActorSystem { return actor.NewActorSystem() }
+// NewSystem creates the protoactor system the hosts share, logging through
+// log at warning level and above (its start-up chatter is not ours).
+func NewSystem(log *slog.Logger) *actor.ActorSystem {
+	quiet := slog.New(levelFilter{h: log.Handler(), min: slog.LevelWarn})
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+}
+
+// levelFilter drops records below min.
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+}
+func (f levelFilter) WithGroup(g string) slog.Handler {
+	return levelFilter{h: f.h.WithGroup(g), min: f.min}
+}
 
 // Request delivers msg to the actor for key, activating it if needed, and
 // waits for its reply or ctx's end.

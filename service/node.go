@@ -101,7 +101,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	deps := &actors.Deps{JS: n.js, Orders: ordersStream, SKUs: skusStream, DB: n.db, Snapshots: n.snaps,
 		Policy: order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
 		Log:    n.log, SnapshotEvery: cfg.SnapshotEvery}
-	system := actors.NewSystem()
+	system := actors.NewSystem(n.log)
 	n.system = system
 	n.orders = actors.NewHost(system, actors.NewOrderHandler(deps), cfg.IdleTimeout, 1024)
 	n.skus = actors.NewHost(system, actors.NewSKUHandler(deps), cfg.IdleTimeout, 4096)

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/service"
+	"github.com/oms-project/oms/simulator"
+)
+
+func serveCommand() *cli.Command {
+	d := config.Default()
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run an oms node (embedded NATS with JetStream unless --nats-url is given)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "node-name", Value: d.NodeName, EnvVars: []string{"OMS_NODE_NAME"}, Usage: "name of this node"},
+			&cli.StringFlag{Name: "data-dir", Value: d.DataDir, EnvVars: []string{"OMS_DATA_DIR"}, Usage: "JetStream store and bbolt files"},
+			&cli.StringFlag{Name: "nats-listen", Value: d.NatsListen, EnvVars: []string{"OMS_NATS_LISTEN"}, Usage: "client address of the embedded NATS server"},
+			&cli.StringFlag{Name: "nats-url", EnvVars: []string{"OMS_NATS_URL"}, Usage: "use this NATS instead of embedding one"},
+			&cli.IntFlag{Name: "partitions", Value: d.Partitions, EnvVars: []string{"OMS_PARTITIONS"}, Usage: "order partitions (fixed for the life of the data)"},
+			&cli.DurationFlag{Name: "reservation-ttl", Value: d.ReservationTTL, EnvVars: []string{"OMS_RESERVATION_TTL"}, Usage: "how long stock is held for an unpaid order"},
+			&cli.IntFlag{Name: "max-delivery-attempts", Value: d.MaxDeliveryAttempts, EnvVars: []string{"OMS_MAX_DELIVERY_ATTEMPTS"}, Usage: "failed attempts before an order is cancelled delivery_failed"},
+			&cli.DurationFlag{Name: "idle-timeout", Value: d.IdleTimeout, EnvVars: []string{"OMS_IDLE_TIMEOUT"}, Usage: "passivate an actor after this long without messages"},
+			&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, EnvVars: []string{"OMS_REQUEST_TIMEOUT"}, Usage: "bound on one command or side effect"},
+			&cli.IntFlag{Name: "max-in-flight", Value: d.MaxInFlight, EnvVars: []string{"OMS_MAX_IN_FLIGHT"}, Usage: "requests served at once before answering 503"},
+			&cli.DurationFlag{Name: "status-interval", Value: d.StatusInterval, EnvVars: []string{"OMS_STATUS_INTERVAL"}, Usage: "how often to print the status summary (0: never)"},
+			&cli.BoolFlag{Name: "simulate", Value: d.Simulate, EnvVars: []string{"OMS_SIMULATE"}, Usage: "run the built-in payment and delivery providers and shopper"},
+			&cli.Float64Flag{Name: "sim-payment-success", Value: d.Simulator.PaymentSuccessRate, Usage: "share of simulated payments that succeed"},
+			&cli.Float64Flag{Name: "sim-delivery-failure", Value: d.Simulator.DeliveryAttemptFailure, Usage: "share of simulated delivery attempts that fail"},
+			&cli.DurationFlag{Name: "sim-min-delay", Value: d.Simulator.MinDelay, Usage: "shortest simulated provider delay"},
+			&cli.DurationFlag{Name: "sim-max-delay", Value: d.Simulator.MaxDelay, Usage: "longest simulated provider delay"},
+			&cli.Float64Flag{Name: "sim-orders-per-second", Value: d.Simulator.OrdersPerSecond, Usage: "simulated shopper's order rate (0: none)"},
+			&cli.IntFlag{Name: "sim-skus", Value: d.Simulator.SKUs, Usage: "size of the simulated catalogue"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OMS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+		},
+		Action: serve,
+	}
+}
+
+func serve(c *cli.Context) error {
+	cfg := config.Default()
+	cfg.NodeName = c.String("node-name")
+	cfg.DataDir = c.String("data-dir")
+	cfg.NatsListen = c.String("nats-listen")
+	cfg.NatsURL = c.String("nats-url")
+	cfg.Partitions = c.Int("partitions")
+	cfg.ReservationTTL = c.Duration("reservation-ttl")
+	cfg.MaxDeliveryAttempts = c.Int("max-delivery-attempts")
+	cfg.IdleTimeout = c.Duration("idle-timeout")
+	cfg.RequestTimeout = c.Duration("request-timeout")
+	cfg.MaxInFlight = c.Int("max-in-flight")
+	cfg.StatusInterval = c.Duration("status-interval")
+	cfg.Simulate = c.Bool("simulate")
+	cfg.Simulator.PaymentSuccessRate = c.Float64("sim-payment-success")
+	cfg.Simulator.DeliveryAttemptFailure = c.Float64("sim-delivery-failure")
+	cfg.Simulator.MinDelay = c.Duration("sim-min-delay")
+	cfg.Simulator.MaxDelay = c.Duration("sim-max-delay")
+	cfg.Simulator.OrdersPerSecond = c.Float64("sim-orders-per-second")
+	cfg.Simulator.SKUs = c.Int("sim-skus")
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return fmt.Errorf("log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	node, err := service.Start(startCtx, cfg, log)
+	cancel()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("oms %s serving\n  NATS:     %s\n  data dir: %s\n  try:      nats req oms.orders.get '{\"id\":\"...\"}' (or: oms status)\n",
+		cfg.NodeName, node.ClientURL(), cfg.DataDir)
+	var sim *simulator.Simulator
+	if cfg.Simulate {
+		if sim, err = simulator.Start(ctx, node.Conn(), cfg.Simulator, log); err != nil {
+			node.Stop()
+			return err
+		}
+		fmt.Printf("  simulators: payments (%.0f%% succeed), delivery, shopper at %.1f orders/s\n",
+			cfg.Simulator.PaymentSuccessRate*100, cfg.Simulator.OrdersPerSecond)
+	}
+	var tick <-chan time.Time
+	if cfg.StatusInterval > 0 {
+		t := time.NewTicker(cfg.StatusInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Println("oms: shutting down")
+			if sim != nil {
+				sim.Stop()
+			}
+			node.Stop()
+			return nil
+		case <-tick:
+			st, err := node.Status()
+			if err != nil {
+				log.Warn("status", "err", err)
+				continue
+			}
+			fmt.Printf("%s status: %s | actors: %d orders, %d skus\n", time.Now().Format(time.TimeOnly),
+				formatCounts(st.Orders), st.ActiveOrder, st.ActiveSKU)
+		}
+	}
+}
+
+func formatCounts(counts map[string]int64) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, s := range order.Statuses {
+		parts = append(parts, fmt.Sprintf("%s=%d", s, counts[string(s)]))
+		seen[string(s)] = true
+	}
+	var extra []string
+	for k := range counts {
+		if !seen[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, counts[k]))
+	}
+	return strings.Join(parts, " ")
+}
