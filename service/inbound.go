@@ -22,12 +22,12 @@ func (n *Node) startInbound(ctx context.Context) error {
 	for p := range n.cfg.Partitions {
 		cons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamInbound, natsjs.ConsumerConfig{
 			Durable: fmt.Sprintf("oms-inbound-%d", p), FilterSubject: jetstream.InboundPartitionSubject(p),
-			AckPolicy: natsjs.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 256, MaxDeliver: -1,
+			AckPolicy: natsjs.AckExplicitPolicy, AckWait: ackWait, MaxAckPending: 64, MaxDeliver: -1,
 		})
 		if err != nil {
 			return fmt.Errorf("inbound consumer %d: %w", p, err)
 		}
-		cc, err := cons.Consume(func(m natsjs.Msg) { n.handleInbound(ctx, m) }, natsjs.PullMaxMessages(64))
+		cc, err := cons.Consume(func(m natsjs.Msg) { n.handleInbound(ctx, m) }, natsjs.PullMaxMessages(32))
 		if err != nil {
 			return fmt.Errorf("inbound consume %d: %w", p, err)
 		}
@@ -120,7 +120,7 @@ func (n *Node) handleInbound(ctx context.Context, m natsjs.Msg) {
 func (n *Node) startTimers(ctx context.Context) error {
 	cons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamTimers, natsjs.ConsumerConfig{
 		Durable: "oms-timers", FilterSubject: jetstream.TimerFiredPrefix + ">",
-		AckPolicy: natsjs.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 1024, MaxDeliver: -1,
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: ackWait, MaxAckPending: 256, MaxDeliver: -1,
 	})
 	if err != nil {
 		return fmt.Errorf("timer consumer: %w", err)

@@ -17,6 +17,13 @@ import (
 	"github.com/oms-project/oms/order"
 )
 
+// ackWait is how long a pulled message may stay unacknowledged before the
+// server hands it out again. It is also how long the messages a crashed node
+// had pulled wait before a restarted node gets them, so it is kept short;
+// the in-flight windows are small enough that a message never queues that
+// long on a healthy node.
+const ackWait = 5 * time.Second
+
 // maxEffectAttempts bounds redeliveries of one event's side effects before
 // the event goes to the dead-letter stream for an operator.
 const maxEffectAttempts = 20
@@ -28,8 +35,8 @@ const maxEffectAttempts = 20
 // order at the SKU), so repeating is safe.
 func (n *Node) startReactor(ctx context.Context) error {
 	cons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamOrders, natsjs.ConsumerConfig{
-		Durable: "oms-reactor", AckPolicy: natsjs.AckExplicitPolicy, AckWait: 30 * time.Second,
-		MaxAckPending: 4 * n.cfg.ReactorWorkers * 64, MaxDeliver: -1,
+		Durable: "oms-reactor", AckPolicy: natsjs.AckExplicitPolicy, AckWait: ackWait,
+		MaxAckPending: 8 * n.cfg.ReactorWorkers, MaxDeliver: -1,
 		FilterSubject: jetstream.OrderEventsPrefix + ">",
 	})
 	if err != nil {
@@ -38,7 +45,7 @@ func (n *Node) startReactor(ctx context.Context) error {
 	// Events of one order go to one worker, in stream order.
 	workers := make([]chan natsjs.Msg, n.cfg.ReactorWorkers)
 	for i := range workers {
-		workers[i] = make(chan natsjs.Msg, 64)
+		workers[i] = make(chan natsjs.Msg, 8)
 		n.wg.Add(1)
 		go func(ch chan natsjs.Msg) {
 			defer n.wg.Done()
@@ -58,7 +65,7 @@ func (n *Node) startReactor(ctx context.Context) error {
 		case workers[jetstream.PartitionOf(id, len(workers))] <- m:
 		case <-ctx.Done():
 		}
-	}, natsjs.PullMaxMessages(512))
+	}, natsjs.PullMaxMessages(4*n.cfg.ReactorWorkers))
 	if err != nil {
 		return fmt.Errorf("reactor consume: %w", err)
 	}

@@ -57,7 +57,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.L
 	} {
 		cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{
 			Durable: sub.name, FilterSubject: sub.filter, AckPolicy: natsjs.AckExplicitPolicy,
-			AckWait: time.Minute, MaxAckPending: 4096, MaxDeliver: -1,
+			// A request is held for up to four simulated delays before ack.
+			AckWait: 4*cfg.MaxDelay + 5*time.Second, MaxAckPending: 4096, MaxDeliver: -1,
 		})
 		if err != nil {
 			s.Stop()

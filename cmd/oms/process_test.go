@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/client"
+	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/inventory"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/simulator"
+)
+
+var omsBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "oms-bin-")
+	if err != nil {
+		panic(err)
+	}
+	omsBinary = filepath.Join(dir, "oms")
+	build := exec.Command("go", "build", "-race", "-o", omsBinary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building oms for process tests:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is one `oms serve` child.
+type process struct {
+	cmd *exec.Cmd
+	url string
+	out *strings.Builder
+	mu  sync.Mutex
+}
+
+func startProcess(t *testing.T, dataDir string, extra ...string) *process {
+	t.Helper()
+	args := append([]string{"serve", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--simulate=false",
+		"--status-interval", "0", "--partitions", "16"}, extra...)
+	cmd := exec.Command(omsBinary, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, out: &strings.Builder{}}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.out.WriteString(line + "\n")
+			p.mu.Unlock()
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "NATS:" {
+				urls <- f[1]
+			}
+		}
+	}()
+	select {
+	case p.url = <-urls:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("oms serve did not report its NATS address in 60s")
+	}
+	return p
+}
+
+// kill ends the process with SIGKILL: no graceful step of any kind.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %s; last: %s", what, within, last)
+}
+
+// foldFromStream rebuilds an order from its events, independently of oms.
+func foldFromStream(ctx context.Context, t *testing.T, s natsjs.Stream, id string) (order.Order, []order.Event) {
+	t.Helper()
+	msgs, err := jetstream.Tail(ctx, s, jetstream.OrderEventsPrefix+id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st order.State
+	var events []order.Event
+	for _, m := range msgs {
+		var e order.Event
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		st = order.Evolve(st, e)
+		st.Order.Version = m.Sequence
+		events = append(events, e)
+	}
+	return st.Order, events
+}
+
+func connect(t *testing.T, url string) (*nats.Conn, *client.Client, natsjs.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := natsjs.New(nc)
+	return nc, client.New(nc), js
+}
+
+// TestHardStopAndRestart kills `oms serve` with SIGKILL while orders are in
+// every stage, restarts it on the same data dir, and checks that every
+// acknowledged order is there with exactly the state its events say, that
+// no cause was applied twice, that stock adds up, and that every in-flight
+// order then runs to completion.
+func TestHardStopAndRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	simCfg := config.Simulator{PaymentSuccessRate: 1, DeliveryAttemptFailure: 0,
+		MinDelay: 50 * time.Millisecond, MaxDelay: 400 * time.Millisecond, SKUs: 1}
+
+	a := startProcess(t, dir)
+	nc, cl, _ := connect(t, a.url)
+	skus := []string{"CRASH-A", "CRASH-B", "CRASH-C"}
+	for _, s := range skus {
+		if _, err := cl.SetStock(ctx, s, 10_000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sim, err := simulator.Start(ctx, nc, simCfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Place orders steadily; kill while placements, payments and
+	// deliveries are all in flight.
+	const total = 200
+	var acked []string
+	for i := range total {
+		req := api.PlaceOrder{IdempotencyKey: fmt.Sprintf("crash-%d", i), User: "u", Currency: "EUR",
+			Items: []order.Item{{SKU: skus[i%3], Quantity: 1 + int64(i%2), UnitPrice: 250},
+				{SKU: skus[(i+1)%3], Quantity: 1, UnitPrice: 100}},
+			Destination: order.Destination{Country: "NL", PostalCode: "1011", Address: "Dam 1", PhoneNumber: "+31 20 1234567"}}
+		o, err := cl.PlaceOrder(ctx, req)
+		if err != nil {
+			t.Fatalf("place %d: %v", i, err)
+		}
+		acked = append(acked, o.ID)
+	}
+	a.kill(t)
+	sim.Stop()
+	nc.Close()
+
+	b := startProcess(t, dir)
+	nc2, cl2, js2 := connect(t, b.url)
+	orders, err := js2.Stream(ctx, jetstream.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every acknowledged order is there, identical to its events.
+	for _, id := range acked {
+		got, err := cl2.GetOrder(ctx, id)
+		if err != nil {
+			t.Fatalf("order %s after restart: %v", id, err)
+		}
+		want, _ := foldFromStream(ctx, t, orders, id)
+		if got.Version < want.Version {
+			t.Fatalf("order %s: version %d behind stream %d", id, got.Version, want.Version)
+		}
+		if got.Version == want.Version && !reflect.DeepEqual(normalize(got), normalize(want)) {
+			t.Fatalf("order %s differs from its stream:\n got %+v\nwant %+v", id, got, want)
+		}
+	}
+	// In-flight orders finish on the restarted node.
+	sim2, err := simulator.Start(ctx, nc2, simCfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim2.Stop()
+	eventually(t, 2*time.Minute, "every order completed", func() (bool, string) {
+		done := 0
+		var last order.Order
+		for _, id := range acked {
+			o, err := cl2.GetOrder(ctx, id)
+			if err != nil {
+				return false, err.Error()
+			}
+			if o.Status == order.StatusCompleted {
+				done++
+			} else {
+				last = o
+			}
+		}
+		return done == len(acked), fmt.Sprintf("%d/%d completed; e.g. %s %s %s", done, len(acked), last.ID, last.Status, last.Reservation)
+	})
+	// No cause applied twice, and stock adds up to the completed orders.
+	sold := map[string]int64{}
+	for _, id := range acked {
+		_, events := foldFromStream(ctx, t, orders, id)
+		seen := map[string]bool{}
+		for _, e := range events {
+			if seen[e.CauseID] {
+				t.Fatalf("order %s: cause %s applied twice", id, e.CauseID)
+			}
+			seen[e.CauseID] = true
+		}
+		o, _ := cl2.GetOrder(ctx, id)
+		for _, it := range o.Items {
+			sold[it.SKU] += it.Quantity
+		}
+	}
+	for _, s := range skus {
+		eventually(t, 30*time.Second, "stock of "+s, func() (bool, string) {
+			v, err := cl2.GetStock(ctx, s)
+			if err != nil {
+				return false, err.Error()
+			}
+			return v.OnHand == 10_000-sold[s] && v.Reserved == 0,
+				fmt.Sprintf("%+v, sold %d", v, sold[s])
+		})
+	}
+	checkSKUHistory(ctx, t, js2, skus)
+}
+
+// normalize drops what JSON cannot round-trip identically (monotonic clock).
+func normalize(o order.Order) order.Order {
+	b, _ := json.Marshal(o)
+	var out order.Order
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+// checkSKUHistory asserts availability never went negative in any event.
+func checkSKUHistory(ctx context.Context, t *testing.T, js natsjs.JetStream, skus []string) {
+	t.Helper()
+	s, err := js.Stream(ctx, jetstream.StreamSKUs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sku := range skus {
+		msgs, err := jetstream.Tail(ctx, s, jetstream.SKUEventsPrefix+sku, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			var e inventory.Event
+			if err := json.Unmarshal(m.Data, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.OnHand-e.Reserved < 0 {
+				t.Fatalf("%s at %d: onHand %d reserved %d", sku, m.Sequence, e.OnHand, e.Reserved)
+			}
+		}
+	}
+}
