@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/oms-project/oms/actors"
@@ -56,13 +57,16 @@ func (n *Node) startAPI() error {
 }
 
 // endpoint runs handle off the subscription's goroutine, bounded by
-// MaxInFlight, and maps domain errors to micro error codes.
+// MaxInFlight, so one slow order never holds up the others. micro expects a
+// handler to reply before it returns, so the reply goes straight to the
+// request's reply subject, with micro's error headers.
 func (n *Node) endpoint(handle func(context.Context, []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
+		reply, data := req.Reply(), req.Data()
 		select {
 		case n.inflight <- struct{}{}:
 		default:
-			respondError(req, errNodeBusy)
+			n.respond(reply, nil, errNodeBusy)
 			return
 		}
 		n.wg.Add(1)
@@ -70,13 +74,38 @@ func (n *Node) endpoint(handle func(context.Context, []byte) (any, error)) micro
 			defer func() { <-n.inflight; n.wg.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 			defer cancel()
-			out, err := handle(ctx, req.Data())
-			if err != nil {
-				respondError(req, err)
-				return
-			}
-			_ = req.RespondJSON(out)
+			out, err := handle(ctx, data)
+			n.respond(reply, out, err)
 		}()
+	}
+}
+
+// Headers of an error reply, the same as nats.go/micro's.
+const (
+	headerServiceError     = "Nats-Service-Error"
+	headerServiceErrorCode = "Nats-Service-Error-Code"
+)
+
+func (n *Node) respond(reply string, out any, err error) {
+	if reply == "" {
+		return
+	}
+	m := nats.NewMsg(reply)
+	if err != nil {
+		body := api.Error{Code: ErrorCode(err), Message: err.Error()}
+		var ve *order.ValidationError
+		if errors.As(err, &ve) {
+			body.Field = ve.Field
+		}
+		m.Header.Set(headerServiceError, body.Message)
+		m.Header.Set(headerServiceErrorCode, strconv.Itoa(body.Code))
+		m.Data, _ = json.Marshal(body)
+	} else if m.Data, err = json.Marshal(out); err != nil {
+		n.log.Error("encode reply", "err", err)
+		return
+	}
+	if err := n.nc.PublishMsg(m); err != nil {
+		n.log.Debug("reply not sent", "err", err)
 	}
 }
 
@@ -97,16 +126,6 @@ func ErrorCode(err error) int {
 		return 503
 	}
 	return 500
-}
-
-func respondError(req micro.Request, err error) {
-	body := api.Error{Code: ErrorCode(err), Message: err.Error()}
-	var ve *order.ValidationError
-	if errors.As(err, &ve) {
-		body.Field = ve.Field
-	}
-	data, _ := json.Marshal(body)
-	_ = req.Error(strconv.Itoa(body.Code), body.Message, data)
 }
 
 func decode(data []byte, v any) error {

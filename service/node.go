@@ -123,6 +123,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	if err := n.startAPI(); err != nil {
 		return nil, err
 	}
+	// Ready means the server has our subscriptions: a request sent right
+	// after Start returns must find a responder.
+	if err := n.nc.FlushTimeout(10 * time.Second); err != nil {
+		return nil, fmt.Errorf("flush subscriptions: %w", err)
+	}
 	n.log.Info("oms node ready", "nats", url, "data_dir", cfg.DataDir, "partitions", cfg.Partitions)
 	return n, nil
 }
