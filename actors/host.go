@@ -32,9 +32,11 @@ type Host struct {
 	idle    time.Duration
 	mailbox int
 
-	mu      sync.RWMutex
-	cells   map[string]*cell
-	stopped bool
+	mu       sync.RWMutex
+	cells    map[string]*cell
+	stopped  bool
+	done     chan struct{}
+	stopOnce sync.Once
 
 	activations  atomic.Int64
 	passivations atomic.Int64
@@ -42,6 +44,8 @@ type Host struct {
 
 type cell struct {
 	pid *actor.PID
+	// lastUsed is when a message was last sent to the actor (unix nanos).
+	lastUsed atomic.Int64
 	// pending counts messages sent but not yet received. It is raised under
 	// the host's read lock and checked under its write lock, so an actor is
 	// only passivated when no message can still be on its way to it.
@@ -54,11 +58,46 @@ type envelope struct {
 	reply chan any
 }
 
+// passivateCheck asks an actor, through its mailbox, to passivate if it
+// is still idle. Going through the mailbox keeps every state change on the
+// actor's own goroutine (protoactor's receive-timeout timer does not, and
+// races).
+type passivateCheck struct{}
+
 // NewHost creates a host. newFn builds the handler for a key on activation;
 // idle is how long an actor may receive nothing before it is passivated;
 // mailbox bounds each actor's queue (senders wait when it is full).
 func NewHost(system *actor.ActorSystem, newFn func(key string) Handler, idle time.Duration, mailbox int) *Host {
-	return &Host{system: system, newFn: newFn, idle: idle, mailbox: mailbox, cells: make(map[string]*cell)}
+	h := &Host{system: system, newFn: newFn, idle: idle, mailbox: mailbox, cells: make(map[string]*cell),
+		done: make(chan struct{})}
+	go h.sweep()
+	return h
+}
+
+// sweep finds idle actors and asks them to passivate.
+func (h *Host) sweep() {
+	t := time.NewTicker(max(h.idle/4, time.Millisecond))
+	defer t.Stop()
+	var idle []*actor.PID
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-h.idle).UnixNano()
+		idle = idle[:0]
+		h.mu.RLock()
+		for _, c := range h.cells {
+			if c.pending.Load() == 0 && c.lastUsed.Load() < cutoff {
+				idle = append(idle, c.pid)
+			}
+		}
+		h.mu.RUnlock()
+		for _, pid := range idle {
+			h.system.Root.Send(pid, passivateCheck{})
+		}
+	}
 }
 
 // NewSystem creates the protoactor system the hosts share, logging through
@@ -110,6 +149,7 @@ func (h *Host) acquire(key string) (*cell, error) {
 	}
 	if c, ok := h.cells[key]; ok {
 		c.pending.Add(1)
+		c.lastUsed.Store(time.Now().UnixNano())
 		h.mu.RUnlock()
 		return c, nil
 	}
@@ -131,6 +171,7 @@ func (h *Host) acquire(key string) (*cell, error) {
 		h.activations.Add(1)
 	}
 	c.pending.Add(1)
+	c.lastUsed.Store(time.Now().UnixNano())
 	return c, nil
 }
 
@@ -138,7 +179,7 @@ func (h *Host) acquire(key string) (*cell, error) {
 func (h *Host) tryPassivate(key string, c *cell) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.pending.Load() != 0 || h.cells[key] != c {
+	if c.pending.Load() != 0 || h.cells[key] != c || c.lastUsed.Load() > time.Now().Add(-h.idle).UnixNano() {
 		return false
 	}
 	delete(h.cells, key)
@@ -160,6 +201,7 @@ func (h *Host) Stats() (activations, passivations int64) {
 
 // Stop passivates every actor after its queued messages and refuses new ones.
 func (h *Host) Stop() {
+	h.stopOnce.Do(func() { close(h.done) })
 	h.mu.Lock()
 	h.stopped = true
 	cells := h.cells
@@ -179,8 +221,6 @@ type keyed struct {
 
 func (k *keyed) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *actor.Started:
-		ctx.SetReceiveTimeout(k.host.idle)
 	case *envelope:
 		k.cell.pending.Add(-1)
 		if m.ctx.Err() != nil {
@@ -188,7 +228,7 @@ func (k *keyed) Receive(ctx actor.Context) {
 			return
 		}
 		m.reply <- k.handler.Handle(m.ctx, m.msg)
-	case *actor.ReceiveTimeout:
+	case passivateCheck:
 		if k.host.tryPassivate(k.key, k.cell) {
 			k.handler.Passivate()
 			ctx.Stop(ctx.Self())

@@ -1,0 +1,97 @@
+package actors
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// counter counts the messages it handled and how often it was passivated.
+type counter struct {
+	handled     *atomic.Int64
+	passivated  *atomic.Int64
+	concurrent  atomic.Int32
+	overlapSeen *atomic.Bool
+}
+
+func (c *counter) Handle(_ context.Context, msg any) any {
+	if c.concurrent.Add(1) > 1 {
+		c.overlapSeen.Store(true)
+	}
+	defer c.concurrent.Add(-1)
+	c.handled.Add(1)
+	return msg
+}
+
+func (c *counter) Passivate() { c.passivated.Add(1) }
+
+// TestPassivationLosesNoMessage hammers a few keys while their actors
+// passivate after 1ms idle: every request gets its reply, each actor
+// handles one message at a time, and actors really were passivated.
+func TestPassivationLosesNoMessage(t *testing.T) {
+	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer sys.Shutdown()
+	var handled, passivated atomic.Int64
+	var overlap atomic.Bool
+	h := NewHost(sys, func(string) Handler {
+		return &counter{handled: &handled, passivated: &passivated, overlapSeen: &overlap}
+	}, time.Millisecond, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keys := []string{"a", "b", "c", "d"}
+	var wg sync.WaitGroup
+	const perWorker = 300
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				r, err := h.Request(ctx, keys[(w+i)%len(keys)], i)
+				if err != nil || r.(int) != i {
+					t.Errorf("request %d: %v %v", i, r, err)
+					return
+				}
+				if i%50 == 0 {
+					time.Sleep(3 * time.Millisecond) // let actors go idle
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := handled.Load(); got != 16*perWorker {
+		t.Fatalf("handled %d of %d", got, 16*perWorker)
+	}
+	if overlap.Load() {
+		t.Fatal("an actor handled two messages at once")
+	}
+	act, pas := h.Stats()
+	if pas == 0 || act <= int64(len(keys)) {
+		t.Fatalf("activations %d passivations %d: passivation never happened", act, pas)
+	}
+	h.Stop()
+	if _, err := h.Request(ctx, "a", 1); err != ErrStopped {
+		t.Fatalf("request after stop: %v", err)
+	}
+}
+
+func TestRequestHonoursContext(t *testing.T) {
+	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer sys.Shutdown()
+	block := make(chan struct{})
+	h := NewHost(sys, func(string) Handler { return blocking{block} }, time.Minute, 4)
+	defer func() { close(block); h.Stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.Request(ctx, "k", 1); err != context.DeadlineExceeded {
+		t.Fatalf("got %v, want deadline exceeded", err)
+	}
+}
+
+type blocking struct{ ch chan struct{} }
+
+func (b blocking) Handle(context.Context, any) any { <-b.ch; return nil }
+func (b blocking) Passivate()                      {}
