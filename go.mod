@@ -1,6 +1,6 @@
 module github.com/oms-project/oms
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/asynkron/protoactor-go v0.0.0-20260118094027-288962e52f3f

@@ -274,9 +274,14 @@ func Evolve(s State, e Event) State {
 		if d.TrackingNumber != "" {
 			o.TrackingNumber = d.TrackingNumber
 		}
-		if e.Type == EventDeliveryAttemptFailed {
+		switch e.Type {
+		case EventShipped:
+			change.What = fmt.Sprintf("in transit with %s (%s)", o.DeliveryProvider, o.TrackingNumber)
+		case EventDeliveryAttemptFailed:
 			o.NumberOfDeliveryAttempts = d.Attempts
 			change.What = fmt.Sprintf("delivery attempt %d failed", d.Attempts)
+		case EventCompleted:
+			change.What = "delivered by " + o.DeliveryProvider
 		}
 	case EventRejected:
 		change.What = "rejected " + e.Rejected.CauseType

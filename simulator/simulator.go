@@ -163,7 +163,7 @@ func (s *Simulator) deliver(ctx context.Context, m natsjs.Msg) {
 	tracking := "SIM" + prefix(req.OrderID, 8)
 	ev := func(kind, suffix string) api.DeliveryEvent {
 		return api.DeliveryEvent{ID: base + suffix, Type: kind, OrderID: req.OrderID, Provider: "simship",
-			TrackingNumber: tracking, OccurredAt: time.Now().UTC()}
+			TrackingNumber: tracking}
 	}
 	subject := jetstream.DeliveryEventsPrefix + req.OrderID
 	steps := []api.DeliveryEvent{ev(order.DeliveryInTransit, "-transit")}
@@ -180,6 +180,7 @@ func (s *Simulator) deliver(ctx context.Context, m natsjs.Msg) {
 		if !s.wait(ctx) {
 			return
 		}
+		step.OccurredAt = time.Now().UTC()
 		if err := s.emit(ctx, subject, step.ID, step); err != nil {
 			_ = m.NakWithDelay(time.Second)
 			return
