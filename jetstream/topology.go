@@ -161,7 +161,7 @@ func Publish(ctx context.Context, js natsjs.JetStream, subject, msgID string, da
 func Schedule(ctx context.Context, js natsjs.JetStream, key string, at time.Time, data []byte) error {
 	m := nats.NewMsg(TimerSchedulePrefix + key)
 	m.Data = data
-	m.Header.Set(HeaderSchedule, "@at "+at.UTC().Format(time.RFC3339))
+	m.Header.Set(HeaderSchedule, "@at "+at.UTC().Format(time.RFC3339Nano))
 	m.Header.Set(HeaderScheduleTarget, TimerFiredPrefix+key)
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("schedule timer %s: %w", key, err)

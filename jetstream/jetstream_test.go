@@ -1,0 +1,127 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+func startJS(t *testing.T, partitions int) (natsjs.JetStream, context.Context) {
+	t.Helper()
+	srv, err := StartServer(ServerOptions{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := natsjs.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	if err := Ensure(ctx, js, Topology{Partitions: partitions, Replicas: 1, DuplicateWindow: time.Minute, TransportMaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	return js, ctx
+}
+
+// TestAppendIsFenced: a writer holding a stale sequence is refused by the
+// server, and a retry with the same message ID is not stored twice.
+func TestAppendIsFenced(t *testing.T) {
+	js, ctx := startJS(t, 4)
+	subj := OrderEventsPrefix + "o1"
+	a1, err := Append(ctx, js, subj, "e1", []byte(`{}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second writer that believes the subject is empty is refused.
+	if _, err := Append(ctx, js, subj, "e-other", []byte(`{}`), 0); !errors.Is(err, ErrWrongSequence) {
+		t.Fatalf("stale writer: got %v, want ErrWrongSequence", err)
+	}
+	a2, err := Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A retry of e2 whose ack was lost: not stored again.
+	dup, err := Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence)
+	if err == nil && !dup.Duplicate {
+		t.Fatalf("retried append stored twice: %+v", dup)
+	}
+	s, _ := js.Stream(ctx, StreamOrders)
+	msgs, err := Tail(ctx, s, subj, 0)
+	if err != nil || len(msgs) != 2 || msgs[1].Sequence != a2.Sequence {
+		t.Fatalf("tail: %d messages, %v", len(msgs), err)
+	}
+	rest, err := Tail(ctx, s, subj, a1.Sequence)
+	if err != nil || len(rest) != 1 {
+		t.Fatalf("tail after %d: %d messages, %v", a1.Sequence, len(rest), err)
+	}
+}
+
+// TestInboundPartitionMatchesPartitionOf: the server files each provider
+// event under the partition PartitionOf computes for its order.
+func TestInboundPartitionMatchesPartitionOf(t *testing.T) {
+	const parts = 7
+	js, ctx := startJS(t, parts)
+	for i := range 50 {
+		id := fmt.Sprintf("order-%d", i)
+		prefix := PaymentEventsPrefix
+		if i%2 == 1 {
+			prefix = DeliveryEventsPrefix
+		}
+		if _, err := js.Publish(ctx, prefix+id, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := js.Stream(ctx, StreamInbound)
+	for seq := uint64(1); seq <= 50; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := strings.Split(m.Subject, ".")
+		p, _ := strconv.Atoi(tok[2])
+		if want := PartitionOf(tok[4], parts); p != want {
+			t.Fatalf("%s filed under partition %d, PartitionOf says %d", m.Subject, p, want)
+		}
+	}
+}
+
+// TestScheduleFiresOnce: a durable timer copies its payload to the fired
+// subject at the time given, and re-arming replaces it.
+func TestScheduleFiresOnce(t *testing.T) {
+	js, ctx := startJS(t, 1)
+	at := time.Now().Add(time.Second)
+	if err := Schedule(ctx, js, "o1", at.Add(time.Hour), []byte(`first`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Schedule(ctx, js, "o1", at, []byte(`second`)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, StreamTimers, natsjs.ConsumerConfig{FilterSubject: TimerFiredPrefix + ">"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Next(natsjs.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("timer did not fire: %v", err)
+	}
+	if string(m.Data()) != "second" || m.Subject() != TimerFiredPrefix+"o1" {
+		t.Fatalf("fired %s %q", m.Subject(), m.Data())
+	}
+	if time.Now().Before(at) {
+		t.Fatal("fired early")
+	}
+	if m2, err := cons.Next(natsjs.FetchMaxWait(1500 * time.Millisecond)); err == nil {
+		t.Fatalf("timer fired twice: %q", m2.Data())
+	}
+}
