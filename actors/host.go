@@ -6,6 +6,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,10 @@ type Handler interface {
 
 // ErrStopped is returned for requests after the host was stopped.
 var ErrStopped = errors.New("actor host stopped")
+
+// ErrBusy is returned when an actor already has a full mailbox: the caller
+// should back off (the API answers 503) rather than queue without bound.
+var ErrBusy = errors.New("actor mailbox full")
 
 // Host owns the actors of one kind (orders, or SKUs).
 type Host struct {
@@ -62,11 +67,13 @@ type envelope struct {
 // is still idle. Going through the mailbox keeps every state change on the
 // actor's own goroutine (protoactor's receive-timeout timer does not, and
 // races).
-type passivateCheck struct{}
+type passivateCheck struct{ force bool }
 
 // NewHost creates a host. newFn builds the handler for a key on activation;
 // idle is how long an actor may receive nothing before it is passivated;
-// mailbox bounds each actor's queue (senders wait when it is full).
+// mailbox bounds each actor's queue: a request beyond it fails with ErrBusy.
+// The bound is counted here, not by a bounded protoactor mailbox, which
+// allocates its whole ring buffer up front for every actor.
 func NewHost(system *actor.ActorSystem, newFn func(key string) Handler, idle time.Duration, mailbox int) *Host {
 	h := &Host{system: system, newFn: newFn, idle: idle, mailbox: mailbox, cells: make(map[string]*cell),
 		done: make(chan struct{})}
@@ -131,6 +138,10 @@ func (h *Host) Request(ctx context.Context, key string, msg any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.pending.Load() > int64(h.mailbox) {
+		c.pending.Add(-1)
+		return nil, fmt.Errorf("%s: %w", key, ErrBusy)
+	}
 	env := &envelope{ctx: ctx, msg: msg, reply: make(chan any, 1)}
 	h.system.Root.Send(c.pid, env)
 	select {
@@ -165,7 +176,7 @@ func (h *Host) acquire(key string) (*cell, error) {
 		handler := h.newFn(key)
 		props := actor.PropsFromProducer(func() actor.Actor {
 			return &keyed{host: h, key: key, cell: c, handler: handler}
-		}, actor.WithMailbox(actor.Bounded(h.mailbox)))
+		})
 		c.pid = h.system.Root.Spawn(props)
 		h.cells[key] = c
 		h.activations.Add(1)
@@ -175,11 +186,35 @@ func (h *Host) acquire(key string) (*cell, error) {
 	return c, nil
 }
 
-// tryPassivate removes the cell if nothing is on its way to it.
-func (h *Host) tryPassivate(key string, c *cell) bool {
+// PassivateAll asks every live actor to passivate now (after what is in
+// its mailbox) and waits until none is live or ctx ends. The host stays
+// usable: the next request activates afresh.
+func (h *Host) PassivateAll(ctx context.Context) error {
+	h.mu.RLock()
+	pids := make([]*actor.PID, 0, len(h.cells))
+	for _, c := range h.cells {
+		pids = append(pids, c.pid)
+	}
+	h.mu.RUnlock()
+	for _, pid := range pids {
+		h.system.Root.Send(pid, passivateCheck{force: true})
+	}
+	for h.Active() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// tryPassivate removes the cell if nothing is on its way to it (and, unless
+// forced, it is still idle).
+func (h *Host) tryPassivate(key string, c *cell, force bool) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.pending.Load() != 0 || h.cells[key] != c || c.lastUsed.Load() > time.Now().Add(-h.idle).UnixNano() {
+	if c.pending.Load() != 0 || h.cells[key] != c || (!force && c.lastUsed.Load() > time.Now().Add(-h.idle).UnixNano()) {
 		return false
 	}
 	delete(h.cells, key)
@@ -229,7 +264,7 @@ func (k *keyed) Receive(ctx actor.Context) {
 		}
 		m.reply <- k.handler.Handle(m.ctx, m.msg)
 	case passivateCheck:
-		if k.host.tryPassivate(k.key, k.cell) {
+		if k.host.tryPassivate(k.key, k.cell, m.force) {
 			k.handler.Passivate()
 			ctx.Stop(ctx.Self())
 		}

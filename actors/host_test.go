@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -95,3 +96,52 @@ type blocking struct{ ch chan struct{} }
 
 func (b blocking) Handle(context.Context, any) any { <-b.ch; return nil }
 func (b blocking) Passivate()                      {}
+
+func TestFullMailboxAnswersBusy(t *testing.T) {
+	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer sys.Shutdown()
+	block := make(chan struct{})
+	h := NewHost(sys, func(string) Handler { return blocking{block} }, time.Minute, 2)
+	defer func() { close(block); h.Stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	results := make(chan error, 8)
+	for range 8 {
+		go func() { _, err := h.Request(ctx, "k", 1); results <- err }()
+	}
+	busy := 0
+	for range 5 { // the first three are queued (one handled, two waiting)
+		if err := <-results; errors.Is(err, ErrBusy) {
+			busy++
+		}
+	}
+	if busy != 5 {
+		t.Fatalf("%d of 5 over-limit requests answered busy", busy)
+	}
+}
+
+type echo struct{}
+
+func (echo) Handle(_ context.Context, msg any) any { return msg }
+func (echo) Passivate()                            {}
+
+// BenchmarkActorRequest is the actor path: one request-reply to a live
+// actor through the host.
+func BenchmarkActorRequest(b *testing.B) {
+	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer sys.Shutdown()
+	h := NewHost(sys, func(string) Handler { return echo{} }, time.Minute, 1024)
+	defer h.Stop()
+	ctx := context.Background()
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := h.Request(ctx, keys[i%len(keys)], i); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}

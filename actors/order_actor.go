@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 
 	"github.com/oms-project/oms/jetstream"
@@ -31,16 +30,16 @@ type OrderResult struct {
 // NewOrderHandler returns the Handler factory for order actors.
 func NewOrderHandler(d *Deps) func(key string) Handler {
 	return func(id string) Handler {
-		return &orderActor{id: id, subject: jetstream.OrderEventsPrefix + id, d: d,
-			log: d.Log.With("order_id", id)}
+		return &orderActor{id: id, d: d}
 	}
 }
 
+// orderActor holds one order in memory while it is active. It keeps no
+// per-actor logger or derived strings: thousands are active at once, and
+// each byte here is multiplied by them.
 type orderActor struct {
-	id      string
-	subject string
-	d       *Deps
-	log     *slog.Logger
+	id string
+	d  *Deps
 
 	state   order.State
 	seq     uint64
@@ -87,11 +86,11 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		if err != nil {
 			return OrderResult{Err: fmt.Errorf("encode %s: %w", e.Type, err)}
 		}
-		ack, err := jetstream.Append(ctx, a.d.JS, a.subject, e.ID, data, a.seq)
+		ack, err := jetstream.Append(ctx, a.d.JS, jetstream.OrderEventsPrefix+a.id, e.ID, data, a.seq)
 		if errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate) {
 			// Another writer, or an earlier try of ours whose ack was lost,
 			// moved the subject: catch up and decide again.
-			a.log.Debug("append fenced; catching up", "expected", a.seq)
+			a.d.Log.Debug("append fenced; catching up", "order_id", a.id, "expected", a.seq)
 			if err := a.catchUp(ctx); err != nil {
 				return OrderResult{Err: err}
 			}
@@ -128,7 +127,7 @@ func (a *orderActor) load(ctx context.Context) error {
 	}
 	data, seq, ok, err := a.d.DB.LoadSnapshot(store.KindOrder, a.id)
 	if err != nil {
-		a.log.Warn("snapshot unreadable; replaying from the stream", "err", err)
+		a.d.Log.Warn("snapshot unreadable; replaying from the stream", "order_id", a.id, "err", err)
 	} else if ok {
 		var s order.State
 		if err := json.Unmarshal(data, &s); err == nil {
@@ -143,7 +142,7 @@ func (a *orderActor) load(ctx context.Context) error {
 }
 
 func (a *orderActor) catchUp(ctx context.Context) error {
-	msgs, err := jetstream.Tail(ctx, a.d.Orders, a.subject, a.seq)
+	msgs, err := jetstream.Tail(ctx, a.d.Orders, jetstream.OrderEventsPrefix+a.id, a.seq)
 	if err != nil {
 		return fmt.Errorf("load order %s: %w", a.id, err)
 	}

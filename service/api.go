@@ -122,7 +122,8 @@ func ErrorCode(err error) int {
 		errors.Is(err, order.ErrIdempotencyConflict), errors.Is(err, order.ErrPaymentMismatch),
 		errors.Is(err, inventory.ErrBelowReserved), errors.Is(err, inventory.ErrNoReservation):
 		return 409
-	case errors.Is(err, errNodeBusy), errors.Is(err, context.DeadlineExceeded), errors.Is(err, actors.ErrStopped):
+	case errors.Is(err, errNodeBusy), errors.Is(err, context.DeadlineExceeded), errors.Is(err, actors.ErrStopped),
+		errors.Is(err, actors.ErrBusy):
 		return 503
 	}
 	return 500

@@ -204,4 +204,13 @@ func (n *Node) Kill() {
 	})
 }
 
+// PassivateAll drops every order and SKU actor from memory (their snapshots
+// are queued first). Used to measure memory and before maintenance.
+func (n *Node) PassivateAll(ctx context.Context) error {
+	if err := n.orders.PassivateAll(ctx); err != nil {
+		return err
+	}
+	return n.skus.PassivateAll(ctx)
+}
+
 var errNodeBusy = errors.New("node busy: too many requests in flight")

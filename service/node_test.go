@@ -45,7 +45,7 @@ func testLogger() *slog.Logger {
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	node *service.Node
 	nc   *nats.Conn
 	js   natsjs.JetStream
@@ -53,7 +53,7 @@ type harness struct {
 	ctx  context.Context
 }
 
-func startNode(t *testing.T, cfg config.Config) *harness {
+func startNode(t testing.TB, cfg config.Config) *harness {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -109,7 +109,7 @@ func (h *harness) place(req api.PlaceOrder) order.Order {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	last := ""

@@ -23,7 +23,7 @@ func main() {
 				EnvVars: []string{"OMS_SERVER"}, Usage: "NATS URL of a running oms (client commands)"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "request timeout (client commands)"},
 		},
-		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand()},
+		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), benchCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "oms:", err)

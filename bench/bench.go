@@ -1,0 +1,376 @@
+// Package bench drives a complete single-node oms (embedded NATS with file
+// storage, the node, the simulated providers at full speed) through the
+// whole order lifecycle and measures it: `oms bench` is a thin CLI over Run.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/time/rate"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/client"
+	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/service"
+	"github.com/oms-project/oms/simulator"
+)
+
+// Options shape one run.
+type Options struct {
+	Orders         int
+	Rate           float64 // orders per second; 0: as fast as possible
+	Concurrency    int
+	SKUs           int
+	Lines          int // lines per order
+	PaymentFailure float64
+	Partitions     int
+	DataDir        string    // empty: a temporary directory, removed afterwards
+	Progress       io.Writer // nil: no progress line
+	Timeout        time.Duration
+}
+
+// Result is what a run measured. Latencies are in milliseconds.
+type Result struct {
+	Revision           string  `json:"revision"`
+	Orders             int     `json:"orders"`
+	Rate               float64 `json:"rate"`
+	Concurrency        int     `json:"concurrency"`
+	SKUs               int     `json:"skus"`
+	Lines              int     `json:"lines"`
+	PaymentFailure     float64 `json:"paymentFailure"`
+	Acked              int     `json:"acked"`
+	Completed          int     `json:"completed"`
+	Cancelled          int     `json:"cancelled"`
+	Errors             int     `json:"errors"`
+	Seconds            float64 `json:"seconds"`
+	PlacedPerSecond    float64 `json:"placedPerSecond"`
+	CompletedPerSecond float64 `json:"completedPerSecond"`
+	ReservationsPerSec float64 `json:"reservationsPerSecond"`
+	AckP50             float64 `json:"ackP50Ms"`
+	AckP99             float64 `json:"ackP99Ms"`
+	AckMax             float64 `json:"ackMaxMs"`
+	DoneP50            float64 `json:"completedP50Ms"`
+	DoneP99            float64 `json:"completedP99Ms"`
+	DoneMax            float64 `json:"completedMaxMs"`
+	CPUSecondsPer1000  float64 `json:"cpuSecondsPer1000Orders"`
+}
+
+// Validate names the first bad option.
+func (o Options) Validate() error {
+	switch {
+	case o.Orders < 1:
+		return errors.New("orders: must be at least 1")
+	case o.Concurrency < 1:
+		return errors.New("concurrency: must be at least 1")
+	case o.SKUs < 1:
+		return errors.New("skus: must be at least 1")
+	case o.Lines < 1 || o.Lines > o.SKUs:
+		return fmt.Errorf("lines: must be between 1 and skus (%d)", o.SKUs)
+	case o.PaymentFailure < 0 || o.PaymentFailure > 1:
+		return errors.New("payment-failure: must be between 0 and 1")
+	case o.Rate < 0:
+		return errors.New("rate: must not be negative")
+	}
+	return nil
+}
+
+// Revision is the VCS revision the binary was built from, if known.
+func Revision() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
+
+type tracker struct {
+	mu       sync.Mutex
+	start    map[string]time.Time
+	done     map[string]time.Duration
+	acks     []time.Duration
+	complete atomic.Int64
+	cancel   atomic.Int64
+	acked    atomic.Int64
+	errs     atomic.Int64
+	placed   atomic.Int64
+	finished chan struct{}
+	target   atomic.Int64 // orders expected to finish; set once placing ends
+}
+
+func (t *tracker) finish(id, kind string, at time.Time) {
+	t.mu.Lock()
+	s, ok := t.start[id]
+	if ok {
+		if _, seen := t.done[id]; seen {
+			ok = false
+		} else {
+			t.done[id] = at.Sub(s)
+		}
+	}
+	t.mu.Unlock()
+	if !ok {
+		return
+	}
+	if kind == api.NotifyDelivered {
+		t.complete.Add(1)
+	} else {
+		t.cancel.Add(1)
+	}
+	t.check()
+}
+
+func (t *tracker) check() {
+	if n := t.target.Load(); n > 0 && t.complete.Load()+t.cancel.Load() >= n {
+		select {
+		case <-t.finished:
+		default:
+			close(t.finished)
+		}
+	}
+}
+
+// Run starts a node, drives the load and reports.
+func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
+	if err := o.Validate(); err != nil {
+		return Result{}, err
+	}
+	dir := o.DataDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "oms-bench-")
+		if err != nil {
+			return Result{}, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	cfg := config.Default()
+	cfg.NodeName = "bench"
+	cfg.DataDir = dir
+	cfg.NatsListen = "127.0.0.1:0"
+	cfg.Simulate = false
+	cfg.StatusInterval = 0
+	if o.Partitions > 0 {
+		cfg.Partitions = o.Partitions
+	}
+	node, err := service.Start(ctx, cfg, log)
+	if err != nil {
+		return Result{}, err
+	}
+	defer node.Stop()
+	sim, err := simulator.Start(ctx, node.Conn(), config.Simulator{PaymentSuccessRate: 1 - o.PaymentFailure,
+		DeliveryAttemptFailure: 0, SKUs: 1}, log)
+	if err != nil {
+		return Result{}, err
+	}
+	defer sim.Stop()
+	// The load generator is a separate client, as a storefront would be.
+	nc, err := nats.Connect(node.ClientURL(), nats.Name("oms bench"))
+	if err != nil {
+		return Result{}, err
+	}
+	defer nc.Close()
+	cl := client.New(nc)
+	skus := make([]string, o.SKUs)
+	perSKU := int64(o.Orders*o.Lines/o.SKUs + o.Lines + 1)
+	for i := range skus {
+		skus[i] = fmt.Sprintf("BENCH-%05d", i)
+		if _, err := cl.SetStock(ctx, skus[i], perSKU); err != nil {
+			return Result{}, fmt.Errorf("stock %s: %w", skus[i], err)
+		}
+	}
+
+	tr := &tracker{start: make(map[string]time.Time, o.Orders), done: make(map[string]time.Duration, o.Orders),
+		acks: make([]time.Duration, 0, o.Orders), finished: make(chan struct{})}
+	sub, err := nc.Subscribe("notifications.*", func(m *nats.Msg) {
+		var n api.Notification
+		if json.Unmarshal(m.Data, &n) != nil {
+			return
+		}
+		if n.Type == api.NotifyDelivered || n.Type == api.NotifyCancelled {
+			tr.finish(n.OrderID, n.Type, time.Now())
+		}
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(-1, -1)
+	if err := nc.Flush(); err != nil {
+		return Result{}, err
+	}
+
+	var limiter *rate.Limiter
+	if o.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(o.Rate), 1)
+	}
+	var cpu0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &cpu0)
+	began := time.Now()
+	stopProgress := progress(o.Progress, tr, began, o.Orders)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := range o.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), uint64(began.UnixNano())))
+			for i := range jobs {
+				if limiter != nil && limiter.Wait(ctx) != nil {
+					return
+				}
+				req := newOrder(r, i, skus, o.Lines)
+				id := service.OrderIDFor(req.User, req.IdempotencyKey)
+				t0 := time.Now()
+				tr.mu.Lock()
+				tr.start[id] = t0
+				tr.mu.Unlock()
+				tr.placed.Add(1)
+				if _, err := cl.PlaceOrder(ctx, req); err != nil {
+					tr.errs.Add(1)
+					tr.mu.Lock()
+					delete(tr.start, id)
+					tr.mu.Unlock()
+					log.Warn("place failed", "err", err)
+					continue
+				}
+				d := time.Since(t0)
+				tr.mu.Lock()
+				tr.acks = append(tr.acks, d)
+				tr.mu.Unlock()
+				tr.acked.Add(1)
+			}
+		}()
+	}
+feed:
+	for i := range o.Orders {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	tr.target.Store(tr.acked.Load())
+	tr.check()
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = time.Minute + time.Duration(o.Orders)*time.Millisecond
+	}
+	var runErr error
+	select {
+	case <-tr.finished:
+	case <-time.After(timeout):
+		runErr = fmt.Errorf("only %d of %d orders finished within %s", tr.complete.Load()+tr.cancel.Load(), tr.acked.Load(), timeout)
+	case <-ctx.Done():
+		runErr = ctx.Err()
+	}
+	elapsed := time.Since(began)
+	stopProgress()
+	var cpu1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &cpu1)
+
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	res := Result{Revision: Revision(), Orders: o.Orders, Rate: o.Rate, Concurrency: o.Concurrency, SKUs: o.SKUs,
+		Lines: o.Lines, PaymentFailure: o.PaymentFailure, Acked: int(tr.acked.Load()),
+		Completed: int(tr.complete.Load()), Cancelled: int(tr.cancel.Load()), Errors: int(tr.errs.Load()),
+		Seconds: elapsed.Seconds()}
+	res.PlacedPerSecond = float64(res.Acked) / elapsed.Seconds()
+	res.CompletedPerSecond = float64(res.Completed) / elapsed.Seconds()
+	res.ReservationsPerSec = float64(res.Acked*o.Lines) / elapsed.Seconds()
+	res.AckP50, res.AckP99, res.AckMax = percentiles(tr.acks)
+	done := make([]time.Duration, 0, len(tr.done))
+	for _, d := range tr.done {
+		done = append(done, d)
+	}
+	res.DoneP50, res.DoneP99, res.DoneMax = percentiles(done)
+	cpu := tv(cpu1.Utime) + tv(cpu1.Stime) - tv(cpu0.Utime) - tv(cpu0.Stime)
+	res.CPUSecondsPer1000 = cpu / float64(max(res.Acked, 1)) * 1000
+	return res, runErr
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+func percentiles(ds []time.Duration) (p50, p99, maxv float64) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ds)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
+	return ms(at(0.50)), ms(at(0.99)), ms(ds[len(ds)-1])
+}
+
+func newOrder(r *rand.Rand, i int, skus []string, lines int) api.PlaceOrder {
+	req := api.PlaceOrder{IdempotencyKey: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i),
+		User: fmt.Sprintf("user-%d", r.IntN(100_000)), Currency: "EUR", Source: "web", PaymentMethod: "card",
+		Destination: order.Destination{Country: "DE", PostalCode: "10115", Address: "Invalidenstr. 117",
+			PhoneNumber: "+49 30 1234567"}}
+	first := r.IntN(len(skus))
+	for l := range lines {
+		req.Items = append(req.Items, order.Item{SKU: skus[(first+l)%len(skus)], Quantity: 1, UnitPrice: 1999})
+	}
+	return req
+}
+
+// progress prints a live line until the returned func is called.
+func progress(w io.Writer, tr *tracker, began time.Time, total int) func() {
+	if w == nil {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				fmt.Fprintln(w)
+				return
+			case <-t.C:
+				s := time.Since(began).Seconds()
+				done := tr.complete.Load() + tr.cancel.Load()
+				fmt.Fprintf(w, "\r  %5.1fs  placed %d/%d  acked %d  finished %d  (%.0f finished/s)   ",
+					s, tr.placed.Load(), total, tr.acked.Load(), done, float64(done)/s)
+			}
+		}
+	}()
+	return func() { close(stop); wg.Wait() }
+}

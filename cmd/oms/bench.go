@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/oms-project/oms/bench"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "run a complete single node with simulators and drive orders through the whole lifecycle",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "orders", Value: 10_000, Usage: "orders to place"},
+			&cli.Float64Flag{Name: "rate", Usage: "orders per second (0: as fast as possible)"},
+			&cli.IntFlag{Name: "concurrency", Value: 256, Usage: "placements in flight"},
+			&cli.IntFlag{Name: "skus", Value: 1000, Usage: "catalogue size (1: one hot SKU)"},
+			&cli.IntFlag{Name: "lines", Value: 1, Usage: "lines per order"},
+			&cli.Float64Flag{Name: "payment-failure", Value: 0.05, Usage: "share of payments that fail"},
+			&cli.IntFlag{Name: "partitions", Value: 64},
+			&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the run to this file"},
+		},
+		Action: func(c *cli.Context) error {
+			o := bench.Options{Orders: c.Int("orders"), Rate: c.Float64("rate"), Concurrency: c.Int("concurrency"),
+				SKUs: c.Int("skus"), Lines: c.Int("lines"), PaymentFailure: c.Float64("payment-failure"),
+				Partitions: c.Int("partitions"), DataDir: c.String("data-dir")}
+			if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				o.Progress = os.Stderr
+			}
+			if path := c.String("cpuprofile"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			res, err := bench.Run(c.Context, o, log)
+			if c.Bool("json") {
+				if jerr := json.NewEncoder(os.Stdout).Encode(res); jerr != nil {
+					return jerr
+				}
+			} else {
+				printResult(os.Stdout, res)
+			}
+			return err
+		},
+	}
+}
+
+func printResult(w io.Writer, r bench.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "revision\t%s\n", r.Revision)
+	fmt.Fprintf(tw, "orders\t%d (rate %s, concurrency %d, %d skus, %d line(s), payment failure %.0f%%)\n",
+		r.Orders, rateText(r.Rate), r.Concurrency, r.SKUs, r.Lines, r.PaymentFailure*100)
+	fmt.Fprintf(tw, "finished\t%d completed, %d cancelled, %d errors in %.2fs\n", r.Completed, r.Cancelled, r.Errors, r.Seconds)
+	fmt.Fprintf(tw, "completed orders/s\t%.0f\n", r.CompletedPerSecond)
+	fmt.Fprintf(tw, "placed orders/s\t%.0f (%.0f reservations/s)\n", r.PlacedPerSecond, r.ReservationsPerSec)
+	fmt.Fprintf(tw, "place→ack ms\tp50 %.2f  p99 %.2f  max %.2f\n", r.AckP50, r.AckP99, r.AckMax)
+	fmt.Fprintf(tw, "place→completed ms\tp50 %.2f  p99 %.2f  max %.2f\n", r.DoneP50, r.DoneP99, r.DoneMax)
+	fmt.Fprintf(tw, "CPU s / 1,000 orders\t%.3f\n", r.CPUSecondsPer1000)
+	_ = tw.Flush()
+}
+
+func rateText(r float64) string {
+	if r == 0 {
+		return "max"
+	}
+	return fmt.Sprintf("%.0f/s", r)
+}
