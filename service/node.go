@@ -81,9 +81,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	if n.js, err = natsjs.New(n.nc); err != nil {
 		return nil, err
 	}
-	topo := jetstream.Topology{Partitions: cfg.Partitions, Replicas: cfg.Replicas,
-		DuplicateWindow: 2 * time.Minute, TransportMaxAge: 7 * 24 * time.Hour}
-	if err := jetstream.Ensure(ctx, n.js, topo); err != nil {
+	if err := jetstream.Ensure(ctx, n.js, TopologyFor(cfg)); err != nil {
 		return nil, err
 	}
 	ordersStream, err := n.js.Stream(ctx, jetstream.StreamOrders)
@@ -130,6 +128,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	}
 	n.log.Info("oms node ready", "nats", url, "data_dir", cfg.DataDir, "partitions", cfg.Partitions)
 	return n, nil
+}
+
+// TopologyFor returns the streams a node with cfg runs on.
+func TopologyFor(cfg config.Config) jetstream.Topology {
+	return jetstream.Topology{Partitions: cfg.Partitions, Replicas: cfg.Replicas,
+		DuplicateWindow: 2 * time.Minute, TransportMaxAge: 7 * 24 * time.Hour}
 }
 
 // ClientURL is where NATS clients reach this node.

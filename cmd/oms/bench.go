@@ -18,6 +18,28 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "run a complete single node with simulators and drive orders through the whole lifecycle",
+		Subcommands: []*cli.Command{{
+			Name:  "restart",
+			Usage: "store N orders, then time a restart until ready and until the first command on a stored order",
+			Flags: []cli.Flag{
+				&cli.IntFlag{Name: "orders", Value: 1_000_000},
+				&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
+				&cli.BoolFlag{Name: "json"},
+			},
+			Action: func(c *cli.Context) error {
+				log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				res, err := bench.RunRestart(c.Context, c.Int("orders"), c.String("data-dir"), log)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return json.NewEncoder(os.Stdout).Encode(res)
+				}
+				fmt.Printf("revision %s\nstored orders %d (written in %.1fs)\nrestart: ready in %.2fs, first command on a stored order answered at %.2fs\n",
+					res.Revision, res.StoredOrders, res.WriteSeconds, res.ReadySeconds, res.FirstCommandS)
+				return nil
+			},
+		}},
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "orders", Value: 10_000, Usage: "orders to place"},
 			&cli.Float64Flag{Name: "rate", Usage: "orders per second (0: as fast as possible)"},

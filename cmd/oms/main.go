@@ -8,12 +8,15 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/oms-project/oms/bench"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	bench.Version = version
 	app := &cli.App{
 		Name:    "oms",
 		Usage:   "order management system on NATS JetStream",

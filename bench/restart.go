@@ -1,0 +1,126 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/client"
+	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/service"
+)
+
+// RestartResult is what RunRestart measured.
+type RestartResult struct {
+	Revision      string  `json:"revision"`
+	StoredOrders  int     `json:"storedOrders"`
+	WriteSeconds  float64 `json:"writeSeconds"`
+	ReadySeconds  float64 `json:"readySeconds"`
+	FirstCommandS float64 `json:"firstCommandSeconds"`
+}
+
+// RunRestart stores n placed orders (written straight to the order stream,
+// as if taken earlier), stops the node, and measures how long a restart
+// takes until the node is ready and until it has answered a command on one
+// of the stored orders (which activates that order from the stream).
+func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger) (RestartResult, error) {
+	dir := dataDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "oms-restart-")
+		if err != nil {
+			return RestartResult{}, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	cfg := config.Default()
+	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
+	began := time.Now()
+	probe, err := writeOrders(ctx, cfg, n)
+	if err != nil {
+		return RestartResult{}, err
+	}
+	res := RestartResult{Revision: Revision(), StoredOrders: n, WriteSeconds: time.Since(began).Seconds()}
+
+	began = time.Now()
+	node, err := service.Start(ctx, cfg, log)
+	if err != nil {
+		return res, err
+	}
+	defer node.Stop()
+	res.ReadySeconds = time.Since(began).Seconds()
+	nc, err := nats.Connect(node.ClientURL())
+	if err != nil {
+		return res, err
+	}
+	defer nc.Close()
+	notes := "restart probe"
+	if _, err := client.New(nc).UpdateOrder(ctx, apiUpdate(probe, &notes)); err != nil {
+		return res, fmt.Errorf("first command: %w", err)
+	}
+	res.FirstCommandS = time.Since(began).Seconds()
+	return res, nil
+}
+
+// writeOrders appends n order.placed events with async publishes, with
+// only the NATS server and the streams up (no oms reacting to them), and
+// returns one of their IDs.
+func writeOrders(ctx context.Context, cfg config.Config, n int) (string, error) {
+	srv, err := jetstream.StartServer(jetstream.ServerOptions{Listen: cfg.NatsListen,
+		StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Name: cfg.NodeName})
+	if err != nil {
+		return "", err
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	nc, err := nats.Connect(srv.ClientURL(), nats.InProcessServer(srv))
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	js, err := natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return "", err
+	}
+	if err := jetstream.Ensure(ctx, js, service.TopologyFor(cfg)); err != nil {
+		return "", err
+	}
+	at := time.Now().UTC()
+	probe := ""
+	for i := range n {
+		id := uuid.NewString()
+		if i == n/2 {
+			probe = id
+		}
+		e := order.Event{ID: order.EventID(id, "place"), Type: order.EventPlaced, V: order.EventVersion, OrderID: id,
+			At: at, By: "bench", CauseID: "place", CauseHash: "x", Status: order.StatusReceived,
+			Reservation: order.ReservationPending, Placed: &order.Placed{User: fmt.Sprint("u", i%10000),
+				Items: []order.Item{{SKU: "SKU-1", Quantity: 1, UnitPrice: 1999}}, Currency: "EUR", Source: "web",
+				Destination: order.Destination{Country: "DE", PostalCode: "10115", Address: "a", PhoneNumber: "+49 30 1234567"},
+				Total:       1999, BasketSize: 1, ReservationExpiresAt: at.Add(time.Hour)}}
+		data, _ := json.Marshal(e)
+		if _, err := js.PublishAsync(jetstream.OrderEventsPrefix+id, data); err != nil {
+			return "", err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return probe, nil
+}
+
+func apiUpdate(id string, notes *string) api.UpdateOrder {
+	return api.UpdateOrder{ID: id, Notes: notes, By: "bench"}
+}
