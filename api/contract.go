@@ -21,6 +21,12 @@ const (
 	SubjectStockSet     = "oms.stock.set"
 	SubjectStockGet     = "oms.stock.get"
 	SubjectStatus       = "oms.status"
+
+	SubjectOrdersList          = "oms.orders.list"
+	SubjectOrdersChanges       = "oms.orders.changes"
+	SubjectAnalyticsSummary    = "oms.analytics.summary"
+	SubjectAnalyticsPromotions = "oms.analytics.promotions"
+	SubjectAdminRebuild        = "oms.admin.rebuild"
 )
 
 // PlaceOrder is the body of oms.orders.place. IdempotencyKey makes retries
@@ -40,9 +46,75 @@ type PlaceOrder struct {
 	By string `json:"by,omitempty"`
 }
 
-// GetOrder is the body of oms.orders.get.
+// GetOrder is the body of oms.orders.get. With MinVersion the reply waits
+// (up to the request timeout) until the read side has seen that stream
+// sequence: pass the version a write returned to read your own write.
 type GetOrder struct {
-	ID string `json:"id"`
+	ID         string `json:"id"`
+	MinVersion uint64 `json:"minVersion,omitempty"`
+}
+
+// ListOrders is the body of oms.orders.list: the seed's orders(filter).
+// Empty fields do not filter; from/to bound the creation time [from, to).
+type ListOrders struct {
+	User          string    `json:"user,omitempty"`
+	Status        string    `json:"status,omitempty"`
+	Source        string    `json:"source,omitempty"`
+	PromotionCode string    `json:"promotionCode,omitempty"`
+	SKU           string    `json:"sku,omitempty"`
+	From          time.Time `json:"from,omitzero"`
+	To            time.Time `json:"to,omitzero"`
+	Limit         int       `json:"limit,omitempty"`
+	Cursor        string    `json:"cursor,omitempty"`
+}
+
+// OrderPage is the reply of oms.orders.list; Next is the cursor of the next
+// page, empty on the last.
+type OrderPage struct {
+	Orders []order.Order `json:"orders"`
+	Next   string        `json:"next"`
+}
+
+// GetChanges is the body of oms.orders.changes: the order's events after
+// stream sequence After, waiting up to WaitMs for the first one.
+type GetChanges struct {
+	ID     string `json:"id"`
+	After  uint64 `json:"after"`
+	Limit  int    `json:"limit,omitempty"`
+	WaitMs int    `json:"waitMs,omitempty"`
+}
+
+// Change is one order event with its stream sequence (the feed cursor).
+type Change struct {
+	Seq   uint64      `json:"seq"`
+	Event order.Event `json:"event"`
+}
+
+// Changes is the reply of oms.orders.changes. Resume with After = Last.
+type Changes struct {
+	Changes []Change `json:"changes"`
+	Last    uint64   `json:"last"`
+}
+
+// Summary asks oms.analytics.summary for one year (0: every year).
+type Summary struct {
+	Year int `json:"year,omitempty"`
+}
+
+// Rebuild asks a node to drop and rebuild its read model ("readmodel") or
+// its actor snapshots ("snapshots") from the streams.
+type Rebuild struct {
+	What string `json:"what"`
+}
+
+// RebuildReport says what a rebuild did.
+type RebuildReport struct {
+	Node    string  `json:"node"`
+	What    string  `json:"what"`
+	Events  uint64  `json:"events"`
+	Orders  int     `json:"orders"`
+	SKUs    int     `json:"skus"`
+	Seconds float64 `json:"seconds"`
 }
 
 // CancelOrder is the body of oms.orders.cancel. CommandID, if given, makes a
@@ -78,11 +150,20 @@ type GetStock struct {
 // Status is the reply of oms.status.
 type Status struct {
 	Node        string           `json:"node"`
+	Roles       []string         `json:"roles"`
 	Orders      map[string]int64 `json:"orders"`
-	Projected   uint64           `json:"projectedSequence"`
+	ReadModel   ReadModel        `json:"readModel"`
 	ActiveOrder int              `json:"activeOrderActors"`
 	ActiveSKU   int              `json:"activeSkuActors"`
 	Partitions  int              `json:"partitions"`
+}
+
+// ReadModel reports how far the read side is behind the order stream.
+type ReadModel struct {
+	Applied uint64 `json:"appliedSequence"`
+	Stream  uint64 `json:"streamSequence"`
+	Lag     uint64 `json:"lag"`
+	Gaps    uint64 `json:"gaps"`
 }
 
 // Error is the JSON body of an error reply; the micro error headers carry

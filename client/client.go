@@ -99,3 +99,39 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	var s api.Status
 	return s, c.Request(ctx, api.SubjectStatus, struct{}{}, &s)
 }
+
+// GetOrderAt fetches an order once the read side has seen minVersion.
+func (c *Client) GetOrderAt(ctx context.Context, id string, minVersion uint64) (order.Order, error) {
+	var o order.Order
+	return o, c.Request(ctx, api.SubjectOrdersGet, api.GetOrder{ID: id, MinVersion: minVersion}, &o)
+}
+
+// ListOrders returns one page of orders matching the filter.
+func (c *Client) ListOrders(ctx context.Context, f api.ListOrders) (api.OrderPage, error) {
+	var p api.OrderPage
+	return p, c.Request(ctx, api.SubjectOrdersList, f, &p)
+}
+
+// Changes returns an order's events after a stream sequence (long-poll).
+func (c *Client) Changes(ctx context.Context, req api.GetChanges) (api.Changes, error) {
+	var ch api.Changes
+	return ch, c.Request(ctx, api.SubjectOrdersChanges, req, &ch)
+}
+
+// Summary returns the analytics summary (year 0: every year).
+func (c *Client) Summary(ctx context.Context, year int) (map[string]any, error) {
+	var out map[string]any
+	return out, c.Request(ctx, api.SubjectAnalyticsSummary, api.Summary{Year: year}, &out)
+}
+
+// Promotions returns per promotion code analytics.
+func (c *Client) Promotions(ctx context.Context) (map[string]any, error) {
+	var out map[string]any
+	return out, c.Request(ctx, api.SubjectAnalyticsPromotions, struct{}{}, &out)
+}
+
+// Rebuild asks the node to rebuild its read model or snapshots.
+func (c *Client) Rebuild(ctx context.Context, what string) (api.RebuildReport, error) {
+	var r api.RebuildReport
+	return r, c.Request(ctx, api.SubjectAdminRebuild, api.Rebuild{What: what}, &r)
+}

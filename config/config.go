@@ -29,8 +29,29 @@ type Config struct {
 	// SnapshotEvery queues an actor snapshot after this many events.
 	SnapshotEvery int
 
+	// Roles says what the node runs: "command" (actors, reactor, provider
+	// consumers, commands) and "query" (read model, lookups, lists,
+	// analytics, feeds).
+	Roles []string
+
 	Simulate  bool
 	Simulator Simulator
+}
+
+// Role names.
+const (
+	RoleCommand = "command"
+	RoleQuery   = "query"
+)
+
+// Has reports whether the node runs role r.
+func (c Config) Has(r string) bool {
+	for _, x := range c.Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
 }
 
 // Simulator configures the built-in payment and delivery providers.
@@ -61,6 +82,7 @@ func Default() Config {
 		MaxInFlight:         4096,
 		StatusInterval:      5 * time.Second,
 		SnapshotEvery:       256,
+		Roles:               []string{RoleCommand, RoleQuery},
 		Simulate:            true,
 		Simulator: Simulator{PaymentSuccessRate: 0.9, DeliveryAttemptFailure: 0.1,
 			MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second, OrdersPerSecond: 1, SKUs: 20},
@@ -107,6 +129,17 @@ func (c Config) Validate() error {
 	}
 	if c.SnapshotEvery < 1 {
 		bad("snapshot-every", "must be at least 1")
+	}
+	if len(c.Roles) == 0 {
+		bad("roles", "give at least one of command, query")
+	}
+	for _, r := range c.Roles {
+		if r != RoleCommand && r != RoleQuery {
+			bad("roles", "unknown role %q (want command, query)", r)
+		}
+	}
+	if c.Simulate && !c.Has(RoleCommand) {
+		bad("simulate", "the simulators need the command role on the same node")
 	}
 	s := c.Simulator
 	if s.PaymentSuccessRate < 0 || s.PaymentSuccessRate > 1 {

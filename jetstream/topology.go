@@ -172,9 +172,14 @@ func Schedule(ctx context.Context, js natsjs.JetStream, key string, at time.Time
 // Tail returns the messages of subject with sequence greater than after, in
 // order. Activation uses it to catch up from a snapshot.
 func Tail(ctx context.Context, stream natsjs.Stream, subject string, after uint64) ([]*natsjs.RawStreamMsg, error) {
+	return TailN(ctx, stream, subject, after, 0)
+}
+
+// TailN is Tail returning at most limit messages (0: all).
+func TailN(ctx context.Context, stream natsjs.Stream, subject string, after uint64, limit int) ([]*natsjs.RawStreamMsg, error) {
 	var out []*natsjs.RawStreamMsg
 	next := after + 1
-	for {
+	for limit == 0 || len(out) < limit {
 		msg, err := stream.GetMsg(ctx, next, natsjs.WithGetMsgSubject(subject))
 		if errors.Is(err, natsjs.ErrMsgNotFound) {
 			return out, nil
@@ -185,6 +190,7 @@ func Tail(ctx context.Context, stream natsjs.Stream, subject string, after uint6
 		out = append(out, msg)
 		next = msg.Sequence + 1
 	}
+	return out, nil
 }
 
 // DeadLetter stores a message that could not be processed, with the reason,

@@ -14,8 +14,10 @@ import (
 
 	"github.com/oms-project/oms/actors"
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/store"
 )
 
 // idempotencyNamespace scopes order IDs derived from idempotency keys.
@@ -36,17 +38,26 @@ func (n *Node) startAPI() error {
 		return fmt.Errorf("micro service: %w", err)
 	}
 	n.svc = svc
-	endpoints := []struct {
+	type endpoint struct {
 		name, subject string
 		handle        func(context.Context, []byte) (any, error)
-	}{
-		{"orders_place", api.SubjectOrdersPlace, n.placeOrder},
-		{"orders_get", api.SubjectOrdersGet, n.getOrder},
-		{"orders_cancel", api.SubjectOrdersCancel, n.cancelOrder},
-		{"orders_update", api.SubjectOrdersUpdate, n.updateOrder},
-		{"stock_set", api.SubjectStockSet, n.setStock},
-		{"stock_get", api.SubjectStockGet, n.getStock},
-		{"status", api.SubjectStatus, n.status},
+	}
+	endpoints := []endpoint{{"status", api.SubjectStatus, n.status}, {"admin_rebuild", api.SubjectAdminRebuild, n.rebuild}}
+	if n.cfg.Has(config.RoleCommand) {
+		endpoints = append(endpoints,
+			endpoint{"orders_place", api.SubjectOrdersPlace, n.placeOrder},
+			endpoint{"orders_cancel", api.SubjectOrdersCancel, n.cancelOrder},
+			endpoint{"orders_update", api.SubjectOrdersUpdate, n.updateOrder},
+			endpoint{"stock_set", api.SubjectStockSet, n.setStock},
+			endpoint{"stock_get", api.SubjectStockGet, n.getStock})
+	}
+	if n.cfg.Has(config.RoleQuery) {
+		endpoints = append(endpoints,
+			endpoint{"orders_get", api.SubjectOrdersGet, n.getOrder},
+			endpoint{"orders_list", api.SubjectOrdersList, n.listOrders},
+			endpoint{"orders_changes", api.SubjectOrdersChanges, n.orderChanges},
+			endpoint{"analytics_summary", api.SubjectAnalyticsSummary, n.analyticsSummary},
+			endpoint{"analytics_promotions", api.SubjectAnalyticsPromotions, n.analyticsPromotions})
 	}
 	for _, ep := range endpoints {
 		if err := svc.AddEndpoint(ep.name, n.endpoint(ep.handle), micro.WithEndpointSubject(ep.subject)); err != nil {
@@ -114,9 +125,10 @@ func ErrorCode(err error) int {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
-	case errors.Is(err, order.ErrInvalid), errors.Is(err, inventory.ErrInvalid), errors.As(err, &se), errors.As(err, &te):
+	case errors.Is(err, order.ErrInvalid), errors.Is(err, inventory.ErrInvalid), errors.As(err, &se), errors.As(err, &te),
+		errors.Is(err, store.ErrBadCursor):
 		return 400
-	case errors.Is(err, order.ErrNotFound):
+	case errors.Is(err, order.ErrNotFound), errors.Is(err, errNoCommandRole):
 		return 404
 	case errors.Is(err, order.ErrIllegalTransition), errors.Is(err, order.ErrAlreadyExists),
 		errors.Is(err, order.ErrIdempotencyConflict), errors.Is(err, order.ErrPaymentMismatch),
@@ -206,17 +218,6 @@ func (n *Node) placeOrder(ctx context.Context, data []byte) (any, error) {
 	return n.Order(ctx, cmd)
 }
 
-func (n *Node) getOrder(ctx context.Context, data []byte) (any, error) {
-	var req api.GetOrder
-	if err := decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := requireID("id", req.ID); err != nil {
-		return nil, err
-	}
-	return n.GetOrder(ctx, req.ID)
-}
-
 func commandMeta(id, cmdID, by, kind string) order.Meta {
 	if cmdID == "" {
 		cmdID = kind + ":" + uuid.NewString()
@@ -289,12 +290,32 @@ func (n *Node) status(context.Context, []byte) (any, error) {
 	return n.Status()
 }
 
-// Status summarises the node: orders by status and live actors.
+// Status summarises the node: orders by status, read-model lag, live actors.
 func (n *Node) Status() (api.Status, error) {
-	counts, seq, err := n.db.StatusCounts()
-	if err != nil {
-		return api.Status{}, err
+	st := api.Status{Node: n.cfg.NodeName, Roles: n.cfg.Roles, Partitions: n.cfg.Partitions, Orders: map[string]int64{}}
+	if n.orders != nil {
+		st.ActiveOrder, st.ActiveSKU = n.orders.Active(), n.skus.Active()
 	}
-	return api.Status{Node: n.cfg.NodeName, Orders: counts, Projected: seq,
-		ActiveOrder: n.orders.Active(), ActiveSKU: n.skus.Active(), Partitions: n.cfg.Partitions}, nil
+	if n.proj == nil {
+		return st, nil
+	}
+	counts, err := n.db.StatusCounts()
+	if err != nil {
+		return st, err
+	}
+	st.Orders = counts
+	rm, err := n.db.ReadModel()
+	if err != nil {
+		return st, err
+	}
+	st.ReadModel = api.ReadModel{Applied: rm.Applied, Gaps: rm.Gaps}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if info, err := n.orderStream.Info(ctx); err == nil {
+		st.ReadModel.Stream = info.State.LastSeq
+		if info.State.LastSeq > rm.Applied {
+			st.ReadModel.Lag = info.State.LastSeq - rm.Applied
+		}
+	}
+	return st, nil
 }

@@ -30,15 +30,17 @@ type Node struct {
 	cfg config.Config
 	log *slog.Logger
 
-	server *server.Server // nil when using an external NATS
-	nc     *nats.Conn
-	js     natsjs.JetStream
-	db     *store.DB
-	snaps  *store.Snapshotter
-	system interface{ Shutdown() }
-	orders *actors.Host
-	skus   *actors.Host
-	svc    micro.Service
+	server      *server.Server // nil when using an external NATS
+	nc          *nats.Conn
+	js          natsjs.JetStream
+	db          *store.DB
+	snaps       *store.Snapshotter
+	system      interface{ Shutdown() }
+	orders      *actors.Host
+	skus        *actors.Host
+	svc         micro.Service
+	proj        *projector
+	orderStream natsjs.Stream
 
 	stopConsumers []func()
 	cancel        context.CancelFunc
@@ -88,35 +90,40 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	if err != nil {
 		return nil, err
 	}
-	skusStream, err := n.js.Stream(ctx, jetstream.StreamSKUs)
-	if err != nil {
-		return nil, err
-	}
+	n.orderStream = ordersStream
 	if n.db, err = store.Open(filepath.Join(cfg.DataDir, cfg.NodeName+".bolt")); err != nil {
 		return nil, err
 	}
-	n.snaps = store.NewSnapshotter(n.db, 4096, 200*time.Millisecond, n.log)
-	deps := &actors.Deps{JS: n.js, Orders: ordersStream, SKUs: skusStream, DB: n.db, Snapshots: n.snaps,
-		Policy: order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
-		Log:    n.log, SnapshotEvery: cfg.SnapshotEvery}
-	system := actors.NewSystem(n.log)
-	n.system = system
-	n.orders = actors.NewHost(system, actors.NewOrderHandler(deps), cfg.IdleTimeout, 1024)
-	n.skus = actors.NewHost(system, actors.NewSKUHandler(deps), cfg.IdleTimeout, 4096)
-
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	if err := n.startProjection(runCtx, ordersStream); err != nil {
-		return nil, err
+	if cfg.Has(config.RoleCommand) {
+		skusStream, err := n.js.Stream(ctx, jetstream.StreamSKUs)
+		if err != nil {
+			return nil, err
+		}
+		n.snaps = store.NewSnapshotter(n.db, 4096, 200*time.Millisecond, n.log)
+		deps := &actors.Deps{JS: n.js, Orders: ordersStream, SKUs: skusStream, DB: n.db, Snapshots: n.snaps,
+			Policy: order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
+			Log:    n.log, SnapshotEvery: cfg.SnapshotEvery}
+		system := actors.NewSystem(n.log)
+		n.system = system
+		n.orders = actors.NewHost(system, actors.NewOrderHandler(deps), cfg.IdleTimeout, 1024)
+		n.skus = actors.NewHost(system, actors.NewSKUHandler(deps), cfg.IdleTimeout, 4096)
+		if err := n.startReactor(runCtx); err != nil {
+			return nil, err
+		}
+		if err := n.startInbound(runCtx); err != nil {
+			return nil, err
+		}
+		if err := n.startTimers(runCtx); err != nil {
+			return nil, err
+		}
 	}
-	if err := n.startReactor(runCtx); err != nil {
-		return nil, err
-	}
-	if err := n.startInbound(runCtx); err != nil {
-		return nil, err
-	}
-	if err := n.startTimers(runCtx); err != nil {
-		return nil, err
+	if cfg.Has(config.RoleQuery) {
+		n.proj = newProjector(n.db, ordersStream, n.log)
+		if err := n.proj.start(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := n.startAPI(); err != nil {
 		return nil, err
@@ -126,7 +133,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	if err := n.nc.FlushTimeout(10 * time.Second); err != nil {
 		return nil, fmt.Errorf("flush subscriptions: %w", err)
 	}
-	n.log.Info("oms node ready", "nats", url, "data_dir", cfg.DataDir, "partitions", cfg.Partitions)
+	n.log.Info("oms node ready", "nats", url, "data_dir", cfg.DataDir, "partitions", cfg.Partitions, "roles", cfg.Roles)
 	return n, nil
 }
 
@@ -164,6 +171,9 @@ func (n *Node) Stop() {
 			n.cancel()
 		}
 		n.wg.Wait()
+		if n.proj != nil {
+			n.proj.stop()
+		}
 		if n.orders != nil {
 			n.orders.Stop()
 			n.skus.Stop()
@@ -211,6 +221,9 @@ func (n *Node) Kill() {
 // PassivateAll drops every order and SKU actor from memory (their snapshots
 // are queued first). Used to measure memory and before maintenance.
 func (n *Node) PassivateAll(ctx context.Context) error {
+	if n.orders == nil {
+		return nil
+	}
 	if err := n.orders.PassivateAll(ctx); err != nil {
 		return err
 	}

@@ -369,10 +369,8 @@ func TestDuplicatePaymentAppliesOnceAndConflictsAreDeadLettered(t *testing.T) {
 		n := countType(h.events(o.ID), order.EventRejected)
 		return n == 1, fmt.Sprintf("%d rejections", n)
 	})
-	got, _ := h.c.GetOrder(h.ctx, o.ID)
-	if got.Status != order.StatusPaid || got.RefundDue != 999 {
-		t.Fatalf("after second payment: %s refund %d", got.Status, got.RefundDue)
-	}
+	h.waitOrder(o.ID, func(got order.Order) bool { return got.Status == order.StatusPaid && got.RefundDue == 999 },
+		"second payment refused and refunded")
 	// The dead letter says why.
 	s, _ := h.js.Stream(h.ctx, jetstream.StreamDeadLetter)
 	m, err := s.GetMsg(h.ctx, 1)

@@ -3,64 +3,196 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/store"
 )
 
-// startProjection keeps the bbolt status index in step with the order
-// events stream. It resumes from the sequence stored with the index, in the
-// same transaction as the index, so every event counts exactly once.
-func (n *Node) startProjection(ctx context.Context, stream natsjs.Stream) error {
-	_, seq, err := n.db.StatusCounts()
+// projector keeps the bbolt read model in step with the order events
+// stream. It resumes from the sequence stored with the read model, in the
+// same transaction as the model, so every event counts exactly once; an
+// ordered consumer restarts itself on any gap in delivery.
+type projector struct {
+	db     *store.DB
+	stream natsjs.Stream
+	log    *slog.Logger
+
+	applied atomic.Uint64
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced after each applied batch
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func newProjector(db *store.DB, stream natsjs.Stream, log *slog.Logger) *projector {
+	return &projector{db: db, stream: stream, log: log, changed: make(chan struct{})}
+}
+
+// start runs the projection from the stored sequence.
+func (p *projector) start(ctx context.Context) error {
+	oc, st, err := p.consumer(ctx)
 	if err != nil {
-		return fmt.Errorf("status index: %w", err)
+		return err
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	go p.run(runCtx, oc, st.Gaps)
+	return nil
+}
+
+// consumer opens an ordered consumer just after the stored sequence.
+func (p *projector) consumer(ctx context.Context) (natsjs.Consumer, store.ReadModelState, error) {
+	st, err := p.db.ReadModel()
+	if err != nil {
+		return nil, st, fmt.Errorf("read model: %w", err)
+	}
+	p.applied.Store(st.Applied)
 	cfg := natsjs.OrderedConsumerConfig{FilterSubjects: []string{jetstream.OrderEventsPrefix + ">"}}
-	if seq > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, seq+1
+	if st.Applied > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, st.Applied+1
 	}
-	oc, err := stream.OrderedConsumer(ctx, cfg)
+	oc, err := p.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("projection consumer: %w", err)
+		return nil, st, fmt.Errorf("projection consumer: %w", err)
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		for ctx.Err() == nil {
-			batch, err := oc.Fetch(512, natsjs.FetchMaxWait(500*time.Millisecond))
-			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, natsjs.ErrNoMessages) {
-					n.log.Debug("projection fetch", "err", err)
-					time.Sleep(100 * time.Millisecond)
-				}
+	return oc, st, nil
+}
+
+// stop ends the projection and waits for it.
+func (p *projector) stop() {
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+		p.cancel = nil
+	}
+}
+
+// run consumes until ctx ends. Messages arrive through a channel that the
+// writer drains in batches: one bbolt transaction for whatever is waiting,
+// so a quiet stream is projected at once and a busy one in bulk. If a
+// batch cannot be written, the consumer is reopened after what is stored.
+func (p *projector) run(ctx context.Context, oc natsjs.Consumer, gaps uint64) {
+	defer close(p.done)
+	for ctx.Err() == nil {
+		if oc == nil {
+			var err error
+			if oc, _, err = p.consumer(ctx); err != nil {
+				p.log.Warn("projection consumer", "err", err)
+				sleep(ctx, time.Second)
 				continue
 			}
-			var changes []store.StatusChange
-			for m := range batch.Messages() {
-				md, err := m.Metadata()
-				if err != nil {
-					continue
-				}
-				var e struct {
-					Status string `json:"status"`
-				}
-				if json.Unmarshal(m.Data(), &e) != nil || e.Status == "" {
-					continue
-				}
-				changes = append(changes, store.StatusChange{Seq: md.Sequence.Stream, Status: e.Status,
-					OrderID: strings.TrimPrefix(m.Subject(), jetstream.OrderEventsPrefix)})
+		}
+		ch := make(chan natsjs.Msg, 1024)
+		stopped := make(chan struct{})
+		cc, err := oc.Consume(func(m natsjs.Msg) {
+			select {
+			case ch <- m:
+			case <-stopped:
 			}
-			if err := n.db.ApplyStatusChanges(changes); err != nil && ctx.Err() == nil {
-				n.log.Warn("status index not updated", "err", err)
+		})
+		if err != nil {
+			p.log.Warn("projection consume", "err", err)
+			oc = nil
+			sleep(ctx, time.Second)
+			continue
+		}
+		err = p.drain(ctx, ch, &gaps)
+		close(stopped)
+		cc.Stop()
+		oc = nil
+		if err != nil {
+			p.log.Error("read model not updated; restarting projection", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+}
+
+func (p *projector) drain(ctx context.Context, ch <-chan natsjs.Msg, gaps *uint64) error {
+	events := make([]store.AppliedEvent, 0, 512)
+	for {
+		events = events[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-ch:
+			events = p.collect(events, m)
+		}
+	more:
+		for len(events) < cap(events) {
+			select {
+			case m := <-ch:
+				events = p.collect(events, m)
+			default:
+				break more
 			}
 		}
-	}()
-	return nil
+		if len(events) == 0 {
+			continue
+		}
+		if _, err := p.db.ApplyEvents(events); err != nil {
+			return err
+		}
+		if st, err := p.db.ReadModel(); err == nil {
+			if st.Gaps > *gaps {
+				p.log.Warn("gap in the order events stream", "gaps", st.Gaps, "applied", st.Applied)
+				*gaps = st.Gaps
+			}
+			p.applied.Store(st.Applied)
+		}
+		p.mu.Lock()
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.mu.Unlock()
+	}
+}
+
+func (p *projector) collect(events []store.AppliedEvent, m natsjs.Msg) []store.AppliedEvent {
+	md, err := m.Metadata()
+	if err != nil {
+		return events
+	}
+	var e order.Event
+	if err := json.Unmarshal(m.Data(), &e); err != nil {
+		p.log.Error("undecodable order event skipped by the read model", "seq", md.Sequence.Stream, "err", err)
+		return events
+	}
+	if e.OrderID == "" {
+		e.OrderID = strings.TrimPrefix(m.Subject(), jetstream.OrderEventsPrefix)
+	}
+	return append(events, store.AppliedEvent{Seq: md.Sequence.Stream, Event: e})
+}
+
+// waitFor blocks until the read model has applied sequence seq.
+func (p *projector) waitFor(ctx context.Context, seq uint64) error {
+	for {
+		p.mu.Lock()
+		ch := p.changed
+		p.mu.Unlock()
+		if p.applied.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("read model at %d, waiting for %d: %w", p.applied.Load(), seq, ctx.Err())
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

@@ -35,7 +35,7 @@ func TestPassivationAndGracefulRestart(t *testing.T) {
 
 	h.stop()
 	h2 := startNode(t, cfg)
-	after, err := h2.c.GetOrder(h2.ctx, o.ID)
+	after, err := h2.c.GetOrderAt(h2.ctx, o.ID, before.Version)
 	if err != nil {
 		t.Fatal(err)
 	}

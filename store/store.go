@@ -15,10 +15,6 @@ import (
 var (
 	bucketOrderSnapshots = []byte("order_snapshots")
 	bucketSKUSnapshots   = []byte("sku_snapshots")
-	bucketOrderStatus    = []byte("order_status")
-	bucketStatusCounts   = []byte("status_counts")
-	bucketMeta           = []byte("meta")
-	keyStatusSeq         = []byte("status_projection_seq")
 )
 
 // Kind selects the snapshot bucket.
@@ -47,7 +43,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w (is another oms using this data dir?)", path, err)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketOrderSnapshots, bucketSKUSnapshots, bucketOrderStatus, bucketStatusCounts, bucketMeta} {
+		for _, name := range append([][]byte{bucketOrderSnapshots, bucketSKUSnapshots}, readModelBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -121,52 +117,6 @@ func (db *DB) DropSnapshots(k Kind) error {
 	})
 }
 
-// StatusChange is one order reaching a status at stream sequence Seq.
-type StatusChange struct {
-	OrderID string
-	Status  string
-	Seq     uint64
-}
-
-// ApplyStatusChanges updates the order→status index and the per-status
-// counts, and records the stream sequence applied, in one transaction: the
-// projection is exactly-once against the stream.
-func (db *DB) ApplyStatusChanges(changes []StatusChange) error {
-	if len(changes) == 0 {
-		return nil
-	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		idx, counts, meta := tx.Bucket(bucketOrderStatus), tx.Bucket(bucketStatusCounts), tx.Bucket(bucketMeta)
-		var last uint64
-		if v := meta.Get(keyStatusSeq); len(v) == 8 {
-			last = binary.BigEndian.Uint64(v)
-		}
-		for _, c := range changes {
-			if c.Seq <= last {
-				continue
-			}
-			last = c.Seq
-			if old := idx.Get([]byte(c.OrderID)); old != nil {
-				if string(old) == c.Status {
-					continue
-				}
-				if err := addCount(counts, old, -1); err != nil {
-					return err
-				}
-			}
-			if err := idx.Put([]byte(c.OrderID), []byte(c.Status)); err != nil {
-				return err
-			}
-			if err := addCount(counts, []byte(c.Status), 1); err != nil {
-				return err
-			}
-		}
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], last)
-		return meta.Put(keyStatusSeq, v[:])
-	})
-}
-
 func addCount(b *bolt.Bucket, key []byte, delta int64) error {
 	var n int64
 	if v := b.Get(key); len(v) == 8 {
@@ -175,23 +125,4 @@ func addCount(b *bolt.Bucket, key []byte, delta int64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(n+delta))
 	return b.Put(append([]byte(nil), key...), v[:])
-}
-
-// StatusCounts returns the number of orders in each status and the stream
-// sequence the counts include.
-func (db *DB) StatusCounts() (map[string]int64, uint64, error) {
-	out := map[string]int64{}
-	var seq uint64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyStatusSeq); len(v) == 8 {
-			seq = binary.BigEndian.Uint64(v)
-		}
-		return tx.Bucket(bucketStatusCounts).ForEach(func(k, v []byte) error {
-			if len(v) == 8 {
-				out[string(k)] = int64(binary.BigEndian.Uint64(v))
-			}
-			return nil
-		})
-	})
-	return out, seq, err
 }

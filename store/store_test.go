@@ -51,23 +51,3 @@ func TestSnapshotterKeepsLatestPerKey(t *testing.T) {
 		t.Fatalf("got %v@%d", data, seq)
 	}
 }
-
-func TestStatusCountsAreExactlyOnce(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "t.bolt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	batch := []StatusChange{{"o1", "order_received", 1}, {"o2", "order_received", 2}, {"o1", "order_paid", 3}}
-	if err := db.ApplyStatusChanges(batch); err != nil {
-		t.Fatal(err)
-	}
-	// Redelivered changes (at or below the stored sequence) are ignored.
-	if err := db.ApplyStatusChanges(append(batch, StatusChange{"o2", "order_cancelled", 4})); err != nil {
-		t.Fatal(err)
-	}
-	counts, seq, err := db.StatusCounts()
-	if err != nil || seq != 4 || counts["order_received"] != 0 || counts["order_paid"] != 1 || counts["order_cancelled"] != 1 {
-		t.Fatalf("counts %v seq %d err %v", counts, seq, err)
-	}
-}

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
-	"github.com/nats-io/nats.go"
 	"github.com/urfave/cli/v2"
 
 	"github.com/oms-project/oms/api"
@@ -19,29 +16,65 @@ import (
 // call connects to the oms named by --server, runs fn and prints its result
 // as indented JSON.
 func call(c *cli.Context, fn func(context.Context, *client.Client) (any, error)) error {
-	url := c.String("server")
-	nc, err := nats.Connect(url, nats.Name("oms cli"))
+	cl, closeFn, err := dial(c)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w (is `oms serve` running? set --server or OMS_SERVER)", url, err)
+		return err
 	}
-	defer nc.Close()
-	cl := client.New(nc)
-	cl.Timeout = c.Duration("timeout")
+	defer closeFn()
 	out, err := fn(c.Context, cl)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return printJSON(out)
 }
 
 // args returns exactly the positional arguments named, or a usage error.
+// urfave/cli stops reading flags at the first positional argument, so
+// `oms order cancel ID --reason late` would leave the flag unread; flags
+// after the positional arguments are read here, against the command's own
+// flag definitions.
 func args(c *cli.Context, names ...string) ([]string, error) {
-	if c.NArg() != len(names) {
-		return nil, fmt.Errorf("want %s, got %d argument(s) (see --help)", strings.Join(names, " "), c.NArg())
+	all := c.Args().Slice()
+	if len(all) < len(names) {
+		return nil, fmt.Errorf("want %s, got %d argument(s) (see --help)", strings.Join(names, " "), len(all))
 	}
-	return c.Args().Slice(), nil
+	pos, rest := all[:len(names)], all[len(names):]
+	for i := 0; i < len(rest); i++ {
+		tok := rest[i]
+		if !strings.HasPrefix(tok, "-") {
+			return nil, fmt.Errorf("want %s, got an extra argument %q (see --help)", strings.Join(names, " "), tok)
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(tok, "-"), "=")
+		def := flagNamed(c, name)
+		if def == nil {
+			return nil, fmt.Errorf("flag provided but not defined: -%s", name)
+		}
+		if _, isBool := def.(*cli.BoolFlag); isBool && !hasValue {
+			value, hasValue = "true", true
+		}
+		if !hasValue {
+			if i+1 >= len(rest) {
+				return nil, fmt.Errorf("flag needs an argument: -%s", name)
+			}
+			i++
+			value = rest[i]
+		}
+		if err := c.Set(name, value); err != nil {
+			return nil, fmt.Errorf("-%s: %w", name, err)
+		}
+	}
+	return pos, nil
+}
+
+func flagNamed(c *cli.Context, name string) cli.Flag {
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
 }
 
 // parseItem reads SKU:QTY:UNIT_PRICE (unit price in minor units).
@@ -117,6 +150,8 @@ func orderCommand() *cli.Command {
 				},
 				Action: updateOrder,
 			},
+			listCommand(),
+			watchCommand(),
 		},
 	}
 }

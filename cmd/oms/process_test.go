@@ -199,11 +199,11 @@ func TestHardStopAndRestart(t *testing.T) {
 	}
 	// Every acknowledged order is there, identical to its events.
 	for _, id := range acked {
-		got, err := cl2.GetOrder(ctx, id)
+		want, _ := foldFromStream(ctx, t, orders, id)
+		got, err := cl2.GetOrderAt(ctx, id, want.Version)
 		if err != nil {
 			t.Fatalf("order %s after restart: %v", id, err)
 		}
-		want, _ := foldFromStream(ctx, t, orders, id)
 		if got.Version < want.Version {
 			t.Fatalf("order %s: version %d behind stream %d", id, got.Version, want.Version)
 		}

@@ -43,6 +43,8 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "sim-max-delay", Value: d.Simulator.MaxDelay, Usage: "longest simulated provider delay"},
 			&cli.Float64Flag{Name: "sim-orders-per-second", Value: d.Simulator.OrdersPerSecond, Usage: "simulated shopper's order rate (0: none)"},
 			&cli.IntFlag{Name: "sim-skus", Value: d.Simulator.SKUs, Usage: "size of the simulated catalogue"},
+			&cli.StringSliceFlag{Name: "roles", Value: cli.NewStringSlice(d.Roles...), EnvVars: []string{"OMS_ROLES"},
+				Usage: "what this node runs: command (actors, commands, provider events) and/or query (read model, lookups, lists, analytics, feeds)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OMS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 		},
 		Action: serve,
@@ -62,7 +64,15 @@ func serve(c *cli.Context) error {
 	cfg.RequestTimeout = c.Duration("request-timeout")
 	cfg.MaxInFlight = c.Int("max-in-flight")
 	cfg.StatusInterval = c.Duration("status-interval")
-	cfg.Simulate = c.Bool("simulate")
+	cfg.Roles = nil
+	for _, r := range c.StringSlice("roles") {
+		for _, part := range strings.Split(r, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				cfg.Roles = append(cfg.Roles, part)
+			}
+		}
+	}
+	cfg.Simulate = c.Bool("simulate") && cfg.Has(config.RoleCommand)
 	cfg.Simulator.PaymentSuccessRate = c.Float64("sim-payment-success")
 	cfg.Simulator.DeliveryAttemptFailure = c.Float64("sim-delivery-failure")
 	cfg.Simulator.MinDelay = c.Duration("sim-min-delay")
@@ -84,8 +94,8 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("oms %s serving\n  NATS:     %s\n  data dir: %s\n  try:      nats req oms.orders.get '{\"id\":\"...\"}' (or: oms status)\n",
-		cfg.NodeName, node.ClientURL(), cfg.DataDir)
+	fmt.Printf("oms %s serving (%s)\n  NATS:     %s\n  data dir: %s\n  try:      nats req oms.orders.get '{\"id\":\"...\"}' (or: oms status)\n",
+		cfg.NodeName, strings.Join(cfg.Roles, ", "), node.ClientURL(), cfg.DataDir)
 	var sim *simulator.Simulator
 	if cfg.Simulate {
 		if sim, err = simulator.Start(ctx, node.Conn(), cfg.Simulator, log); err != nil {
@@ -116,8 +126,8 @@ func serve(c *cli.Context) error {
 				log.Warn("status", "err", err)
 				continue
 			}
-			fmt.Printf("%s status: %s | actors: %d orders, %d skus\n", time.Now().Format(time.TimeOnly),
-				formatCounts(st.Orders), st.ActiveOrder, st.ActiveSKU)
+			fmt.Printf("%s status: %s | actors: %d orders, %d skus | read model lag %d\n", time.Now().Format(time.TimeOnly),
+				formatCounts(st.Orders), st.ActiveOrder, st.ActiveSKU, st.ReadModel.Lag)
 		}
 	}
 }

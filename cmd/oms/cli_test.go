@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+)
+
+// omsCLI runs the oms binary against url and returns its stdout.
+func omsCLI(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, omsBinary, append([]string{"--server", url}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("oms %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
+// TestCLIReadSideAndReplay drives a served node through the CLI: orders
+// placed and followed to completion, listed, reported, then the order
+// stream replayed to a file and to another subject, both compared with
+// the stream.
+func TestCLIReadSideAndReplay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := startProcess(t, t.TempDir(), "--simulate", "--sim-orders-per-second", "0", "--sim-min-delay", "10ms",
+		"--sim-max-delay", "50ms", "--sim-payment-success", "1", "--sim-delivery-failure", "0")
+	omsCLI(t, p.url, "stock", "set", "CLI-1", "100")
+	var ids []string
+	for i := range 5 {
+		out := omsCLI(t, p.url, "order", "place", "--user", "cli-user", "--item", "CLI-1:2:1500", "--country", "DE",
+			"--postal-code", "10115", "--address", "Street 1", "--phone", "+49 30 1234567", "--promo", "CLIPROMO",
+			"--idempotency-key", fmt.Sprint("cli-", i))
+		var o order.Order
+		if err := json.Unmarshal([]byte(out), &o); err != nil {
+			t.Fatalf("place output: %v\n%s", err, out)
+		}
+		ids = append(ids, o.ID)
+	}
+	// watch follows the first order to completion and prints every change.
+	lines := strings.Split(strings.TrimSpace(omsCLI(t, p.url, "order", "watch", ids[0], "--until-done", "--json")), "\n")
+	var lastChange api.Change
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &lastChange); err != nil || lastChange.Event.Status != order.StatusCompleted || len(lines) != 5 {
+		t.Fatalf("watch printed %d lines, last %+v (%v)", len(lines), lastChange, err)
+	}
+	eventually(t, 30*time.Second, "all completed", func() (bool, string) {
+		var page api.OrderPage
+		out := omsCLI(t, p.url, "order", "list", "--user", "cli-user", "--status", "order_completed", "--json", "--all")
+		if err := json.Unmarshal([]byte(out), &page); err != nil {
+			return false, err.Error()
+		}
+		return len(page.Orders) == 5, fmt.Sprintf("%d completed", len(page.Orders))
+	})
+	table := omsCLI(t, p.url, "order", "list", "--promo", "CLIPROMO")
+	if strings.Count(table, "order_completed") != 5 {
+		t.Fatalf("list table:\n%s", table)
+	}
+	var report struct {
+		Promotions []struct {
+			Code   string `json:"code"`
+			Orders int64  `json:"orders"`
+			Paid   int64  `json:"paidOrders"`
+		} `json:"promotions"`
+	}
+	if err := json.Unmarshal([]byte(omsCLI(t, p.url, "report", "--json")), &report); err != nil ||
+		len(report.Promotions) != 1 || report.Promotions[0].Orders != 5 || report.Promotions[0].Paid != 5 {
+		t.Fatalf("report: %+v %v", report, err)
+	}
+
+	// Replay the order stream to a file: one JSON line per stored event.
+	nc, _, js := connect(t, p.url)
+	stream, err := js.Stream(ctx, jetstream.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "orders.jsonl")
+	omsCLI(t, p.url, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order.>", "--out", file)
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var replayed []ReplayLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l ReplayLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		replayed = append(replayed, l)
+	}
+	if uint64(len(replayed)) != info.State.Msgs {
+		t.Fatalf("replayed %d lines, stream holds %d", len(replayed), info.State.Msgs)
+	}
+	for _, l := range replayed {
+		m, err := stream.GetMsg(ctx, l.Seq)
+		if err != nil || m.Subject != l.Subject || !jsonEqual(m.Data, l.Data) {
+			t.Fatalf("line %d differs from the stream: %v", l.Seq, err)
+		}
+	}
+
+	// Replay to another subject, captured by a stream: same count, same payloads.
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "COPY", Subjects: []string{"copy.orders"}}); err != nil {
+		t.Fatal(err)
+	}
+	omsCLI(t, p.url, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order."+ids[0], "--to", "copy.orders", "--rate", "1000")
+	copyStream, _ := js.Stream(ctx, "COPY")
+	src, err := jetstream.Tail(ctx, stream, jetstream.OrderEventsPrefix+ids[0], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "copies stored", func() (bool, string) {
+		ci, err := copyStream.Info(ctx)
+		return err == nil && ci.State.Msgs == uint64(len(src)), fmt.Sprint(ci.State.Msgs, " of ", len(src))
+	})
+	for i, m := range src {
+		c, err := copyStream.GetMsg(ctx, uint64(i+1))
+		if err != nil || !bytes.Equal(c.Data, m.Data) {
+			t.Fatalf("copy %d differs: %v", i+1, err)
+		}
+	}
+	_ = nc
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && fmt.Sprint(x) == fmt.Sprint(y)
+}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/urfave/cli/v2"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/client"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+)
+
+// parseTime reads RFC 3339 or a duration before now ("24h").
+func parseTime(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %q: want RFC 3339 (2026-11-27T00:00:00Z) or a duration ago (24h)", flag, s)
+	}
+	return t, nil
+}
+
+func listCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list orders matching filters, oldest first (a table, or --json)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "user"}, &cli.StringFlag{Name: "status"}, &cli.StringFlag{Name: "source"},
+			&cli.StringFlag{Name: "promo", Usage: "promotion code"}, &cli.StringFlag{Name: "sku"},
+			&cli.StringFlag{Name: "from", Usage: "created at or after (RFC 3339, or a duration ago: 24h)"},
+			&cli.StringFlag{Name: "to", Usage: "created before"},
+			&cli.IntFlag{Name: "limit", Value: 50, Usage: "page size"},
+			&cli.StringFlag{Name: "cursor", Usage: "continue after a page (its next cursor)"},
+			&cli.BoolFlag{Name: "all", Usage: "follow cursors to the last page"},
+			&cli.BoolFlag{Name: "json"},
+		},
+		Action: func(c *cli.Context) error {
+			from, err := parseTime("from", c.String("from"))
+			if err != nil {
+				return err
+			}
+			to, err := parseTime("to", c.String("to"))
+			if err != nil {
+				return err
+			}
+			f := api.ListOrders{User: c.String("user"), Status: c.String("status"), Source: c.String("source"),
+				PromotionCode: c.String("promo"), SKU: c.String("sku"), From: from, To: to, Limit: c.Int("limit"),
+				Cursor: c.String("cursor")}
+			cl, closeFn, err := dial(c)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			var all []order.Order
+			next := ""
+			for {
+				page, err := cl.ListOrders(c.Context, f)
+				if err != nil {
+					return err
+				}
+				all, next = append(all, page.Orders...), page.Next
+				if !c.Bool("all") || next == "" {
+					break
+				}
+				f.Cursor = next
+			}
+			if c.Bool("json") {
+				return printJSON(api.OrderPage{Orders: all, Next: next})
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tCREATED\tUSER\tSTATUS\tITEMS\tTOTAL\tSOURCE\tPROMO")
+			for _, o := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d %s\t%s\t%v\n", o.ID, o.CreatedAt.Format(time.DateTime), o.User,
+					o.Status, o.BasketSize, o.Total, o.Currency, o.Source, o.PromotionCodes)
+			}
+			if next != "" {
+				fmt.Fprintf(tw, "next page: --cursor %s\n", next)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func dial(c *cli.Context) (*client.Client, func(), error) {
+	url := c.String("server")
+	nc, err := nats.Connect(url, nats.Name("oms cli"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w (is `oms serve` running? set --server or OMS_SERVER)", url, err)
+	}
+	cl := client.New(nc)
+	cl.Timeout = c.Duration("timeout")
+	return cl, nc.Close, nil
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func watchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "watch",
+		Usage:     "print an order's changes as they happen; resume with --from the last sequence printed",
+		ArgsUsage: "ID",
+		Flags: []cli.Flag{
+			&cli.Uint64Flag{Name: "from", Usage: "stream sequence already seen (0: from the beginning)"},
+			&cli.BoolFlag{Name: "until-done", Usage: "exit once the order is completed or cancelled"},
+			&cli.BoolFlag{Name: "json", Usage: "print each event as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			a, err := args(c, "ID")
+			if err != nil {
+				return err
+			}
+			cl, closeFn, err := dial(c)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			js, err := natsjs.New(cl.NC)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err = jetstream.Watch(ctx, js, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a[0], c.Uint64("from"),
+				func(m natsjs.Msg, seq uint64) error {
+					var e order.Event
+					if err := json.Unmarshal(m.Data(), &e); err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						b, _ := json.Marshal(api.Change{Seq: seq, Event: e})
+						fmt.Println(string(b))
+					} else {
+						fmt.Printf("%d\t%s\t%-30s\t%-16s\treservation=%s\tby=%s\n", seq, e.At.Format(time.RFC3339),
+							e.Type, e.Status, e.Reservation, e.By)
+					}
+					if c.Bool("until-done") && e.Status.Terminal() {
+						return jetstream.ErrStopWatching
+					}
+					return nil
+				})
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		},
+	}
+}
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "report",
+		Usage: "analytics: orders, revenue and basket size per year and month, and promotion code performance",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "year", Usage: "one year, with its months (default: every year)"},
+			&cli.BoolFlag{Name: "json"},
+		},
+		Action: func(c *cli.Context) error {
+			cl, closeFn, err := dial(c)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			var sum struct {
+				Years  []period `json:"years"`
+				Months []period `json:"months"`
+			}
+			if err := cl.Request(c.Context, api.SubjectAnalyticsSummary, api.Summary{Year: c.Int("year")}, &sum); err != nil {
+				return err
+			}
+			var promos struct {
+				Promotions []period `json:"promotions"`
+			}
+			if err := cl.Request(c.Context, api.SubjectAnalyticsPromotions, struct{}{}, &promos); err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(map[string]any{"years": sum.Years, "months": sum.Months, "promotions": promos.Promotions})
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "PERIOD\tORDERS\tPAID\tCOMPLETED\tCANCELLED\tAVG BASKET\tREVENUE\tAVG ORDER VALUE\t")
+			for _, p := range append(sum.Years, sum.Months...) {
+				p.row(tw, p.Period)
+			}
+			fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t")
+			fmt.Fprintln(tw, "PROMOTION\tORDERS\tPAID\tCOMPLETED\tCANCELLED\tAVG BASKET\tREVENUE\tAVG ORDER VALUE\t")
+			for _, p := range promos.Promotions {
+				p.row(tw, p.Code)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+type period struct {
+	Period            string           `json:"period,omitempty"`
+	Code              string           `json:"code,omitempty"`
+	Orders            int64            `json:"orders"`
+	Paid              int64            `json:"paidOrders"`
+	Cancelled         int64            `json:"cancelledOrders"`
+	Completed         int64            `json:"completedOrders"`
+	Units             int64            `json:"units"`
+	Revenue           map[string]int64 `json:"revenue"`
+	AverageBasketSize float64          `json:"averageBasketSize"`
+	AverageOrderValue map[string]int64 `json:"averageOrderValue"`
+}
+
+func (p period) row(tw *tabwriter.Writer, name string) {
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\t\n", name, p.Orders, p.Paid, p.Completed, p.Cancelled,
+		p.AverageBasketSize, money(p.Revenue), money(p.AverageOrderValue))
+}
+
+func money(m map[string]int64) string {
+	s := ""
+	for cur, v := range m {
+		if s != "" {
+			s += " "
+		}
+		s += fmt.Sprintf("%d.%02d %s", v/100, abs(v%100), cur)
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func rebuildCommand() *cli.Command {
+	do := func(what string) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			cl, closeFn, err := dial(c)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx, cancel := context.WithTimeout(c.Context, time.Hour)
+			defer cancel()
+			r, err := cl.Rebuild(ctx, what)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s rebuilt the %s from the streams: %d events, %d orders, %d skus in %.2fs\n",
+				r.Node, what, r.Events, r.Orders, r.SKUs, r.Seconds)
+			return nil
+		}
+	}
+	return &cli.Command{
+		Name:  "rebuild",
+		Usage: "drop a running node's local state and rebuild it from the streams",
+		Subcommands: []*cli.Command{
+			{Name: "readmodel", Usage: "the bbolt read model (lookups, lists, analytics)", Action: do("readmodel")},
+			{Name: "snapshots", Usage: "the order and SKU actor snapshots", Action: do("snapshots")},
+		},
+	}
+}

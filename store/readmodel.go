@@ -1,0 +1,543 @@
+package store
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/oms-project/oms/order"
+)
+
+// The read model: order documents, their indexes, per-status counts and
+// analytics aggregates, all updated in the transaction that records the
+// stream sequence applied, so each event counts exactly once.
+var (
+	bucketRMOrders    = []byte("rm_orders")
+	bucketRMIndex     = []byte("rm_index")
+	bucketRMStatus    = []byte("rm_status_counts")
+	bucketRMAnalytics = []byte("rm_analytics")
+	bucketRMMeta      = []byte("rm_meta")
+	keyRMApplied      = []byte("applied_seq")
+	keyRMGaps         = []byte("gaps")
+	readModelBuckets  = [][]byte{bucketRMOrders, bucketRMIndex, bucketRMStatus, bucketRMAnalytics, bucketRMMeta}
+)
+
+// Index fields (the first part of every index key).
+const (
+	idxUser    = "u"
+	idxStatus  = "s"
+	idxSource  = "o"
+	idxPromo   = "p"
+	idxSKU     = "k"
+	idxCreated = "c"
+)
+
+// AppliedEvent is one order event with its stream sequence.
+type AppliedEvent struct {
+	Seq   uint64
+	Event order.Event
+}
+
+// ReadModelState says how far the read model is.
+type ReadModelState struct {
+	Applied uint64 `json:"appliedSequence"`
+	// Gaps counts times the stream sequence jumped (messages deleted from
+	// the stream, or a bug): each is logged by the projection.
+	Gaps uint64 `json:"gaps"`
+}
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func putU64(b *bolt.Bucket, key []byte, v uint64) error {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], v)
+	return b.Put(key, buf[:])
+}
+
+// ReadModel returns the applied sequence and gap count.
+func (db *DB) ReadModel() (ReadModelState, error) {
+	var s ReadModelState
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketRMMeta)
+		s.Applied, s.Gaps = u64(m.Get(keyRMApplied)), u64(m.Get(keyRMGaps))
+		return nil
+	})
+	return s, err
+}
+
+// DropReadModel deletes the read model; the projection then rebuilds it
+// from the start of the stream.
+func (db *DB) DropReadModel() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range readModelBuckets {
+			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func indexKey(field, value string, created time.Time, id string) []byte {
+	k := make([]byte, 0, len(field)+len(value)+len(id)+10)
+	k = append(k, field...)
+	k = append(k, 0)
+	k = append(k, value...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(created.UnixNano()))
+	return append(k, id...)
+}
+
+func indexPrefix(field, value string) []byte {
+	return append(append(append([]byte(field), 0), value...), 0)
+}
+
+// Analytics is an aggregate over a period or a promotion code.
+type Analytics struct {
+	Orders    int64            `json:"orders"`
+	Paid      int64            `json:"paidOrders"`
+	Cancelled int64            `json:"cancelledOrders"`
+	Completed int64            `json:"completedOrders"`
+	Units     int64            `json:"units"`
+	Revenue   map[string]int64 `json:"revenue"`
+}
+
+// ApplyEvents folds a batch of order events into the read model in one
+// transaction. Events at or below the applied sequence are skipped, so a
+// redelivered batch changes nothing. It returns how many were applied.
+func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	applied := 0
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		docs, idx, counts, agg, meta := tx.Bucket(bucketRMOrders), tx.Bucket(bucketRMIndex),
+			tx.Bucket(bucketRMStatus), tx.Bucket(bucketRMAnalytics), tx.Bucket(bucketRMMeta)
+		last, gaps := u64(meta.Get(keyRMApplied)), u64(meta.Get(keyRMGaps))
+		cache := map[string]*Analytics{}
+		aggregate := func(key string) (*Analytics, error) {
+			if a, ok := cache[key]; ok {
+				return a, nil
+			}
+			a := &Analytics{Revenue: map[string]int64{}}
+			if v := agg.Get([]byte(key)); v != nil {
+				if err := json.Unmarshal(v, a); err != nil {
+					return nil, err
+				}
+				if a.Revenue == nil {
+					a.Revenue = map[string]int64{}
+				}
+			}
+			cache[key] = a
+			return a, nil
+		}
+		for _, ae := range batch {
+			if ae.Seq <= last {
+				continue
+			}
+			if last > 0 && ae.Seq != last+1 {
+				gaps++
+			}
+			last = ae.Seq
+			applied++
+			e := ae.Event
+			var old order.Order
+			if v := docs.Get([]byte(e.OrderID)); v != nil {
+				if err := json.Unmarshal(v, &old); err != nil {
+					return fmt.Errorf("read model doc %s: %w", e.OrderID, err)
+				}
+			} else if e.Type != order.EventPlaced {
+				// An event for an order we never saw placed: the stream
+				// was trimmed, or we started mid-way. Skip it.
+				gaps++
+				continue
+			}
+			st := order.Evolve(order.State{Order: old}, e)
+			cur := st.Order
+			cur.Version = ae.Seq
+			if e.Type == order.EventPlaced {
+				if err := indexPlaced(idx, cur); err != nil {
+					return err
+				}
+			}
+			if old.Status != cur.Status {
+				if old.Status != "" {
+					if err := idx.Delete(indexKey(idxStatus, string(old.Status), cur.CreatedAt, cur.ID)); err != nil {
+						return err
+					}
+					if err := addCount(counts, []byte(old.Status), -1); err != nil {
+						return err
+					}
+				}
+				if err := idx.Put(indexKey(idxStatus, string(cur.Status), cur.CreatedAt, cur.ID), nil); err != nil {
+					return err
+				}
+				if err := addCount(counts, []byte(cur.Status), 1); err != nil {
+					return err
+				}
+			}
+			if err := analyze(aggregate, old, cur, e); err != nil {
+				return err
+			}
+			doc, err := json.Marshal(cur)
+			if err != nil {
+				return err
+			}
+			if err := docs.Put([]byte(cur.ID), doc); err != nil {
+				return err
+			}
+		}
+		for k, a := range cache {
+			v, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			if err := agg.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		if err := putU64(meta, keyRMGaps, gaps); err != nil {
+			return err
+		}
+		return putU64(meta, keyRMApplied, last)
+	})
+	return applied, err
+}
+
+func indexPlaced(idx *bolt.Bucket, o order.Order) error {
+	keys := [][]byte{
+		indexKey(idxUser, o.User, o.CreatedAt, o.ID),
+		indexKey(idxSource, o.Source, o.CreatedAt, o.ID),
+		indexKey(idxCreated, "", o.CreatedAt, o.ID),
+	}
+	for _, p := range o.PromotionCodes {
+		keys = append(keys, indexKey(idxPromo, p, o.CreatedAt, o.ID))
+	}
+	for _, it := range o.Items {
+		keys = append(keys, indexKey(idxSKU, it.SKU, o.CreatedAt, o.ID))
+	}
+	for _, k := range keys {
+		if err := idx.Put(k, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// analyze updates the aggregates an event changes. Orders count in the
+// year and month they were placed (UTC) and under each promotion code.
+// Revenue is what was paid, less what was refunded, per currency.
+func analyze(aggregate func(string) (*Analytics, error), old, cur order.Order, e order.Event) error {
+	keys := []string{"y:" + cur.CreatedAt.UTC().Format("2006"), "m:" + cur.CreatedAt.UTC().Format("2006-01")}
+	for _, p := range cur.PromotionCodes {
+		keys = append(keys, "p:"+p)
+	}
+	becamePaid := cur.PaymentInformation.Status == "succeeded" && old.PaymentInformation.Status != "succeeded"
+	// Only refunds of counted revenue reduce it; a refused duplicate
+	// payment was never revenue.
+	var refund int64
+	if e.Cancel != nil && old.PaymentInformation.Status == "succeeded" {
+		refund = e.Cancel.RefundDue
+	}
+	for _, k := range keys {
+		a, err := aggregate(k)
+		if err != nil {
+			return err
+		}
+		if e.Type == order.EventPlaced {
+			a.Orders++
+			a.Units += cur.BasketSize
+		}
+		if becamePaid {
+			a.Paid++
+			a.Revenue[cur.Currency] += cur.Total
+		}
+		if refund > 0 {
+			a.Revenue[cur.Currency] -= refund
+		}
+		if old.Status != cur.Status {
+			switch cur.Status {
+			case order.StatusCancelled:
+				a.Cancelled++
+			case order.StatusCompleted:
+				a.Completed++
+			}
+		}
+	}
+	return nil
+}
+
+// StatusCountsRM returns the number of orders in each status.
+func (db *DB) StatusCounts() (map[string]int64, error) {
+	out := map[string]int64{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRMStatus).ForEach(func(k, v []byte) error {
+			out[string(k)] = int64(u64(v))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Order returns an order from the read model.
+func (db *DB) Order(id string) (order.Order, bool, error) {
+	var o order.Order
+	var ok bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRMOrders).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(v, &o)
+	})
+	return o, ok, err
+}
+
+// OrderFilter selects orders for ListOrders: the seed's orders(filter).
+// Empty fields do not filter. Results come in creation order.
+type OrderFilter struct {
+	User          string    `json:"user,omitempty"`
+	Status        string    `json:"status,omitempty"`
+	Source        string    `json:"source,omitempty"`
+	PromotionCode string    `json:"promotionCode,omitempty"`
+	SKU           string    `json:"sku,omitempty"`
+	From          time.Time `json:"from,omitzero"`
+	To            time.Time `json:"to,omitzero"`
+	Limit         int       `json:"limit,omitempty"`
+	Cursor        string    `json:"cursor,omitempty"`
+}
+
+// Page limits.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// ErrBadCursor is returned for a cursor ListOrders did not issue.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// Matches reports whether o passes every filter (the cursor and limit aside).
+func (f OrderFilter) Matches(o order.Order) bool {
+	switch {
+	case f.User != "" && o.User != f.User,
+		f.Status != "" && string(o.Status) != f.Status,
+		f.Source != "" && o.Source != f.Source,
+		!f.From.IsZero() && o.CreatedAt.Before(f.From),
+		!f.To.IsZero() && !o.CreatedAt.Before(f.To):
+		return false
+	}
+	if f.PromotionCode != "" && !contains(o.PromotionCodes, f.PromotionCode) {
+		return false
+	}
+	if f.SKU != "" {
+		found := false
+		for _, it := range o.Items {
+			found = found || it.SKU == f.SKU
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// driver picks the index that narrows the scan most: identity filters
+// first (a user has few orders), then promotion, SKU, status, source.
+func (f OrderFilter) driver() (field, value string) {
+	switch {
+	case f.User != "":
+		return idxUser, f.User
+	case f.PromotionCode != "":
+		return idxPromo, f.PromotionCode
+	case f.SKU != "":
+		return idxSKU, f.SKU
+	case f.Status != "":
+		return idxStatus, f.Status
+	case f.Source != "":
+		return idxSource, f.Source
+	}
+	return idxCreated, ""
+}
+
+// ListOrders returns up to f.Limit orders matching f after f.Cursor, and
+// the cursor of the next page ("" when there is none). Pages follow
+// creation time, so orders placed while a client pages through appear at
+// the end and none is returned twice.
+func (db *DB) ListOrders(f OrderFilter) ([]order.Order, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	limit = min(limit, MaxPageSize)
+	field, value := f.driver()
+	prefix := indexPrefix(field, value)
+	start := prefix
+	if !f.From.IsZero() {
+		start = binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(f.From.UnixNano()))
+	}
+	if f.Cursor != "" {
+		c, err := base64.RawURLEncoding.DecodeString(f.Cursor)
+		if err != nil || len(c) < 8 {
+			return nil, "", ErrBadCursor
+		}
+		// Seek to the cursor's key and skip it.
+		start = append(bytes.Clone(prefix), c...)
+		start = append(start, 0)
+	}
+	var end []byte
+	if !f.To.IsZero() {
+		end = binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(f.To.UnixNano()))
+	}
+	out := make([]order.Order, 0, min(limit, 64))
+	next := ""
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		docs := tx.Bucket(bucketRMOrders)
+		c := tx.Bucket(bucketRMIndex).Cursor()
+		var lastKey []byte
+		k, _ := c.Seek(start)
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if end != nil && bytes.Compare(k, end) >= 0 {
+				return nil
+			}
+			if len(out) == limit {
+				// More index entries remain: there may be a next page.
+				next = base64.RawURLEncoding.EncodeToString(lastKey[len(prefix):])
+				return nil
+			}
+			id := k[len(prefix)+8:]
+			v := docs.Get(id)
+			if v == nil {
+				continue
+			}
+			var o order.Order
+			if err := json.Unmarshal(v, &o); err != nil {
+				return err
+			}
+			lastKey = k
+			if f.Matches(o) {
+				out = append(out, o)
+			}
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// PeriodAnalytics is one year's or month's aggregate.
+type PeriodAnalytics struct {
+	Period string `json:"period"`
+	Analytics
+	AverageBasketSize float64          `json:"averageBasketSize"`
+	AverageOrderValue map[string]int64 `json:"averageOrderValue"`
+}
+
+// PromotionAnalytics is one promotion code's aggregate.
+type PromotionAnalytics struct {
+	Code string `json:"code"`
+	Analytics
+	AverageBasketSize float64          `json:"averageBasketSize"`
+	AverageOrderValue map[string]int64 `json:"averageOrderValue"`
+}
+
+func averages(a Analytics) (float64, map[string]int64) {
+	basket := 0.0
+	if a.Orders > 0 {
+		basket = float64(a.Units) / float64(a.Orders)
+	}
+	aov := map[string]int64{}
+	if a.Paid > 0 {
+		for c, r := range a.Revenue {
+			aov[c] = r / a.Paid
+		}
+	}
+	return basket, aov
+}
+
+// Summary returns the yearly aggregates (year 0: all years) and the
+// monthly ones of the year asked for.
+func (db *DB) Summary(year int) (years, months []PeriodAnalytics, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRMAnalytics).Cursor()
+		scan := func(prefix string, into *[]PeriodAnalytics) error {
+			for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+				var p PeriodAnalytics
+				if err := json.Unmarshal(v, &p.Analytics); err != nil {
+					return err
+				}
+				p.Period = string(k[2:])
+				p.AverageBasketSize, p.AverageOrderValue = averages(p.Analytics)
+				*into = append(*into, p)
+			}
+			return nil
+		}
+		yp, mp := "y:", ""
+		if year > 0 {
+			yp = "y:" + strconv.Itoa(year)
+			mp = "m:" + strconv.Itoa(year) + "-"
+		}
+		if err := scan(yp, &years); err != nil {
+			return err
+		}
+		if mp != "" {
+			return scan(mp, &months)
+		}
+		return nil
+	})
+	return years, months, err
+}
+
+// Promotions returns every promotion code's aggregate, most orders first.
+func (db *DB) Promotions() ([]PromotionAnalytics, error) {
+	var out []PromotionAnalytics
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRMAnalytics).Cursor()
+		for k, v := c.Seek([]byte("p:")); k != nil && bytes.HasPrefix(k, []byte("p:")); k, v = c.Next() {
+			var p PromotionAnalytics
+			if err := json.Unmarshal(v, &p.Analytics); err != nil {
+				return err
+			}
+			p.Code = string(k[2:])
+			p.AverageBasketSize, p.AverageOrderValue = averages(p.Analytics)
+			out = append(out, p)
+		}
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Orders > out[j].Orders })
+	return out, err
+}
+
+// CountOrders returns how many orders the read model holds.
+func (db *DB) CountOrders() (int, error) {
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketRMOrders).Stats().KeyN
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/oms-project/oms/order"
+)
+
+var t0 = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+func placed(id, user string, at time.Time, sku string, promo ...string) order.Event {
+	return order.Event{ID: id + "-p", Type: order.EventPlaced, OrderID: id, At: at, By: user, CauseID: "place",
+		Status: order.StatusReceived, Reservation: order.ReservationPending,
+		Placed: &order.Placed{User: user, Items: []order.Item{{SKU: sku, Quantity: 2, UnitPrice: 500}}, Currency: "EUR",
+			Source: "web", PromotionCodes: promo, Total: 1000, BasketSize: 2}}
+}
+
+func paid(id string, at time.Time) order.Event {
+	return order.Event{ID: id + "-pay", Type: order.EventPaid, OrderID: id, At: at, By: "pay", CauseID: "pay",
+		Status: order.StatusPaid, Reservation: order.ReservationCommitted,
+		Payment: &order.PaymentInformation{Amount: 1000, Currency: "EUR", Status: "succeeded"}}
+}
+
+func cancelled(id string, at time.Time, refund int64) order.Event {
+	return order.Event{ID: id + "-c", Type: order.EventCancelled, OrderID: id, At: at, By: "u", CauseID: "cancel",
+		Status: order.StatusCancelled, Reservation: order.ReservationReleased,
+		Cancel: &order.Cancellation{Reason: order.CancelCustomerRequest, RefundDue: refund, ReleaseStock: true}}
+}
+
+func openDB(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "rm.bolt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestReadModelAppliesExactlyOnce(t *testing.T) {
+	db := openDB(t)
+	batch := []AppliedEvent{
+		{1, placed("o1", "alice", t0, "A", "BF")},
+		{2, placed("o2", "bob", t0.Add(time.Minute), "B")},
+		{3, paid("o1", t0.Add(2*time.Minute))},
+	}
+	if n, err := db.ApplyEvents(batch); err != nil || n != 3 {
+		t.Fatalf("apply: %d %v", n, err)
+	}
+	// Redelivery of the same batch plus one new event: only the new one counts.
+	if n, err := db.ApplyEvents(append(batch, AppliedEvent{4, cancelled("o1", t0.Add(3*time.Minute), 1000)})); err != nil || n != 1 {
+		t.Fatalf("reapply: %d %v", n, err)
+	}
+	counts, _ := db.StatusCounts()
+	if counts["order_received"] != 1 || counts["order_cancelled"] != 1 || counts["order_paid"] != 0 {
+		t.Fatalf("counts %v", counts)
+	}
+	o, ok, err := db.Order("o1")
+	if err != nil || !ok || o.Status != order.StatusCancelled || o.Version != 4 {
+		t.Fatalf("o1: %+v %v %v", o, ok, err)
+	}
+	years, months, err := db.Summary(2026)
+	if err != nil || len(years) != 1 || len(months) != 1 {
+		t.Fatalf("summary %v %v %v", years, months, err)
+	}
+	y := years[0]
+	// Paid 1000, refunded 1000 on cancellation: no revenue left.
+	if y.Orders != 2 || y.Paid != 1 || y.Cancelled != 1 || y.Units != 4 || y.Revenue["EUR"] != 0 || y.AverageBasketSize != 2 {
+		t.Fatalf("year %+v", y)
+	}
+	promos, _ := db.Promotions()
+	if len(promos) != 1 || promos[0].Code != "BF" || promos[0].Orders != 1 {
+		t.Fatalf("promotions %+v", promos)
+	}
+	st, _ := db.ReadModel()
+	if st.Applied != 4 || st.Gaps != 0 {
+		t.Fatalf("state %+v", st)
+	}
+	// The status index moved: o1 is listed as cancelled, not as received.
+	got, _, _ := db.ListOrders(OrderFilter{Status: "order_received"})
+	if len(got) != 1 || got[0].ID != "o2" {
+		t.Fatalf("received: %v", ids(got))
+	}
+	// A jump in the sequence is counted as a gap.
+	if _, err := db.ApplyEvents([]AppliedEvent{{9, placed("o3", "carol", t0.Add(4*time.Minute), "A")}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := db.ReadModel(); st.Gaps != 1 || st.Applied != 9 {
+		t.Fatalf("after gap %+v", st)
+	}
+}
+
+func ids(os []order.Order) []string {
+	out := make([]string, len(os))
+	for i, o := range os {
+		out[i] = o.ID
+	}
+	return out
+}
+
+func TestListPagesEveryMatchOnceInCreationOrder(t *testing.T) {
+	db := openDB(t)
+	var batch []AppliedEvent
+	for i := range 120 {
+		user := []string{"alice", "bob", "carol"}[i%3]
+		batch = append(batch, AppliedEvent{uint64(i + 1), placed(fmt.Sprintf("o%03d", i), user, t0.Add(time.Duration(i)*time.Second), fmt.Sprint("S", i%4))})
+	}
+	if _, err := db.ApplyEvents(batch); err != nil {
+		t.Fatal(err)
+	}
+	f := OrderFilter{User: "alice", SKU: "S0", Limit: 3}
+	var seen []string
+	for {
+		page, next, err := db.ListOrders(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, ids(page)...)
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	// alice has i%3==0; S0 has i%4==0: i%12==0 → 10 orders.
+	if len(seen) != 10 || seen[0] != "o000" || seen[9] != "o108" {
+		t.Fatalf("seen %v", seen)
+	}
+	// Time range [from, to).
+	page, _, _ := db.ListOrders(OrderFilter{From: t0.Add(10 * time.Second), To: t0.Add(13 * time.Second)})
+	if fmt.Sprint(ids(page)) != "[o010 o011 o012]" {
+		t.Fatalf("range %v", ids(page))
+	}
+	if _, _, err := db.ListOrders(OrderFilter{Cursor: "!!"}); err != ErrBadCursor {
+		t.Fatalf("bad cursor: %v", err)
+	}
+}
