@@ -122,11 +122,18 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 		}
 	}
 
-	// Replay to another subject, captured by a stream: same count, same payloads.
+	// Replay to another subject, captured by a stream: same count, same
+	// payloads. A message already there first proves the source's fencing
+	// headers are not carried over (they would refuse the copies).
 	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "COPY", Subjects: []string{"copy.orders"}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := js.Publish(ctx, "copy.orders", []byte(`{"already":"there"}`)); err != nil {
+		t.Fatal(err)
+	}
 	omsCLI(t, p.url, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order."+ids[0], "--to", "copy.orders", "--rate", "1000")
+	// Replaying again within the duplicate window stores nothing new.
+	omsCLI(t, p.url, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order."+ids[0], "--to", "copy.orders")
 	copyStream, _ := js.Stream(ctx, "COPY")
 	src, err := jetstream.Tail(ctx, stream, jetstream.OrderEventsPrefix+ids[0], 0)
 	if err != nil {
@@ -134,10 +141,19 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "copies stored", func() (bool, string) {
 		ci, err := copyStream.Info(ctx)
-		return err == nil && ci.State.Msgs == uint64(len(src)), fmt.Sprint(ci.State.Msgs, " of ", len(src))
+		if err != nil {
+			return false, err.Error()
+		}
+		var got []string
+		for seq := uint64(1); seq <= ci.State.LastSeq; seq++ {
+			if m, err := copyStream.GetMsg(ctx, seq); err == nil {
+				got = append(got, m.Header.Get("Nats-Msg-Id"))
+			}
+		}
+		return ci.State.Msgs == uint64(len(src))+1, fmt.Sprint(ci.State.Msgs, " of ", len(src)+1, " ", got)
 	})
 	for i, m := range src {
-		c, err := copyStream.GetMsg(ctx, uint64(i+1))
+		c, err := copyStream.GetMsg(ctx, uint64(i+2))
 		if err != nil || !bytes.Equal(c.Data, m.Data) {
 			t.Fatalf("copy %d differs: %v", i+1, err)
 		}
