@@ -294,7 +294,9 @@ feed:
 	tr.check()
 	timeout := o.Timeout
 	if timeout == 0 {
-		timeout = time.Minute + time.Duration(o.Orders)*time.Millisecond
+		// Generous: in max-rate mode placements can outrun completions,
+		// and the run should measure the backlog draining, not give up.
+		timeout = 2*time.Minute + time.Duration(o.Orders)*10*time.Millisecond
 	}
 	var runErr error
 	select {
