@@ -209,6 +209,24 @@ func (h *Host) PassivateAll(ctx context.Context) error {
 	return nil
 }
 
+// PassivateWhere asks every live actor whose key matches to passivate now,
+// without waiting. A node calls it for the keys of partitions it no longer
+// owns, so a stale copy is not kept in memory.
+func (h *Host) PassivateWhere(match func(key string) bool) int {
+	h.mu.RLock()
+	var pids []*actor.PID
+	for key, c := range h.cells {
+		if match(key) {
+			pids = append(pids, c.pid)
+		}
+	}
+	h.mu.RUnlock()
+	for _, pid := range pids {
+		h.system.Root.Send(pid, passivateCheck{force: true})
+	}
+	return len(pids)
+}
+
 // tryPassivate removes the cell if nothing is on its way to it (and, unless
 // forced, it is still idle).
 func (h *Host) tryPassivate(key string, c *cell, force bool) bool {

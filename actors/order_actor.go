@@ -74,10 +74,23 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 			return OrderResult{Err: err}
 		}
 	}
+	verified := false
 	for range maxAppendAttempts {
 		e, derr := order.Decide(a.d.Policy, a.state, cmd)
 		if e == nil {
 			if derr != nil {
+				// An append is fenced, a refusal is not: before refusing,
+				// make sure no other node moved the order meanwhile (it
+				// may have owned the partition for a while).
+				if !verified {
+					verified = true
+					if stale, err := a.stale(ctx); err == nil && stale {
+						if err := a.catchUp(ctx); err != nil {
+							return OrderResult{Err: err}
+						}
+						continue
+					}
+				}
 				return OrderResult{Err: derr}
 			}
 			return OrderResult{Order: a.view()}
@@ -103,6 +116,12 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		return OrderResult{Order: a.view(), Err: derr, Appended: true}
 	}
 	return OrderResult{Err: fmt.Errorf("order %s: gave up after %d fenced appends", a.id, maxAppendAttempts)}
+}
+
+// stale reports whether the stream holds events this actor has not seen.
+func (a *orderActor) stale(ctx context.Context) (bool, error) {
+	last, err := jetstream.LastSeq(ctx, a.d.Orders, jetstream.OrderEventsPrefix+a.id)
+	return last != a.seq, err
 }
 
 func (a *orderActor) apply(e order.Event, seq uint64) {

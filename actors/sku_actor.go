@@ -68,9 +68,20 @@ func (a *skuActor) execute(ctx context.Context, cmd any) SKUResult {
 	case inventory.Release:
 		orderID = c.OrderID
 	}
+	verified := false
 	for range maxAppendAttempts {
 		e, err := inventory.Decide(a.stock, cmd)
 		if err != nil {
+			// Refusals are not fenced: check no other node moved the SKU.
+			if !verified {
+				verified = true
+				if last, lerr := jetstream.LastSeq(ctx, a.d.SKUs, a.subject); lerr == nil && last != a.seq {
+					if err := a.catchUp(ctx); err != nil {
+						return SKUResult{Err: err}
+					}
+					continue
+				}
+			}
 			return SKUResult{Stock: a.view(), Err: err}
 		}
 		if e != nil {

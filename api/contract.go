@@ -27,7 +27,24 @@ const (
 	SubjectAnalyticsSummary    = "oms.analytics.summary"
 	SubjectAnalyticsPromotions = "oms.analytics.promotions"
 	SubjectAdminRebuild        = "oms.admin.rebuild"
+	SubjectClusterStatus       = "oms.cluster.status"
 )
+
+// ClusterStatus is the reply of oms.cluster.status: the live members as
+// the answering node sees them, and the partitions each owns.
+type ClusterStatus struct {
+	Node       string          `json:"node"`
+	Partitions int             `json:"partitions"`
+	Members    []ClusterMember `json:"members"`
+}
+
+// ClusterMember is one live node.
+type ClusterMember struct {
+	Name       string    `json:"name"`
+	Started    time.Time `json:"started"`
+	Roles      []string  `json:"roles"`
+	Partitions []int     `json:"partitions"`
+}
 
 // PlaceOrder is the body of oms.orders.place. IdempotencyKey makes retries
 // safe: the same user and key always name the same order.

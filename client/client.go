@@ -39,11 +39,11 @@ func (c *Client) Request(ctx context.Context, subject string, req, resp any) err
 	if err != nil {
 		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
-		defer cancel()
-	}
+	// Always bounded by the client's timeout (or the caller's deadline, if
+	// earlier): a request that reached a node just as it died gets no
+	// answer, and the caller should retry rather than wait.
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
 	msg, err := c.NC.RequestWithContext(ctx, subject, data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", subject, err)

@@ -15,9 +15,14 @@ type Config struct {
 	DataDir    string
 	NatsListen string
 	// NatsURL, when set, connects to an existing NATS instead of embedding one.
-	NatsURL    string
-	Partitions int
-	Replicas   int
+	NatsURL string
+	// ClusterListen (host:port) and Routes make the embedded servers of
+	// several nodes one NATS cluster.
+	ClusterListen string
+	Routes        []string
+	ClusterName   string
+	Partitions    int
+	Replicas      int
 
 	ReservationTTL      time.Duration
 	MaxDeliveryAttempts int
@@ -72,6 +77,7 @@ func Default() Config {
 		NodeName:            "oms-1",
 		DataDir:             "./data",
 		NatsListen:          "127.0.0.1:4222",
+		ClusterName:         "oms",
 		Partitions:          64,
 		Replicas:            1,
 		ReservationTTL:      15 * time.Minute,
@@ -99,6 +105,14 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.NatsListen); err != nil {
 			bad("nats-listen", "want host:port, got %q", c.NatsListen)
 		}
+	}
+	if c.ClusterListen != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterListen); err != nil {
+			bad("cluster-listen", "want host:port, got %q", c.ClusterListen)
+		}
+	}
+	if len(c.Routes) > 0 && c.ClusterListen == "" {
+		bad("routes", "need --cluster-listen for this node's own route port")
 	}
 	if c.DataDir == "" {
 		bad("data-dir", "is required")

@@ -3,8 +3,10 @@ package jetstream
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -17,6 +19,11 @@ type ServerOptions struct {
 	// StoreDir holds JetStream's files.
 	StoreDir string
 	Name     string
+	// ClusterListen (host:port) and Routes (nats-route://host:port) join
+	// this server to a NATS cluster named ClusterName.
+	ClusterListen string
+	Routes        []string
+	ClusterName   string
 }
 
 // StartServer runs an embedded nats-server with JetStream and waits until it
@@ -44,12 +51,33 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 		// Order events can be batched by one actor; leave headroom.
 		MaxPayload: 4 << 20,
 	}
+	if o.ClusterListen != "" {
+		chost, cportStr, err := net.SplitHostPort(o.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("cluster listen address %q: %w", o.ClusterListen, err)
+		}
+		cport, err := strconv.Atoi(cportStr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster listen port %q: %w", cportStr, err)
+		}
+		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: chost, Port: cport}
+		if len(o.Routes) > 0 {
+			opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))
+		}
+	}
+	// OMS_NATS_LOG=1 shows the embedded server's own log on stderr.
+	if os.Getenv("OMS_NATS_LOG") != "" {
+		opts.NoLog = false
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
+	if !opts.NoLog {
+		s.ConfigureLogger()
+	}
 	go s.Start()
-	if !s.ReadyForConnections(30 * time.Second) {
+	if !s.ReadyForConnections(60 * time.Second) {
 		s.Shutdown()
 		return nil, fmt.Errorf("nats server on %s did not become ready within 30s", o.Listen)
 	}

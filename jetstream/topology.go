@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -107,14 +109,35 @@ func (t Topology) Configs() []natsjs.StreamConfig {
 	return []natsjs.StreamConfig{orders, skus, inbound, outbox, timers, dead}
 }
 
-// Ensure creates or updates every stream of the topology.
+// Ensure creates the streams of the topology that are missing and updates
+// those whose configuration changed. Several nodes of a cluster start at
+// once, so a stream another node created meanwhile is not an error.
 func Ensure(ctx context.Context, js natsjs.JetStream, t Topology) error {
 	for _, cfg := range t.Configs() {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		s, err := js.Stream(ctx, cfg.Name)
+		switch {
+		case errors.Is(err, natsjs.ErrStreamNotFound):
+			if _, err := js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, natsjs.ErrStreamNameAlreadyInUse) {
+				return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+			}
+		case err != nil:
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		case !sameStream(s.CachedInfo().Config, cfg):
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("update stream %s: %w", cfg.Name, err)
+			}
 		}
 	}
 	return nil
+}
+
+// sameStream compares the settings oms chooses (the server fills in others).
+func sameStream(have, want natsjs.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Replicas == want.Replicas &&
+		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates &&
+		have.AllowDirect == want.AllowDirect && have.AllowMsgSchedules == want.AllowMsgSchedules &&
+		have.AllowRollup == want.AllowRollup && reflect.DeepEqual(have.SubjectTransform, want.SubjectTransform) &&
+		have.Description == want.Description
 }
 
 // InboundPartitionSubject is the stored subject filter of one partition's
@@ -191,6 +214,18 @@ func TailN(ctx context.Context, stream natsjs.Stream, subject string, after uint
 		next = msg.Sequence + 1
 	}
 	return out, nil
+}
+
+// LastSeq returns the sequence of subject's last message (0: none).
+func LastSeq(ctx context.Context, stream natsjs.Stream, subject string) (uint64, error) {
+	m, err := stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last of %s: %w", subject, err)
+	}
+	return m.Sequence, nil
 }
 
 // DeadLetter stores a message that could not be processed, with the reason,

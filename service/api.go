@@ -49,7 +49,8 @@ func (n *Node) startAPI() error {
 			endpoint{"orders_cancel", api.SubjectOrdersCancel, n.cancelOrder},
 			endpoint{"orders_update", api.SubjectOrdersUpdate, n.updateOrder},
 			endpoint{"stock_set", api.SubjectStockSet, n.setStock},
-			endpoint{"stock_get", api.SubjectStockGet, n.getStock})
+			endpoint{"stock_get", api.SubjectStockGet, n.getStock},
+			endpoint{"cluster_status", api.SubjectClusterStatus, n.clusterStatus})
 	}
 	if n.cfg.Has(config.RoleQuery) {
 		endpoints = append(endpoints,
@@ -155,8 +156,20 @@ func requireID(field, id string) error {
 	return nil
 }
 
-// Order sends cmd to the order's actor and waits for the outcome.
+// Order sends cmd to the order's actor, on the node owning its partition,
+// and waits for the outcome.
 func (n *Node) Order(ctx context.Context, cmd order.Command) (order.Order, error) {
+	if owner := n.owner(cmd.Target()); owner != "" {
+		if r, handled, err := n.forward(ctx, owner, "order", newOrderCall(cmd)); handled {
+			return deref(r.Order), err
+		}
+	}
+	return n.OrderLocal(ctx, cmd)
+}
+
+// OrderLocal decides cmd with this node's actor for the order, whoever owns
+// it. Correctness does not depend on ownership: appends are fenced.
+func (n *Node) OrderLocal(ctx context.Context, cmd order.Command) (order.Order, error) {
 	r, err := n.orders.Request(ctx, cmd.Target(), actors.OrderCommand{Cmd: cmd})
 	if err != nil {
 		return order.Order{}, err
@@ -167,6 +180,11 @@ func (n *Node) Order(ctx context.Context, cmd order.Command) (order.Order, error
 
 // GetOrder returns an order's current state from its actor.
 func (n *Node) GetOrder(ctx context.Context, id string) (order.Order, error) {
+	if owner := n.owner(id); owner != "" {
+		if r, handled, err := n.forward(ctx, owner, "order", orderCall{OrderID: id, Get: true}); handled {
+			return deref(r.Order), err
+		}
+	}
 	r, err := n.orders.Request(ctx, id, actors.GetOrder{})
 	if err != nil {
 		return order.Order{}, err
@@ -175,14 +193,29 @@ func (n *Node) GetOrder(ctx context.Context, id string) (order.Order, error) {
 	return res.Order, res.Err
 }
 
-// Stock sends an inventory command (or GetStock) to the SKU's actor.
+// Stock sends an inventory command (or GetStock) to the SKU's actor, on
+// the node owning the SKU's partition.
 func (n *Node) Stock(ctx context.Context, sku string, msg any) (actors.SKUResult, error) {
+	if owner := n.owner(sku); owner != "" {
+		if r, handled, err := n.forward(ctx, owner, "sku", newSKUCall(sku, msg)); handled {
+			res := actors.SKUResult{Stock: deref(r.Stock), Hold: deref(r.Hold), Err: err}
+			return res, err
+		}
+	}
 	r, err := n.skus.Request(ctx, sku, msg)
 	if err != nil {
 		return actors.SKUResult{}, err
 	}
 	res := r.(actors.SKUResult)
 	return res, res.Err
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 func now() time.Time { return time.Now().UTC() }
@@ -288,6 +321,22 @@ func (n *Node) getStock(ctx context.Context, data []byte) (any, error) {
 
 func (n *Node) status(context.Context, []byte) (any, error) {
 	return n.Status()
+}
+
+func (n *Node) clusterStatus(context.Context, []byte) (any, error) {
+	return n.ClusterStatus(), nil
+}
+
+// ClusterStatus returns the live members and the partitions each owns, as
+// this node sees them.
+func (n *Node) ClusterStatus() api.ClusterStatus {
+	st := api.ClusterStatus{Node: n.cfg.NodeName, Partitions: n.cfg.Partitions}
+	owned := n.members.partitionsOf(n.cfg.Partitions)
+	for _, name := range n.members.members() {
+		m := n.members.member(name)
+		st.Members = append(st.Members, api.ClusterMember{Name: name, Started: m.Started, Roles: m.Roles, Partitions: owned[name]})
+	}
+	return st
 }
 
 // Status summarises the node: orders by status, read-model lag, live actors.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,10 +16,12 @@ import (
 	"github.com/oms-project/oms/order"
 )
 
-// startInbound runs one durable consumer per partition of the inbound
-// stream. Each partition is processed in order; a message that cannot be
-// processed goes to the dead-letter stream and never blocks its partition.
+// startInbound creates one durable consumer per partition of the inbound
+// stream; the node pulls those of the partitions it owns (reconcileInbound).
+// Each partition is processed in order; a message that cannot be processed
+// goes to the dead-letter stream and never blocks its partition.
 func (n *Node) startInbound(ctx context.Context) error {
+	inbound := make([]natsjs.Consumer, n.cfg.Partitions)
 	for p := range n.cfg.Partitions {
 		cons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamInbound, natsjs.ConsumerConfig{
 			Durable: fmt.Sprintf("oms-inbound-%d", p), FilterSubject: jetstream.InboundPartitionSubject(p),
@@ -27,13 +30,69 @@ func (n *Node) startInbound(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("inbound consumer %d: %w", p, err)
 		}
-		cc, err := cons.Consume(func(m natsjs.Msg) { n.handleInbound(ctx, m) }, natsjs.PullMaxMessages(32))
-		if err != nil {
-			return fmt.Errorf("inbound consume %d: %w", p, err)
-		}
-		n.stopConsumers = append(n.stopConsumers, cc.Stop)
+		inbound[p] = cons
 	}
+	n.pullMu.Lock()
+	n.inbound, n.pulling = inbound, map[int]natsjs.ConsumeContext{}
+	n.pullMu.Unlock()
 	return nil
+}
+
+// reconcileInbound pulls the partitions this node owns and stops pulling
+// those it no longer owns. Messages a stopped puller had not acknowledged
+// go to the next owner after the acknowledgement deadline.
+func (n *Node) reconcileInbound() {
+	n.pullMu.Lock()
+	defer n.pullMu.Unlock()
+	if n.runCtx == nil || n.runCtx.Err() != nil || n.inbound == nil {
+		return
+	}
+	for p, cons := range n.inbound {
+		owned := n.members == nil || n.members.ownerOf(p) == n.cfg.NodeName
+		cc, pulling := n.pulling[p]
+		switch {
+		case owned && !pulling:
+			ctx := n.runCtx
+			c, err := cons.Consume(func(m natsjs.Msg) { n.handleInbound(ctx, m) }, natsjs.PullMaxMessages(32))
+			if err != nil {
+				n.log.Warn("inbound partition not pulled", "partition", p, "err", err)
+				continue
+			}
+			n.pulling[p] = c
+		case !owned && pulling:
+			cc.Stop()
+			delete(n.pulling, p)
+		}
+	}
+	n.log.Debug("inbound partitions pulled", "count", len(n.pulling))
+	if n.members != nil {
+		notMine := func(key string) bool { return n.owner(key) != "" }
+		if k := n.orders.PassivateWhere(notMine) + n.skus.PassivateWhere(notMine); k > 0 {
+			n.log.Info("passivating actors of partitions now owned elsewhere", "actors", k)
+		}
+	}
+}
+
+// stopInbound stops pulling every partition.
+func (n *Node) stopInbound() {
+	n.pullMu.Lock()
+	defer n.pullMu.Unlock()
+	for p, cc := range n.pulling {
+		cc.Stop()
+		delete(n.pulling, p)
+	}
+}
+
+// OwnedPartitions returns the inbound partitions this node pulls.
+func (n *Node) OwnedPartitions() []int {
+	n.pullMu.Lock()
+	defer n.pullMu.Unlock()
+	out := make([]int, 0, len(n.pulling))
+	for p := range n.pulling {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // inboundCommand decodes a provider event stored at

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -41,6 +42,15 @@ type Node struct {
 	svc         micro.Service
 	proj        *projector
 	orderStream natsjs.Stream
+	members     *membership
+	subs        []*nats.Subscription
+
+	// Inbound partitions: every partition's consumer, and those pulled.
+	inbound       []natsjs.Consumer
+	pullMu        sync.Mutex
+	pulling       map[int]natsjs.ConsumeContext
+	runCtx        context.Context
+	forwardMisses atomic.Int64
 
 	stopConsumers []func()
 	cancel        context.CancelFunc
@@ -69,7 +79,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	url := cfg.NatsURL
 	if url == "" {
 		n.server, err = jetstream.StartServer(jetstream.ServerOptions{Listen: cfg.NatsListen,
-			StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Name: cfg.NodeName})
+			StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Name: cfg.NodeName,
+			ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, ClusterName: cfg.ClusterName})
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +94,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 	if n.js, err = natsjs.New(n.nc); err != nil {
 		return nil, err
 	}
-	if err := jetstream.Ensure(ctx, n.js, TopologyFor(cfg)); err != nil {
+	// In a cluster, JetStream answers only once its meta leader is elected
+	// and enough peers are there for the replicas: retry until then.
+	if err := retry(ctx, n.log, "create streams", func(ctx context.Context) error { return jetstream.Ensure(ctx, n.js, TopologyFor(cfg)) }); err != nil {
 		return nil, err
 	}
 	ordersStream, err := n.js.Stream(ctx, jetstream.StreamOrders)
@@ -95,7 +108,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	n.cancel, n.runCtx = cancel, runCtx
 	if cfg.Has(config.RoleCommand) {
 		skusStream, err := n.js.Stream(ctx, jetstream.StreamSKUs)
 		if err != nil {
@@ -109,6 +122,24 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 		n.system = system
 		n.orders = actors.NewHost(system, actors.NewOrderHandler(deps), cfg.IdleTimeout, 1024)
 		n.skus = actors.NewHost(system, actors.NewSKUHandler(deps), cfg.IdleTimeout, 4096)
+		if err := n.serveCalls(); err != nil {
+			return nil, err
+		}
+		// Membership first: the reactor and the consumers route by it.
+		self := Member{Name: cfg.NodeName, Started: time.Now().UTC(), Roles: cfg.Roles}
+		if n.members, err = newMembership(ctx, n.js, self, cfg.Replicas, n.log, n.reconcileInbound); err != nil {
+			return nil, err
+		}
+		ready := make(chan struct{})
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.members.run(runCtx, ready) }()
+		// Learn who else is here before pulling partitions, so a joining
+		// node does not briefly pull them all.
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		if err := n.startReactor(runCtx); err != nil {
 			return nil, err
 		}
@@ -118,6 +149,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, e
 		if err := n.startTimers(runCtx); err != nil {
 			return nil, err
 		}
+		n.reconcileInbound()
 	}
 	if cfg.Has(config.RoleQuery) {
 		n.proj = newProjector(n.db, ordersStream, n.log)
@@ -164,8 +196,19 @@ func (n *Node) Stop() {
 		if n.svc != nil {
 			_ = n.svc.Stop()
 		}
+		// Hand over: stop pulling, finish what is in flight, then leave
+		// so the others take the partitions at once.
+		n.stopInbound()
 		for _, stop := range n.stopConsumers {
 			stop()
+		}
+		if n.members != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			n.members.leave(ctx)
+			cancel()
+		}
+		for _, sub := range n.subs {
+			_ = sub.Unsubscribe()
 		}
 		if n.cancel != nil {
 			n.cancel()
@@ -228,6 +271,28 @@ func (n *Node) PassivateAll(ctx context.Context) error {
 		return err
 	}
 	return n.skus.PassivateAll(ctx)
+}
+
+// retry calls fn until it succeeds or ctx ends, backing off. Each attempt
+// gets its own few seconds: before a JetStream cluster has a meta leader a
+// request may go unanswered rather than fail.
+func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	delay := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Info("waiting for JetStream", "step", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 var errNodeBusy = errors.New("node busy: too many requests in flight")

@@ -55,7 +55,7 @@ type harness struct {
 
 func startNode(t testing.TB, cfg config.Config) *harness {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	node, err := service.Start(ctx, cfg, testLogger())
 	if err != nil {

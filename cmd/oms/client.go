@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -238,6 +239,38 @@ func stockCommand() *cli.Command {
 				},
 			},
 		},
+	}
+}
+
+func clusterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cluster",
+		Usage: "cluster membership and partition ownership",
+		Subcommands: []*cli.Command{{
+			Name:  "status",
+			Usage: "the live members and the partitions each owns",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "json"}},
+			Action: func(c *cli.Context) error {
+				cl, closeFn, err := dial(c)
+				if err != nil {
+					return err
+				}
+				defer closeFn()
+				var st api.ClusterStatus
+				if err := cl.Request(c.Context, api.SubjectClusterStatus, struct{}{}, &st); err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(st)
+				}
+				fmt.Printf("%d partitions; %d members (as seen by %s)\n", st.Partitions, len(st.Members), st.Node)
+				for _, m := range st.Members {
+					fmt.Printf("  %-12s roles=%s up since %s  owns %d: %v\n", m.Name, strings.Join(m.Roles, ","),
+						m.Started.Format(time.RFC3339), len(m.Partitions), m.Partitions)
+				}
+				return nil
+			},
+		}},
 	}
 }
 

@@ -26,7 +26,7 @@ func main() {
 				EnvVars: []string{"OMS_SERVER"}, Usage: "NATS URL of a running oms (client commands)"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "request timeout (client commands)"},
 		},
-		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), reportCommand(), replayCommand(), rebuildCommand(), benchCommand()},
+		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), clusterCommand(), reportCommand(), replayCommand(), rebuildCommand(), benchCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "oms:", err)

@@ -29,6 +29,10 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Value: d.DataDir, EnvVars: []string{"OMS_DATA_DIR"}, Usage: "JetStream store and bbolt files"},
 			&cli.StringFlag{Name: "nats-listen", Value: d.NatsListen, EnvVars: []string{"OMS_NATS_LISTEN"}, Usage: "client address of the embedded NATS server"},
 			&cli.StringFlag{Name: "nats-url", EnvVars: []string{"OMS_NATS_URL"}, Usage: "use this NATS instead of embedding one"},
+			&cli.StringFlag{Name: "cluster-listen", EnvVars: []string{"OMS_CLUSTER_LISTEN"}, Usage: "host:port the embedded NATS server accepts cluster routes on"},
+			&cli.StringSliceFlag{Name: "routes", EnvVars: []string{"OMS_ROUTES"}, Usage: "other nodes' cluster addresses, nats-route://host:port (comma-separated or repeated)"},
+			&cli.StringFlag{Name: "cluster-name", Value: d.ClusterName, EnvVars: []string{"OMS_CLUSTER_NAME"}, Usage: "NATS cluster name"},
+			&cli.IntFlag{Name: "replicas", EnvVars: []string{"OMS_REPLICAS"}, Usage: "stream replicas, 1 or 3 (default: 3 with two or more routes, else 1)"},
 			&cli.IntFlag{Name: "partitions", Value: d.Partitions, EnvVars: []string{"OMS_PARTITIONS"}, Usage: "order partitions (fixed for the life of the data)"},
 			&cli.DurationFlag{Name: "reservation-ttl", Value: d.ReservationTTL, EnvVars: []string{"OMS_RESERVATION_TTL"}, Usage: "how long stock is held for an unpaid order"},
 			&cli.IntFlag{Name: "max-delivery-attempts", Value: d.MaxDeliveryAttempts, EnvVars: []string{"OMS_MAX_DELIVERY_ATTEMPTS"}, Usage: "failed attempts before an order is cancelled delivery_failed"},
@@ -57,6 +61,15 @@ func serve(c *cli.Context) error {
 	cfg.DataDir = c.String("data-dir")
 	cfg.NatsListen = c.String("nats-listen")
 	cfg.NatsURL = c.String("nats-url")
+	cfg.ClusterListen = c.String("cluster-listen")
+	cfg.ClusterName = c.String("cluster-name")
+	cfg.Routes = splitList(c.StringSlice("routes"))
+	switch {
+	case c.IsSet("replicas"):
+		cfg.Replicas = c.Int("replicas")
+	case len(cfg.Routes) >= 2:
+		cfg.Replicas = 3
+	}
 	cfg.Partitions = c.Int("partitions")
 	cfg.ReservationTTL = c.Duration("reservation-ttl")
 	cfg.MaxDeliveryAttempts = c.Int("max-delivery-attempts")
@@ -64,14 +77,7 @@ func serve(c *cli.Context) error {
 	cfg.RequestTimeout = c.Duration("request-timeout")
 	cfg.MaxInFlight = c.Int("max-in-flight")
 	cfg.StatusInterval = c.Duration("status-interval")
-	cfg.Roles = nil
-	for _, r := range c.StringSlice("roles") {
-		for _, part := range strings.Split(r, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				cfg.Roles = append(cfg.Roles, part)
-			}
-		}
-	}
+	cfg.Roles = splitList(c.StringSlice("roles"))
 	cfg.Simulate = c.Bool("simulate") && cfg.Has(config.RoleCommand)
 	cfg.Simulator.PaymentSuccessRate = c.Float64("sim-payment-success")
 	cfg.Simulator.DeliveryAttemptFailure = c.Float64("sim-delivery-failure")
@@ -130,6 +136,19 @@ func serve(c *cli.Context) error {
 				formatCounts(st.Orders), st.ActiveOrder, st.ActiveSKU, st.ReadModel.Lag)
 		}
 	}
+}
+
+// splitList flattens repeated and comma-separated flag values.
+func splitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
 }
 
 func formatCounts(counts map[string]int64) string {
