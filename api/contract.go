@@ -36,6 +36,15 @@ type ClusterStatus struct {
 	Node       string          `json:"node"`
 	Partitions int             `json:"partitions"`
 	Members    []ClusterMember `json:"members"`
+	Streams    []StreamReplica `json:"streams,omitempty"`
+}
+
+// StreamReplica says where a stream's replicas are and which one leads.
+type StreamReplica struct {
+	Stream   string   `json:"stream"`
+	Leader   string   `json:"leader"`
+	Replicas []string `json:"replicas"`
+	Current  []string `json:"current"`
 }
 
 // ClusterMember is one live node.

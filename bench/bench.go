@@ -39,9 +39,12 @@ type Options struct {
 	Lines          int // lines per order
 	PaymentFailure float64
 	Partitions     int
-	DataDir        string    // empty: a temporary directory, removed afterwards
-	Progress       io.Writer // nil: no progress line
-	Timeout        time.Duration
+	DataDir        string // empty: a temporary directory, removed afterwards
+	// Server, when set, drives a running deployment at this NATS URL
+	// instead of starting a node; it must run the simulated providers.
+	Server   string
+	Progress io.Writer // nil: no progress line
+	Timeout  time.Duration
 }
 
 // Result is what a run measured. Latencies are in milliseconds.
@@ -171,37 +174,18 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 	if err := o.Validate(); err != nil {
 		return Result{}, err
 	}
-	dir := o.DataDir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "oms-bench-")
+	url := o.Server
+	if url == "" {
+		node, sim, cleanup, err := startLocal(ctx, o, log)
 		if err != nil {
 			return Result{}, err
 		}
-		defer os.RemoveAll(d)
-		dir = d
+		defer cleanup()
+		_ = sim
+		url = node.ClientURL()
 	}
-	cfg := config.Default()
-	cfg.NodeName = "bench"
-	cfg.DataDir = dir
-	cfg.NatsListen = "127.0.0.1:0"
-	cfg.Simulate = false
-	cfg.StatusInterval = 0
-	if o.Partitions > 0 {
-		cfg.Partitions = o.Partitions
-	}
-	node, err := service.Start(ctx, cfg, log)
-	if err != nil {
-		return Result{}, err
-	}
-	defer node.Stop()
-	sim, err := simulator.Start(ctx, node.Conn(), config.Simulator{PaymentSuccessRate: 1 - o.PaymentFailure,
-		DeliveryAttemptFailure: 0, SKUs: 1}, log)
-	if err != nil {
-		return Result{}, err
-	}
-	defer sim.Stop()
 	// The load generator is a separate client, as a storefront would be.
-	nc, err := nats.Connect(node.ClientURL(), nats.Name("oms bench"))
+	nc, err := nats.Connect(url, nats.Name("oms bench"))
 	if err != nil {
 		return Result{}, err
 	}
@@ -329,6 +313,44 @@ feed:
 	cpu := tv(cpu1.Utime) + tv(cpu1.Stime) - tv(cpu0.Utime) - tv(cpu0.Stime)
 	res.CPUSecondsPer1000 = cpu / float64(max(res.Acked, 1)) * 1000
 	return res, runErr
+}
+
+// startLocal runs a node and the simulated providers at full speed.
+func startLocal(ctx context.Context, o Options, log *slog.Logger) (*service.Node, *simulator.Simulator, func(), error) {
+	dir := o.DataDir
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "oms-bench-")
+		if err != nil {
+			return nil, nil, cleanup, err
+		}
+		cleanups = append(cleanups, func() { os.RemoveAll(d) })
+		dir = d
+	}
+	cfg := config.Default()
+	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
+	if o.Partitions > 0 {
+		cfg.Partitions = o.Partitions
+	}
+	node, err := service.Start(ctx, cfg, log)
+	if err != nil {
+		cleanup()
+		return nil, nil, func() {}, err
+	}
+	cleanups = append(cleanups, node.Stop)
+	sim, err := simulator.Start(ctx, node.Conn(), config.Simulator{PaymentSuccessRate: 1 - o.PaymentFailure,
+		DeliveryAttemptFailure: 0, SKUs: 1}, log)
+	if err != nil {
+		cleanup()
+		return nil, nil, func() {}, err
+	}
+	cleanups = append(cleanups, sim.Stop)
+	return node, sim, cleanup, nil
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }

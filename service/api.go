@@ -16,6 +16,7 @@ import (
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/inventory"
+	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/store"
 )
@@ -323,8 +324,29 @@ func (n *Node) status(context.Context, []byte) (any, error) {
 	return n.Status()
 }
 
-func (n *Node) clusterStatus(context.Context, []byte) (any, error) {
-	return n.ClusterStatus(), nil
+func (n *Node) clusterStatus(ctx context.Context, _ []byte) (any, error) {
+	st := n.ClusterStatus()
+	for _, name := range []string{jetstream.StreamOrders, jetstream.StreamSKUs, jetstream.StreamInbound, jetstream.StreamOutbox} {
+		s, err := n.js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		info := s.CachedInfo()
+		r := api.StreamReplica{Stream: name, Replicas: []string{}, Current: []string{}}
+		if c := info.Cluster; c != nil {
+			r.Leader = c.Leader
+			r.Replicas = append(r.Replicas, c.Leader)
+			r.Current = append(r.Current, c.Leader)
+			for _, p := range c.Replicas {
+				r.Replicas = append(r.Replicas, p.Name)
+				if p.Current {
+					r.Current = append(r.Current, p.Name)
+				}
+			}
+		}
+		st.Streams = append(st.Streams, r)
+	}
+	return st, nil
 }
 
 // ClusterStatus returns the live members and the partitions each owns, as

@@ -49,13 +49,14 @@ func benchCommand() *cli.Command {
 			&cli.Float64Flag{Name: "payment-failure", Value: 0.05, Usage: "share of payments that fail"},
 			&cli.IntFlag{Name: "partitions", Value: 64},
 			&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
+			&cli.StringFlag{Name: "target", Usage: "drive a running deployment at this NATS URL instead of starting a node (it must run the simulated providers); CPU figures then cover only the load generator"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the run to this file"},
 		},
 		Action: func(c *cli.Context) error {
 			o := bench.Options{Orders: c.Int("orders"), Rate: c.Float64("rate"), Concurrency: c.Int("concurrency"),
 				SKUs: c.Int("skus"), Lines: c.Int("lines"), PaymentFailure: c.Float64("payment-failure"),
-				Partitions: c.Int("partitions"), DataDir: c.String("data-dir")}
+				Partitions: c.Int("partitions"), DataDir: c.String("data-dir"), Server: c.String("target")}
 			if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 				o.Progress = os.Stderr
 			}

@@ -268,6 +268,9 @@ func clusterCommand() *cli.Command {
 					fmt.Printf("  %-12s roles=%s up since %s  owns %d: %v\n", m.Name, strings.Join(m.Roles, ","),
 						m.Started.Format(time.RFC3339), len(m.Partitions), m.Partitions)
 				}
+				for _, s := range st.Streams {
+					fmt.Printf("stream %-14s leader %-10s replicas %v current %v\n", s.Stream, s.Leader, s.Replicas, s.Current)
+				}
 				return nil
 			},
 		}},

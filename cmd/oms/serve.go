@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/order"
@@ -21,37 +22,79 @@ import (
 
 func serveCommand() *cli.Command {
 	d := config.Default()
+	flags := withFileSource([]cli.Flag{
+		&cli.StringFlag{Name: "node-name", Value: d.NodeName, EnvVars: []string{"OMS_NODE_NAME"}, Usage: "name of this node"},
+		&cli.StringFlag{Name: "data-dir", Value: d.DataDir, EnvVars: []string{"OMS_DATA_DIR"}, Usage: "JetStream store and bbolt files"},
+		&cli.StringFlag{Name: "nats-listen", Value: d.NatsListen, EnvVars: []string{"OMS_NATS_LISTEN"}, Usage: "client address of the embedded NATS server"},
+		&cli.StringFlag{Name: "nats-url", EnvVars: []string{"OMS_NATS_URL"}, Usage: "use this NATS instead of embedding one"},
+		&cli.StringFlag{Name: "cluster-listen", EnvVars: []string{"OMS_CLUSTER_LISTEN"}, Usage: "host:port the embedded NATS server accepts cluster routes on"},
+		&cli.StringSliceFlag{Name: "routes", EnvVars: []string{"OMS_ROUTES"}, Usage: "other nodes' cluster addresses, nats-route://host:port (comma-separated or repeated)"},
+		&cli.StringFlag{Name: "cluster-name", Value: d.ClusterName, EnvVars: []string{"OMS_CLUSTER_NAME"}, Usage: "NATS cluster name"},
+		&cli.IntFlag{Name: "replicas", EnvVars: []string{"OMS_REPLICAS"}, Usage: "stream replicas, 1 or 3 (default: 3 with two or more routes, else 1)"},
+		&cli.IntFlag{Name: "partitions", Value: d.Partitions, EnvVars: []string{"OMS_PARTITIONS"}, Usage: "order partitions (fixed for the life of the data)"},
+		&cli.DurationFlag{Name: "reservation-ttl", Value: d.ReservationTTL, EnvVars: []string{"OMS_RESERVATION_TTL"}, Usage: "how long stock is held for an unpaid order"},
+		&cli.IntFlag{Name: "max-delivery-attempts", Value: d.MaxDeliveryAttempts, EnvVars: []string{"OMS_MAX_DELIVERY_ATTEMPTS"}, Usage: "failed attempts before an order is cancelled delivery_failed"},
+		&cli.DurationFlag{Name: "idle-timeout", Value: d.IdleTimeout, EnvVars: []string{"OMS_IDLE_TIMEOUT"}, Usage: "passivate an actor after this long without messages"},
+		&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, EnvVars: []string{"OMS_REQUEST_TIMEOUT"}, Usage: "bound on one command or side effect"},
+		&cli.IntFlag{Name: "max-in-flight", Value: d.MaxInFlight, EnvVars: []string{"OMS_MAX_IN_FLIGHT"}, Usage: "requests served at once before answering 503"},
+		&cli.DurationFlag{Name: "status-interval", Value: d.StatusInterval, EnvVars: []string{"OMS_STATUS_INTERVAL"}, Usage: "how often to print the status summary (0: never)"},
+		&cli.BoolFlag{Name: "simulate", Value: d.Simulate, EnvVars: []string{"OMS_SIMULATE"}, Usage: "run the built-in payment and delivery providers and shopper"},
+		&cli.Float64Flag{Name: "sim-payment-success", Value: d.Simulator.PaymentSuccessRate, Usage: "share of simulated payments that succeed"},
+		&cli.Float64Flag{Name: "sim-delivery-failure", Value: d.Simulator.DeliveryAttemptFailure, Usage: "share of simulated delivery attempts that fail"},
+		&cli.DurationFlag{Name: "sim-min-delay", Value: d.Simulator.MinDelay, Usage: "shortest simulated provider delay"},
+		&cli.DurationFlag{Name: "sim-max-delay", Value: d.Simulator.MaxDelay, Usage: "longest simulated provider delay"},
+		&cli.Float64Flag{Name: "sim-orders-per-second", Value: d.Simulator.OrdersPerSecond, Usage: "simulated shopper's order rate (0: none)"},
+		&cli.IntFlag{Name: "sim-skus", Value: d.Simulator.SKUs, Usage: "size of the simulated catalogue"},
+		&cli.StringSliceFlag{Name: "roles", Value: cli.NewStringSlice(d.Roles...), EnvVars: []string{"OMS_ROLES"},
+			Usage: "what this node runs: command (actors, commands, provider events) and/or query (read model, lookups, lists, analytics, feeds)"},
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OMS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+	})
+	flags = append(flags, &cli.StringFlag{Name: "config", EnvVars: []string{"OMS_CONFIG"},
+		Usage: "YAML file of settings, keyed by flag name (flags and environment variables override it)"})
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "run an oms node (embedded NATS with JetStream unless --nats-url is given)",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "node-name", Value: d.NodeName, EnvVars: []string{"OMS_NODE_NAME"}, Usage: "name of this node"},
-			&cli.StringFlag{Name: "data-dir", Value: d.DataDir, EnvVars: []string{"OMS_DATA_DIR"}, Usage: "JetStream store and bbolt files"},
-			&cli.StringFlag{Name: "nats-listen", Value: d.NatsListen, EnvVars: []string{"OMS_NATS_LISTEN"}, Usage: "client address of the embedded NATS server"},
-			&cli.StringFlag{Name: "nats-url", EnvVars: []string{"OMS_NATS_URL"}, Usage: "use this NATS instead of embedding one"},
-			&cli.StringFlag{Name: "cluster-listen", EnvVars: []string{"OMS_CLUSTER_LISTEN"}, Usage: "host:port the embedded NATS server accepts cluster routes on"},
-			&cli.StringSliceFlag{Name: "routes", EnvVars: []string{"OMS_ROUTES"}, Usage: "other nodes' cluster addresses, nats-route://host:port (comma-separated or repeated)"},
-			&cli.StringFlag{Name: "cluster-name", Value: d.ClusterName, EnvVars: []string{"OMS_CLUSTER_NAME"}, Usage: "NATS cluster name"},
-			&cli.IntFlag{Name: "replicas", EnvVars: []string{"OMS_REPLICAS"}, Usage: "stream replicas, 1 or 3 (default: 3 with two or more routes, else 1)"},
-			&cli.IntFlag{Name: "partitions", Value: d.Partitions, EnvVars: []string{"OMS_PARTITIONS"}, Usage: "order partitions (fixed for the life of the data)"},
-			&cli.DurationFlag{Name: "reservation-ttl", Value: d.ReservationTTL, EnvVars: []string{"OMS_RESERVATION_TTL"}, Usage: "how long stock is held for an unpaid order"},
-			&cli.IntFlag{Name: "max-delivery-attempts", Value: d.MaxDeliveryAttempts, EnvVars: []string{"OMS_MAX_DELIVERY_ATTEMPTS"}, Usage: "failed attempts before an order is cancelled delivery_failed"},
-			&cli.DurationFlag{Name: "idle-timeout", Value: d.IdleTimeout, EnvVars: []string{"OMS_IDLE_TIMEOUT"}, Usage: "passivate an actor after this long without messages"},
-			&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, EnvVars: []string{"OMS_REQUEST_TIMEOUT"}, Usage: "bound on one command or side effect"},
-			&cli.IntFlag{Name: "max-in-flight", Value: d.MaxInFlight, EnvVars: []string{"OMS_MAX_IN_FLIGHT"}, Usage: "requests served at once before answering 503"},
-			&cli.DurationFlag{Name: "status-interval", Value: d.StatusInterval, EnvVars: []string{"OMS_STATUS_INTERVAL"}, Usage: "how often to print the status summary (0: never)"},
-			&cli.BoolFlag{Name: "simulate", Value: d.Simulate, EnvVars: []string{"OMS_SIMULATE"}, Usage: "run the built-in payment and delivery providers and shopper"},
-			&cli.Float64Flag{Name: "sim-payment-success", Value: d.Simulator.PaymentSuccessRate, Usage: "share of simulated payments that succeed"},
-			&cli.Float64Flag{Name: "sim-delivery-failure", Value: d.Simulator.DeliveryAttemptFailure, Usage: "share of simulated delivery attempts that fail"},
-			&cli.DurationFlag{Name: "sim-min-delay", Value: d.Simulator.MinDelay, Usage: "shortest simulated provider delay"},
-			&cli.DurationFlag{Name: "sim-max-delay", Value: d.Simulator.MaxDelay, Usage: "longest simulated provider delay"},
-			&cli.Float64Flag{Name: "sim-orders-per-second", Value: d.Simulator.OrdersPerSecond, Usage: "simulated shopper's order rate (0: none)"},
-			&cli.IntFlag{Name: "sim-skus", Value: d.Simulator.SKUs, Usage: "size of the simulated catalogue"},
-			&cli.StringSliceFlag{Name: "roles", Value: cli.NewStringSlice(d.Roles...), EnvVars: []string{"OMS_ROLES"},
-				Usage: "what this node runs: command (actors, commands, provider events) and/or query (read model, lookups, lists, analytics, feeds)"},
-			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OMS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
-		},
+		Name:   "serve",
+		Usage:  "run an oms node (embedded NATS with JetStream unless --nats-url is given)",
+		Flags:  flags,
+		Before: loadConfigFile(flags),
 		Action: serve,
+	}
+}
+
+// withFileSource lets every flag also be read from the --config file.
+func withFileSource(flags []cli.Flag) []cli.Flag {
+	out := make([]cli.Flag, len(flags))
+	for i, f := range flags {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			out[i] = altsrc.NewStringFlag(f)
+		case *cli.StringSliceFlag:
+			out[i] = altsrc.NewStringSliceFlag(f)
+		case *cli.IntFlag:
+			out[i] = altsrc.NewIntFlag(f)
+		case *cli.BoolFlag:
+			out[i] = altsrc.NewBoolFlag(f)
+		case *cli.Float64Flag:
+			out[i] = altsrc.NewFloat64Flag(f)
+		case *cli.DurationFlag:
+			out[i] = altsrc.NewDurationFlag(f)
+		default:
+			out[i] = f
+		}
+	}
+	return out
+}
+
+// loadConfigFile reads --config, when given, before the flags are used.
+func loadConfigFile(flags []cli.Flag) cli.BeforeFunc {
+	load := altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config"))
+	return func(c *cli.Context) error {
+		if c.String("config") == "" {
+			return nil
+		}
+		if err := load(c); err != nil {
+			return fmt.Errorf("--config %s: %w", c.String("config"), err)
+		}
+		return nil
 	}
 }
 
