@@ -165,3 +165,21 @@ func jsonEqual(a, b []byte) bool {
 	var x, y any
 	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && fmt.Sprint(x) == fmt.Sprint(y)
 }
+
+// TestServeReadsConfigFile: settings come from --config, flags override it.
+func TestServeReadsConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(path, []byte("node-name: from-file\npartitions: 8\nroles: [command, query]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// startProcess passes --partitions 16, which must win over the file.
+	p := startProcess(t, filepath.Join(dir, "data"), "--config", path)
+	var st api.Status
+	if err := json.Unmarshal([]byte(omsCLI(t, p.url, "status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Node != "from-file" || st.Partitions != 16 {
+		t.Fatalf("status %+v: want node from-file (file) and 16 partitions (flag)", st)
+	}
+}
