@@ -1,7 +1,10 @@
 package actors
 
 import (
+	"context"
 	"log/slog"
+	"math/rand/v2"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -25,4 +28,17 @@ type Deps struct {
 
 // maxAppendAttempts bounds how often an actor catches up and re-decides when
 // another writer moved the stream under it.
-const maxAppendAttempts = 5
+const maxAppendAttempts = 8
+
+// fencedBackoff waits before the next attempt after a fenced append: two
+// nodes acting for one key at once (around a node loss) would otherwise
+// keep overtaking each other. Exponential, with full jitter, capped.
+func fencedBackoff(ctx context.Context, attempt int) {
+	limit := min(time.Millisecond<<attempt, 100*time.Millisecond)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(limit)) + 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

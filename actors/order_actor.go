@@ -75,7 +75,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		}
 	}
 	verified := false
-	for range maxAppendAttempts {
+	for attempt := range maxAppendAttempts {
 		e, derr := order.Decide(a.d.Policy, a.state, cmd)
 		if e == nil {
 			if derr != nil {
@@ -104,6 +104,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 			// Another writer, or an earlier try of ours whose ack was lost,
 			// moved the subject: catch up and decide again.
 			a.d.Log.Debug("append fenced; catching up", "order_id", a.id, "expected", a.seq)
+			fencedBackoff(ctx, attempt)
 			if err := a.catchUp(ctx); err != nil {
 				return OrderResult{Err: err}
 			}

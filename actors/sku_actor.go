@@ -69,7 +69,7 @@ func (a *skuActor) execute(ctx context.Context, cmd any) SKUResult {
 		orderID = c.OrderID
 	}
 	verified := false
-	for range maxAppendAttempts {
+	for attempt := range maxAppendAttempts {
 		e, err := inventory.Decide(a.stock, cmd)
 		if err != nil {
 			// Refusals are not fenced: check no other node moved the SKU.
@@ -91,6 +91,7 @@ func (a *skuActor) execute(ctx context.Context, cmd any) SKUResult {
 			}
 			ack, err := jetstream.Append(ctx, a.d.JS, a.subject, e.ID, data, a.seq)
 			if errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate) {
+				fencedBackoff(ctx, attempt)
 				if err := a.catchUp(ctx); err != nil {
 					return SKUResult{Err: err}
 				}

@@ -80,19 +80,9 @@ type GetOrder struct {
 	MinVersion uint64 `json:"minVersion,omitempty"`
 }
 
-// ListOrders is the body of oms.orders.list: the seed's orders(filter).
-// Empty fields do not filter; from/to bound the creation time [from, to).
-type ListOrders struct {
-	User          string    `json:"user,omitempty"`
-	Status        string    `json:"status,omitempty"`
-	Source        string    `json:"source,omitempty"`
-	PromotionCode string    `json:"promotionCode,omitempty"`
-	SKU           string    `json:"sku,omitempty"`
-	From          time.Time `json:"from,omitzero"`
-	To            time.Time `json:"to,omitzero"`
-	Limit         int       `json:"limit,omitempty"`
-	Cursor        string    `json:"cursor,omitempty"`
-}
+// ListOrders is the body of oms.orders.list: the domain's order filter
+// with its paging (limit, cursor).
+type ListOrders = order.Filter
 
 // OrderPage is the reply of oms.orders.list; Next is the cursor of the next
 // page, empty on the last.
@@ -200,29 +190,31 @@ type Error struct {
 	Field   string `json:"field,omitempty"`
 }
 
-// PaymentEvent is what a payment provider publishes on
-// payments.events.<orderId>.
-type PaymentEvent struct {
+// ProviderEnvelope is what every provider event carries. ID is the
+// provider's event ID: a redelivery with the same ID applies once.
+type ProviderEnvelope struct {
 	ID         string    `json:"id"`
 	Type       string    `json:"type"`
 	OrderID    string    `json:"orderId"`
-	Amount     int64     `json:"amount"`
-	Currency   string    `json:"currency"`
 	Provider   string    `json:"provider"`
-	Reference  string    `json:"reference"`
-	Method     string    `json:"method,omitempty"`
 	OccurredAt time.Time `json:"occurredAt"`
+}
+
+// PaymentEvent is what a payment provider publishes on
+// payments.events.<orderId>.
+type PaymentEvent struct {
+	ProviderEnvelope
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency"`
+	Reference string `json:"reference"`
+	Method    string `json:"method,omitempty"`
 }
 
 // DeliveryEvent is what a delivery provider publishes on
 // delivery.events.<orderId>.
 type DeliveryEvent struct {
-	ID             string    `json:"id"`
-	Type           string    `json:"type"`
-	OrderID        string    `json:"orderId"`
-	Provider       string    `json:"provider"`
-	TrackingNumber string    `json:"trackingNumber"`
-	OccurredAt     time.Time `json:"occurredAt"`
+	ProviderEnvelope
+	TrackingNumber string `json:"trackingNumber"`
 }
 
 // Payment request types.

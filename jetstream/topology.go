@@ -78,8 +78,11 @@ type Topology struct {
 // Configs returns the stream configurations of the topology.
 func (t Topology) Configs() []natsjs.StreamConfig {
 	base := func(name string, subjects ...string) natsjs.StreamConfig {
+		// Direct gets may be answered by any replica, a lagging one too.
+		// An actor catching up after a fenced append must read what the
+		// leader has, so they are only used on a single server.
 		return natsjs.StreamConfig{Name: name, Subjects: subjects, Storage: natsjs.FileStorage,
-			Replicas: t.Replicas, Duplicates: t.DuplicateWindow, AllowDirect: true,
+			Replicas: t.Replicas, Duplicates: t.DuplicateWindow, AllowDirect: t.Replicas == 1,
 			Discard: natsjs.DiscardOld}
 	}
 	orders := base(StreamOrders, OrderEventsPrefix+"*")

@@ -160,10 +160,8 @@ func requireID(field, id string) error {
 // Order sends cmd to the order's actor, on the node owning its partition,
 // and waits for the outcome.
 func (n *Node) Order(ctx context.Context, cmd order.Command) (order.Order, error) {
-	if owner := n.owner(cmd.Target()); owner != "" {
-		if r, handled, err := n.forward(ctx, owner, "order", newOrderCall(cmd)); handled {
-			return deref(r.Order), err
-		}
+	if r, handled, err := n.route(ctx, cmd.Target(), "order", newOrderCall(cmd)); handled {
+		return deref(r.Order), err
 	}
 	return n.OrderLocal(ctx, cmd)
 }
@@ -181,10 +179,8 @@ func (n *Node) OrderLocal(ctx context.Context, cmd order.Command) (order.Order, 
 
 // GetOrder returns an order's current state from its actor.
 func (n *Node) GetOrder(ctx context.Context, id string) (order.Order, error) {
-	if owner := n.owner(id); owner != "" {
-		if r, handled, err := n.forward(ctx, owner, "order", orderCall{OrderID: id, Get: true}); handled {
-			return deref(r.Order), err
-		}
+	if r, handled, err := n.route(ctx, id, "order", orderCall{OrderID: id, Get: true}); handled {
+		return deref(r.Order), err
 	}
 	r, err := n.orders.Request(ctx, id, actors.GetOrder{})
 	if err != nil {
@@ -197,11 +193,9 @@ func (n *Node) GetOrder(ctx context.Context, id string) (order.Order, error) {
 // Stock sends an inventory command (or GetStock) to the SKU's actor, on
 // the node owning the SKU's partition.
 func (n *Node) Stock(ctx context.Context, sku string, msg any) (actors.SKUResult, error) {
-	if owner := n.owner(sku); owner != "" {
-		if r, handled, err := n.forward(ctx, owner, "sku", newSKUCall(sku, msg)); handled {
-			res := actors.SKUResult{Stock: deref(r.Stock), Hold: deref(r.Hold), Err: err}
-			return res, err
-		}
+	if r, handled, err := n.route(ctx, sku, "sku", newSKUCall(sku, msg)); handled {
+		res := actors.SKUResult{Stock: deref(r.Stock), Hold: deref(r.Hold), Err: err}
+		return res, err
 	}
 	r, err := n.skus.Request(ctx, sku, msg)
 	if err != nil {

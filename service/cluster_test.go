@@ -195,7 +195,10 @@ func TestClusterSurvivesNodeLossAndJoin(t *testing.T) {
 	movedID := acked[len(acked)-1]
 	// Its payment comes back through the inbound partition the dead node
 	// pulled: applied once a survivor owns and pulls that partition.
-	n2.waitOrder(movedID, func(o order.Order) bool { return o.Status != order.StatusReceived }, "moved order paid")
+	eventually(t, 60*time.Second, "moved order paid", func() (bool, string) {
+		o, err := n2.c.GetOrder(n2.ctx, movedID)
+		return err == nil && o.Status != order.StatusReceived, fmt.Sprintf("%s %v", o.Status, err)
+	})
 	t.Logf("failover: provider event on a moved partition applied %s after the kill", time.Since(killed).Round(time.Millisecond))
 	<-loadDone
 	phase("first load done")
@@ -267,10 +270,17 @@ func TestClusterSurvivesNodeLossAndJoin(t *testing.T) {
 	}
 	t.Logf("%d orders acknowledged, all final; %d hot units sold of %d", len(ids), len(committed), stock)
 
-	// Forced double owner: n2 and n3 both hold an actor for one order and
-	// decide at once. The server fences the second append; the loser
-	// catches up and decides again on the true state.
-	o := n2.place(placeReq("double", order.Item{SKU: "CL-COLD", Quantity: 1, UnitPrice: 200}))
+	for round := range 5 {
+		forceDoubleOwner(t, n2, n3, fmt.Sprint("double-", round))
+	}
+}
+
+// forceDoubleOwner makes n2 and n3 both hold an actor for one order and
+// cancel it at once. The server fences the second append; the loser
+// catches up and decides again on the true state.
+func forceDoubleOwner(t *testing.T, n2, n3 *harness, key string) {
+	t.Helper()
+	o := n2.place(placeReq(key, order.Item{SKU: "CL-COLD", Quantity: 1, UnitPrice: 200}))
 	n2.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
 	// Warm both actors so each holds the same, soon stale, state.
 	if _, err := n2.node.OrderLocal(n2.ctx, order.Update{Meta: order.Meta{ID: "warm-2", OrderID: o.ID, At: time.Now(), By: "t"}, Notes: ptr("a")}); err != nil {

@@ -103,45 +103,49 @@ func inboundCommand(subject string, data []byte, received time.Time) (order.Comm
 		return nil, fmt.Errorf("%w: %s", errSubject, subject)
 	}
 	kind, orderID := tok[3], tok[4]
+	var cmd interface {
+		order.Command
+		Validate() error
+	}
 	switch kind {
 	case "payments":
 		var ev api.PaymentEvent
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return nil, &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "payment", orderID, received)
+		if err != nil {
+			return nil, err
 		}
-		if ev.OrderID != orderID {
-			return nil, &order.ValidationError{Field: "orderId", Message: "does not match the subject's order " + orderID}
-		}
-		at := ev.OccurredAt
-		if at.IsZero() {
-			at = received
-		}
-		c := order.RecordPayment{Meta: order.Meta{ID: "payment:" + ev.ID, OrderID: orderID, At: at, By: "payment:" + ev.Provider},
-			Type: ev.Type, Amount: ev.Amount, Currency: ev.Currency, Provider: ev.Provider, Reference: ev.Reference, Method: ev.Method}
-		if ev.ID == "" {
-			return nil, &order.ValidationError{Field: "id", Message: "is required"}
-		}
-		return c, c.Validate()
+		cmd = order.RecordPayment{Meta: meta, Type: ev.Type, Amount: ev.Amount, Currency: ev.Currency,
+			Provider: ev.Provider, Reference: ev.Reference, Method: ev.Method}
 	case "delivery":
 		var ev api.DeliveryEvent
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return nil, &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "delivery", orderID, received)
+		if err != nil {
+			return nil, err
 		}
-		if ev.OrderID != orderID {
-			return nil, &order.ValidationError{Field: "orderId", Message: "does not match the subject's order " + orderID}
-		}
-		at := ev.OccurredAt
-		if at.IsZero() {
-			at = received
-		}
-		c := order.RecordDelivery{Meta: order.Meta{ID: "delivery:" + ev.ID, OrderID: orderID, At: at, By: "delivery:" + ev.Provider},
-			Type: ev.Type, Provider: ev.Provider, TrackingNumber: ev.TrackingNumber}
-		if ev.ID == "" {
-			return nil, &order.ValidationError{Field: "id", Message: "is required"}
-		}
-		return c, c.Validate()
+		cmd = order.RecordDelivery{Meta: meta, Type: ev.Type, Provider: ev.Provider, TrackingNumber: ev.TrackingNumber}
+	default:
+		return nil, fmt.Errorf("%w: %s", errSubject, subject)
 	}
-	return nil, fmt.Errorf("%w: %s", errSubject, subject)
+	return cmd, cmd.Validate()
+}
+
+// providerMeta decodes a provider event into ev and checks the fields every
+// provider event carries: its ID, and an order ID that matches the subject.
+func providerMeta(data []byte, ev any, env *api.ProviderEnvelope, kind, orderID string, received time.Time) (order.Meta, error) {
+	if err := json.Unmarshal(data, ev); err != nil {
+		return order.Meta{}, &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
+	}
+	if env.ID == "" {
+		return order.Meta{}, &order.ValidationError{Field: "id", Message: "is required"}
+	}
+	if env.OrderID != orderID {
+		return order.Meta{}, &order.ValidationError{Field: "orderId", Message: "does not match the subject's order " + orderID}
+	}
+	at := env.OccurredAt
+	if at.IsZero() {
+		at = received
+	}
+	return order.Meta{ID: kind + ":" + env.ID, OrderID: orderID, At: at, By: kind + ":" + env.Provider}, nil
 }
 
 func (n *Node) handleInbound(ctx context.Context, m natsjs.Msg) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,17 +202,42 @@ func (m *membership) ownerOf(p int) string {
 func rendezvous(members []string, p int) string {
 	best, bestScore := "", uint64(0)
 	for _, name := range members {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(name))
-		_, _ = h.Write([]byte{0})
-		_, _ = h.Write([]byte(strconv.Itoa(p)))
-		// fnv's low bits mix poorly for similar inputs; finish with a
-		// splitmix step so partitions spread evenly.
-		if s := mix(h.Sum64()); best == "" || s > bestScore {
+		if s := score(name, p); best == "" || s > bestScore {
 			best, bestScore = name, s
 		}
 	}
 	return best
+}
+
+func score(member string, p int) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(member))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(strconv.Itoa(p)))
+	// fnv's low bits mix poorly for similar inputs; finish with a splitmix
+	// step so partitions spread evenly.
+	return mix(h.Sum64())
+}
+
+// ranking returns the live members in rendezvous order for partition p:
+// the owner first, then who would own p if the owner were gone, and so
+// on. Every node computes the same order, so when an owner stops
+// answering they all fall back to the same next member.
+func (m *membership) ranking(p int) []string {
+	m.mu.RLock()
+	out := slices.Clone(m.live)
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b string) int {
+		sa, sb := score(a, p), score(b, p)
+		switch {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return out
 }
 
 func mix(x uint64) uint64 {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -28,6 +29,13 @@ func TestRendezvousMovesOnlyWhatMust(t *testing.T) {
 	for _, n := range three {
 		if count[n] < parts/3-10 || count[n] > parts/3+10 {
 			t.Fatalf("uneven spread: %v", count)
+		}
+	}
+	m := &membership{live: four}
+	for p := range parts {
+		r := m.ranking(p)
+		if r[0] != rendezvous(four, p) || r[1] != rendezvous(slices.DeleteFunc(slices.Clone(four), func(s string) bool { return s == r[0] }), p) {
+			t.Fatalf("partition %d: ranking %v does not match the owners after a loss", p, r)
 		}
 	}
 	if fmt.Sprint(rendezvous(nil, 3)) != "" {

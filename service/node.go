@@ -62,14 +62,16 @@ type Node struct {
 // Start brings a node up: NATS (embedded unless cfg.NatsURL), streams,
 // bbolt, actors, the API, the reactor, and the consumers. It returns once
 // the node takes commands.
-func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (n *Node, err error) {
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	n = &Node{cfg: cfg, log: log.With("node", cfg.NodeName), inflight: make(chan struct{}, cfg.MaxInFlight)}
+	// n, not the result: a failed start returns nil, and the cleanup below
+	// still needs the half-started node.
+	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeName), inflight: make(chan struct{}, cfg.MaxInFlight)}
 	defer func() {
 		if err != nil {
 			n.Stop()

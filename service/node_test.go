@@ -160,13 +160,14 @@ func (h *harness) publish(subject string, v any) {
 }
 
 func (h *harness) pay(o order.Order, id, kind string, amount int64) {
-	h.publish(jetstream.PaymentEventsPrefix+o.ID, api.PaymentEvent{ID: id, Type: kind, OrderID: o.ID,
-		Amount: amount, Currency: o.Currency, Provider: "testpay", Reference: "ref-" + id, OccurredAt: time.Now().UTC()})
+	h.publish(jetstream.PaymentEventsPrefix+o.ID, api.PaymentEvent{ProviderEnvelope: api.ProviderEnvelope{ID: id,
+		Type: kind, OrderID: o.ID, Provider: "testpay", OccurredAt: time.Now().UTC()},
+		Amount: amount, Currency: o.Currency, Reference: "ref-" + id})
 }
 
 func (h *harness) ship(o order.Order, id, kind string) {
-	h.publish(jetstream.DeliveryEventsPrefix+o.ID, api.DeliveryEvent{ID: id, Type: kind, OrderID: o.ID,
-		Provider: "testship", TrackingNumber: "TS-1", OccurredAt: time.Now().UTC()})
+	h.publish(jetstream.DeliveryEventsPrefix+o.ID, api.DeliveryEvent{ProviderEnvelope: api.ProviderEnvelope{ID: id,
+		Type: kind, OrderID: o.ID, Provider: "testship", OccurredAt: time.Now().UTC()}, TrackingNumber: "TS-1"})
 }
 
 // events returns the order's events as stored in the stream.

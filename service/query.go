@@ -68,8 +68,7 @@ func (n *Node) listOrders(_ context.Context, data []byte) (any, error) {
 	if req.Status != "" && !validStatus(req.Status) {
 		return nil, &order.ValidationError{Field: "status", Message: "unknown status " + req.Status}
 	}
-	orders, next, err := n.db.ListOrders(store.OrderFilter{User: req.User, Status: req.Status, Source: req.Source,
-		PromotionCode: req.PromotionCode, SKU: req.SKU, From: req.From, To: req.To, Limit: req.Limit, Cursor: req.Cursor})
+	orders, next, err := n.db.ListOrders(req)
 	if errors.Is(err, store.ErrBadCursor) {
 		return nil, &order.ValidationError{Field: "cursor", Message: "not a cursor this service issued"}
 	}

@@ -170,9 +170,8 @@ func TestListAgreesWithStreamScan(t *testing.T) {
 	}
 	for _, f := range filters {
 		var want []order.Order
-		sf := store.OrderFilter{User: f.User, Status: f.Status, Source: f.Source, PromotionCode: f.PromotionCode, SKU: f.SKU, From: f.From, To: f.To}
 		for _, o := range truth {
-			if sf.Matches(o) {
+			if f.Matches(o) {
 				want = append(want, o)
 			}
 		}

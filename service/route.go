@@ -200,6 +200,26 @@ func (n *Node) owner(key string) string {
 	return o
 }
 
+// route sends call to the first node in key's rendezvous ranking that
+// answers, and returns handled=false when that first answering node would
+// be this one (the caller then decides locally). A dead owner is thus
+// replaced by the same next member on every node, keeping one writer per
+// key while the membership view catches up.
+func (n *Node) route(ctx context.Context, key, kind string, call any) (callReply, bool, error) {
+	if n.members == nil {
+		return callReply{}, false, nil
+	}
+	for _, node := range n.members.ranking(jetstream.PartitionOf(key, n.cfg.Partitions)) {
+		if node == n.cfg.NodeName {
+			return callReply{}, false, nil
+		}
+		if r, handled, err := n.forward(ctx, node, kind, call); handled {
+			return r, true, err
+		}
+	}
+	return callReply{}, false, nil
+}
+
 // forward sends a call to the owning node; handled is false when the owner
 // did not answer and the caller should decide locally.
 func (n *Node) forward(ctx context.Context, owner, kind string, call any) (callReply, bool, error) {

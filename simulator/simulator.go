@@ -136,9 +136,9 @@ func (s *Simulator) pay(ctx context.Context, m natsjs.Msg) {
 	if !s.wait(ctx) {
 		return
 	}
-	ev := api.PaymentEvent{ID: "sim-" + req.CausedBy, Type: order.PaymentSucceeded, OrderID: req.OrderID,
-		Amount: req.Amount, Currency: req.Currency, Provider: "simpay", Reference: "SP-" + prefix(req.CausedBy, 12),
-		Method: req.PaymentMethod, OccurredAt: time.Now().UTC()}
+	ev := api.PaymentEvent{ProviderEnvelope: api.ProviderEnvelope{ID: "sim-" + req.CausedBy, Type: order.PaymentSucceeded,
+		OrderID: req.OrderID, Provider: "simpay", OccurredAt: time.Now().UTC()},
+		Amount: req.Amount, Currency: req.Currency, Reference: "SP-" + prefix(req.CausedBy, 12), Method: req.PaymentMethod}
 	if s.float() >= s.cfg.PaymentSuccessRate {
 		ev.Type = order.PaymentFailed
 	}
@@ -162,8 +162,8 @@ func (s *Simulator) deliver(ctx context.Context, m natsjs.Msg) {
 	base := "simdlv-" + req.OrderID
 	tracking := "SIM" + prefix(req.OrderID, 8)
 	ev := func(kind, suffix string) api.DeliveryEvent {
-		return api.DeliveryEvent{ID: base + suffix, Type: kind, OrderID: req.OrderID, Provider: "simship",
-			TrackingNumber: tracking}
+		return api.DeliveryEvent{ProviderEnvelope: api.ProviderEnvelope{ID: base + suffix, Type: kind,
+			OrderID: req.OrderID, Provider: "simship"}, TrackingNumber: tracking}
 	}
 	subject := jetstream.DeliveryEventsPrefix + req.OrderID
 	steps := []api.DeliveryEvent{ev(order.DeliveryInTransit, "-transit")}

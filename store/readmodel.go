@@ -310,19 +310,8 @@ func (db *DB) Order(id string) (order.Order, bool, error) {
 	return o, ok, err
 }
 
-// OrderFilter selects orders for ListOrders: the seed's orders(filter).
-// Empty fields do not filter. Results come in creation order.
-type OrderFilter struct {
-	User          string    `json:"user,omitempty"`
-	Status        string    `json:"status,omitempty"`
-	Source        string    `json:"source,omitempty"`
-	PromotionCode string    `json:"promotionCode,omitempty"`
-	SKU           string    `json:"sku,omitempty"`
-	From          time.Time `json:"from,omitzero"`
-	To            time.Time `json:"to,omitzero"`
-	Limit         int       `json:"limit,omitempty"`
-	Cursor        string    `json:"cursor,omitempty"`
-}
+// OrderFilter is the domain's order filter; the read model answers it.
+type OrderFilter = order.Filter
 
 // Page limits.
 const (
@@ -333,43 +322,9 @@ const (
 // ErrBadCursor is returned for a cursor ListOrders did not issue.
 var ErrBadCursor = errors.New("invalid cursor")
 
-// Matches reports whether o passes every filter (the cursor and limit aside).
-func (f OrderFilter) Matches(o order.Order) bool {
-	switch {
-	case f.User != "" && o.User != f.User,
-		f.Status != "" && string(o.Status) != f.Status,
-		f.Source != "" && o.Source != f.Source,
-		!f.From.IsZero() && o.CreatedAt.Before(f.From),
-		!f.To.IsZero() && !o.CreatedAt.Before(f.To):
-		return false
-	}
-	if f.PromotionCode != "" && !contains(o.PromotionCodes, f.PromotionCode) {
-		return false
-	}
-	if f.SKU != "" {
-		found := false
-		for _, it := range o.Items {
-			found = found || it.SKU == f.SKU
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // driver picks the index that narrows the scan most: identity filters
 // first (a user has few orders), then promotion, SKU, status, source.
-func (f OrderFilter) driver() (field, value string) {
+func driver(f OrderFilter) (field, value string) {
 	switch {
 	case f.User != "":
 		return idxUser, f.User
@@ -395,7 +350,7 @@ func (db *DB) ListOrders(f OrderFilter) ([]order.Order, string, error) {
 		limit = DefaultPageSize
 	}
 	limit = min(limit, MaxPageSize)
-	field, value := f.driver()
+	field, value := driver(f)
 	prefix := indexPrefix(field, value)
 	start := prefix
 	if !f.From.IsZero() {

@@ -1,0 +1,38 @@
+package order
+
+import (
+	"slices"
+	"time"
+)
+
+// Filter selects orders: the seed's orders(filter). Empty fields do not
+// filter; From and To bound the creation time [From, To). Limit and Cursor
+// page through the results, which come in creation order.
+type Filter struct {
+	User          string    `json:"user,omitempty"`
+	Status        string    `json:"status,omitempty"`
+	Source        string    `json:"source,omitempty"`
+	PromotionCode string    `json:"promotionCode,omitempty"`
+	SKU           string    `json:"sku,omitempty"`
+	From          time.Time `json:"from,omitzero"`
+	To            time.Time `json:"to,omitzero"`
+	Limit         int       `json:"limit,omitempty"`
+	Cursor        string    `json:"cursor,omitempty"`
+}
+
+// Matches reports whether o passes every filter (paging aside).
+func (f Filter) Matches(o Order) bool {
+	switch {
+	case f.User != "" && o.User != f.User,
+		f.Status != "" && string(o.Status) != f.Status,
+		f.Source != "" && o.Source != f.Source,
+		!f.From.IsZero() && o.CreatedAt.Before(f.From),
+		!f.To.IsZero() && !o.CreatedAt.Before(f.To),
+		f.PromotionCode != "" && !slices.Contains(o.PromotionCodes, f.PromotionCode):
+		return false
+	}
+	if f.SKU != "" {
+		return slices.ContainsFunc(o.Items, func(it Item) bool { return it.SKU == f.SKU })
+	}
+	return true
+}
