@@ -18,6 +18,7 @@ import (
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/internal/poll"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/service"
@@ -109,20 +110,8 @@ func (h *harness) place(req api.PlaceOrder) order.Order {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %s; last: %s", what, within, last)
-}
+// eventually polls cond until it holds or the limit passes.
+var eventually = poll.Until
 
 func (h *harness) waitOrder(id string, want func(order.Order) bool, what string) order.Order {
 	h.t.Helper()

@@ -22,6 +22,7 @@ import (
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/internal/poll"
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
@@ -100,20 +101,8 @@ func (p *process) kill(t *testing.T) {
 	_ = p.cmd.Wait()
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %s; last: %s", what, within, last)
-}
+// eventually polls cond until it holds or the limit passes.
+var eventually = poll.Until
 
 // foldFromStream rebuilds an order from its events, independently of oms.
 func foldFromStream(ctx context.Context, t *testing.T, s natsjs.Stream, id string) (order.Order, []order.Event) {

@@ -107,6 +107,20 @@ func dial(c *cli.Context) (*client.Client, func(), error) {
 	return cl, nc.Close, nil
 }
 
+// dialJS is dial plus a JetStream handle on the same connection.
+func dialJS(c *cli.Context) (*client.Client, natsjs.JetStream, func(), error) {
+	cl, closeFn, err := dial(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	js, err := natsjs.New(cl.NC)
+	if err != nil {
+		closeFn()
+		return nil, nil, nil, err
+	}
+	return cl, js, closeFn, nil
+}
+
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
@@ -128,15 +142,11 @@ func watchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cl, closeFn, err := dial(c)
+			_, js, closeFn, err := dialJS(c)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			js, err := natsjs.New(cl.NC)
-			if err != nil {
-				return err
-			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			err = jetstream.Watch(ctx, js, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a[0], c.Uint64("from"),

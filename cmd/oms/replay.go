@@ -56,15 +56,11 @@ func replay(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, closeFn, err := dial(c)
+	cl, js, closeFn, err := dialJS(c)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	js, err := natsjs.New(cl.NC)
-	if err != nil {
-		return err
-	}
 	ctx := c.Context
 	opts := jetstream.ReplayOptions{Stream: c.String("stream"), Subject: c.String("subject"),
 		FromSeq: c.Uint64("from-seq"), Since: since, Until: until}
