@@ -95,6 +95,9 @@ func (n *Node) OwnedPartitions() []int {
 	return out
 }
 
+// errSubject marks a message on a subject oms does not expect there.
+var errSubject = errors.New("unexpected subject")
+
 // inboundCommand decodes a provider event stored at
 // oms.inbound.<partition>.<payments|delivery>.<orderId>.
 func inboundCommand(subject string, data []byte, received time.Time) (order.Command, error) {

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -261,5 +260,3 @@ func (n *Node) publish(ctx context.Context, prefix string, e order.Event, kind s
 	}
 	return jetstream.Publish(ctx, n.js, prefix+e.OrderID, e.ID+":"+kind, data)
 }
-
-var errSubject = errors.New("unexpected subject")
