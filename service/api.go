@@ -76,21 +76,29 @@ func (n *Node) startAPI() error {
 func (n *Node) endpoint(handle func(context.Context, []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		reply, data := req.Reply(), req.Data()
-		select {
-		case n.inflight <- struct{}{}:
-		default:
-			n.respond(reply, nil, errNodeBusy)
-			return
-		}
-		n.wg.Add(1)
-		go func() {
-			defer func() { <-n.inflight; n.wg.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
-			defer cancel()
+		n.dispatch(func(ctx context.Context) {
 			out, err := handle(ctx, data)
 			n.respond(reply, out, err)
-		}()
+		}, func() { n.respond(reply, nil, errNodeBusy) })
 	}
+}
+
+// dispatch runs work on its own goroutine with the request timeout, at most
+// MaxInFlight at once; beyond that it calls busy at once instead of queueing.
+func (n *Node) dispatch(work func(context.Context), busy func()) {
+	select {
+	case n.inflight <- struct{}{}:
+	default:
+		busy()
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer func() { <-n.inflight; n.wg.Done() }()
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		defer cancel()
+		work(ctx)
+	}()
 }
 
 // Headers of an error reply, the same as nats.go/micro's.

@@ -123,14 +123,7 @@ func TestLongPollWakesOnAppend(t *testing.T) {
 // eventsWithSeq returns the stream sequences of an order's events.
 func (h *harness) eventsWithSeq(id string) []uint64 {
 	h.t.Helper()
-	s, err := h.js.Stream(h.ctx, jetstream.StreamOrders)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	msgs, err := jetstream.Tail(h.ctx, s, jetstream.OrderEventsPrefix+id, 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	msgs := h.tail(id)
 	out := make([]uint64, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Sequence

@@ -159,8 +159,8 @@ func (h *harness) ship(o order.Order, id, kind string) {
 		Type: kind, OrderID: o.ID, Provider: "testship", OccurredAt: time.Now().UTC()}, TrackingNumber: "TS-1"})
 }
 
-// events returns the order's events as stored in the stream.
-func (h *harness) events(id string) []order.Event {
+// tail returns the order's messages as stored in the stream.
+func (h *harness) tail(id string) []*natsjs.RawStreamMsg {
 	h.t.Helper()
 	s, err := h.js.Stream(h.ctx, jetstream.StreamOrders)
 	if err != nil {
@@ -170,6 +170,13 @@ func (h *harness) events(id string) []order.Event {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	return msgs
+}
+
+// events returns the order's events as stored in the stream.
+func (h *harness) events(id string) []order.Event {
+	h.t.Helper()
+	msgs := h.tail(id)
 	out := make([]order.Event, 0, len(msgs))
 	for _, m := range msgs {
 		var e order.Event

@@ -200,16 +200,25 @@ func (n *Node) owner(key string) string {
 	return o
 }
 
-// route sends call to the first node in key's rendezvous ranking that
-// answers, and returns handled=false when that first answering node would
-// be this one (the caller then decides locally). A dead owner is thus
-// replaced by the same next member on every node, keeping one writer per
-// key while the membership view catches up.
+// route sends call to the node owning key's partition and returns
+// handled=false when that is this node (the caller then decides locally).
+// If the owner does not answer, the call goes down the partition's
+// rendezvous ranking instead: every node agrees on the next member, so a
+// dead owner is replaced by one writer while the membership view catches
+// up. The ranking is only computed on that failure path.
 func (n *Node) route(ctx context.Context, key, kind string, call any) (callReply, bool, error) {
 	if n.members == nil {
 		return callReply{}, false, nil
 	}
-	for _, node := range n.members.ranking(jetstream.PartitionOf(key, n.cfg.Partitions)) {
+	p := jetstream.PartitionOf(key, n.cfg.Partitions)
+	owner := n.members.ownerOf(p)
+	if owner == n.cfg.NodeName {
+		return callReply{}, false, nil
+	}
+	if r, handled, err := n.forward(ctx, owner, kind, call); handled {
+		return r, true, err
+	}
+	for _, node := range n.members.ranking(p)[1:] {
 		if node == n.cfg.NodeName {
 			return callReply{}, false, nil
 		}
@@ -246,21 +255,13 @@ func (n *Node) forward(ctx context.Context, owner, kind string, call any) (callR
 func (n *Node) serveCalls() error {
 	handle := func(kind string, do func(context.Context, []byte) callReply) error {
 		sub, err := n.nc.Subscribe(nodeSubject(n.cfg.NodeName, kind), func(m *nats.Msg) {
-			select {
-			case n.inflight <- struct{}{}:
-			default:
-				data, _ := json.Marshal(callReply{Err: toWire(actors.ErrBusy)})
-				_ = m.Respond(data)
-				return
-			}
-			n.wg.Add(1)
-			go func() {
-				defer func() { <-n.inflight; n.wg.Done() }()
-				ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
-				defer cancel()
+			n.dispatch(func(ctx context.Context) {
 				data, _ := json.Marshal(do(ctx, m.Data))
 				_ = m.Respond(data)
-			}()
+			}, func() {
+				data, _ := json.Marshal(callReply{Err: toWire(actors.ErrBusy)})
+				_ = m.Respond(data)
+			})
 		})
 		if err != nil {
 			return err

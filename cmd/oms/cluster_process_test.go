@@ -150,13 +150,7 @@ func TestClusterOfProcessesSurvivesKill9(t *testing.T) {
 	}
 	for _, id := range ids {
 		_, events := foldFromStream(ctx, t, stream, id)
-		seen := map[string]bool{}
-		for _, e := range events {
-			if seen[e.CauseID] {
-				t.Fatalf("order %s: cause %s applied twice", id, e.CauseID)
-			}
-			seen[e.CauseID] = true
-		}
+		assertCausesOnce(t, id, events)
 	}
 	checkSKUHistory(ctx, t, js, []string{"K9"})
 	// Orders the dead node appended but could not acknowledge are in the

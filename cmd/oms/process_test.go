@@ -226,13 +226,7 @@ func TestHardStopAndRestart(t *testing.T) {
 	sold := map[string]int64{}
 	for _, id := range acked {
 		_, events := foldFromStream(ctx, t, orders, id)
-		seen := map[string]bool{}
-		for _, e := range events {
-			if seen[e.CauseID] {
-				t.Fatalf("order %s: cause %s applied twice", id, e.CauseID)
-			}
-			seen[e.CauseID] = true
-		}
+		assertCausesOnce(t, id, events)
 		o, _ := cl2.GetOrder(ctx, id)
 		for _, it := range o.Items {
 			sold[it.SKU] += it.Quantity
@@ -249,6 +243,19 @@ func TestHardStopAndRestart(t *testing.T) {
 		})
 	}
 	checkSKUHistory(ctx, t, js2, skus)
+}
+
+// assertCausesOnce fails if any command or provider event was applied to
+// the order more than once.
+func assertCausesOnce(t *testing.T, id string, events []order.Event) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, e := range events {
+		if seen[e.CauseID] {
+			t.Fatalf("order %s: cause %s applied twice", id, e.CauseID)
+		}
+		seen[e.CauseID] = true
+	}
 }
 
 // normalize drops what JSON cannot round-trip identically (monotonic clock).

@@ -18,6 +18,7 @@ import (
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/store"
 )
 
 // parseTime reads RFC 3339 or a duration before now ("24h").
@@ -190,14 +191,14 @@ func reportCommand() *cli.Command {
 			}
 			defer closeFn()
 			var sum struct {
-				Years  []period `json:"years"`
-				Months []period `json:"months"`
+				Years  []store.PeriodAnalytics `json:"years"`
+				Months []store.PeriodAnalytics `json:"months"`
 			}
 			if err := cl.Request(c.Context, api.SubjectAnalyticsSummary, api.Summary{Year: c.Int("year")}, &sum); err != nil {
 				return err
 			}
 			var promos struct {
-				Promotions []period `json:"promotions"`
+				Promotions []store.PromotionAnalytics `json:"promotions"`
 			}
 			if err := cl.Request(c.Context, api.SubjectAnalyticsPromotions, struct{}{}, &promos); err != nil {
 				return err
@@ -208,34 +209,21 @@ func reportCommand() *cli.Command {
 			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "PERIOD\tORDERS\tPAID\tCOMPLETED\tCANCELLED\tAVG BASKET\tREVENUE\tAVG ORDER VALUE\t")
 			for _, p := range append(sum.Years, sum.Months...) {
-				p.row(tw, p.Period)
+				row(tw, p.Period, p.Analytics, p.AverageBasketSize, p.AverageOrderValue)
 			}
 			fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t")
 			fmt.Fprintln(tw, "PROMOTION\tORDERS\tPAID\tCOMPLETED\tCANCELLED\tAVG BASKET\tREVENUE\tAVG ORDER VALUE\t")
 			for _, p := range promos.Promotions {
-				p.row(tw, p.Code)
+				row(tw, p.Code, p.Analytics, p.AverageBasketSize, p.AverageOrderValue)
 			}
 			return tw.Flush()
 		},
 	}
 }
 
-type period struct {
-	Period            string           `json:"period,omitempty"`
-	Code              string           `json:"code,omitempty"`
-	Orders            int64            `json:"orders"`
-	Paid              int64            `json:"paidOrders"`
-	Cancelled         int64            `json:"cancelledOrders"`
-	Completed         int64            `json:"completedOrders"`
-	Units             int64            `json:"units"`
-	Revenue           map[string]int64 `json:"revenue"`
-	AverageBasketSize float64          `json:"averageBasketSize"`
-	AverageOrderValue map[string]int64 `json:"averageOrderValue"`
-}
-
-func (p period) row(tw *tabwriter.Writer, name string) {
-	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\t\n", name, p.Orders, p.Paid, p.Completed, p.Cancelled,
-		p.AverageBasketSize, money(p.Revenue), money(p.AverageOrderValue))
+func row(tw *tabwriter.Writer, name string, a store.Analytics, basket float64, aov map[string]int64) {
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\t\n", name, a.Orders, a.Paid, a.Completed, a.Cancelled,
+		basket, money(a.Revenue), money(aov))
 }
 
 func money(m map[string]int64) string {
