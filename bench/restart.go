@@ -112,11 +112,15 @@ func writeOrders(ctx context.Context, cfg config.Config, n int) (string, error) 
 		if _, err := js.PublishAsync(jetstream.OrderEventsPrefix+id, data); err != nil {
 			return "", err
 		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return "", ctx.Err()
+		// Drained well below the pending limit so a slow disk never stalls
+		// the publisher into an error.
+		if (i+1)%2048 == 0 || i == n-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
 	}
 	return probe, nil
 }

@@ -26,12 +26,24 @@ func generate(t testing.TB, ctx context.Context, js natsjs.JetStream, r *rand.Ra
 	t.Helper()
 	users := 40
 	events := 0
+	// The window is drained every 1,000 publishes: on a loaded CI machine the
+	// client's default pending limit would otherwise stall and fail the test.
+	drain := func() {
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			t.Fatal("async publishes did not complete")
+		}
+	}
 	pub := func(e order.Event) {
 		data, _ := json.Marshal(e)
 		if _, err := js.PublishAsync(jetstream.OrderEventsPrefix+e.OrderID, data); err != nil {
 			t.Fatal(err)
 		}
 		events++
+		if events%1000 == 0 {
+			drain()
+		}
 	}
 	for i := range n {
 		id := fmt.Sprintf("%08x-0000-4000-8000-%012x", r.Uint32(), i)
@@ -79,11 +91,7 @@ func generate(t testing.TB, ctx context.Context, js natsjs.JetStream, r *rand.Ra
 			}
 		}
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		t.Fatal("async publishes did not complete")
-	}
+	drain()
 	return events
 }
 
