@@ -118,7 +118,10 @@ func (a *skuActor) apply(e inventory.Event, seq uint64) {
 	a.seq = seq
 	a.stock.Version = seq
 	a.unsaved++
-	if a.unsaved >= a.d.SnapshotEvery {
+	// A SKU's state grows with its holds, so a busy SKU snapshots in
+	// proportion to its size: every snapshot then costs a bounded amount
+	// per event instead of the whole map every few hundred events.
+	if a.unsaved >= max(a.d.SnapshotEvery, len(a.stock.Holds)/8) {
 		a.snapshot()
 	}
 }

@@ -30,12 +30,24 @@ const (
 	HoldRejected HoldState = "rejected"
 )
 
-// Hold is one order's claim on this SKU.
+// Hold is one order's claim on this SKU. ExpiresAt is the order's
+// reservation deadline.
 type Hold struct {
 	Quantity  int64     `json:"quantity"`
 	State     HoldState `json:"state"`
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 }
+
+// Prunable reports whether the hold can be forgotten once its deadline has
+// passed. A released or refused hold can: a reservation for its order that
+// arrives after the deadline is refused anyway, and a repeated release of
+// an unknown hold changes no stock. A committed hold cannot: the order may
+// still be cancelled and its goods returned, which needs the quantity.
+func (h Hold) Prunable() bool { return h.State == HoldReleased || h.State == HoldRejected }
+
+// pruneEvery spaces the scans for prunable holds past their deadline: each
+// scan walks every hold, so it runs at most once a minute of event time.
+const pruneEvery = time.Minute
 
 // Stock is one SKU. Available = OnHand - Reserved and never goes below zero.
 // Only the SKU's actor changes it, by appending events.
@@ -45,6 +57,10 @@ type Stock struct {
 	Reserved int64           `json:"reserved"`
 	Holds    map[string]Hold `json:"holds,omitempty"`
 	Version  uint64          `json:"version"`
+	// PrunedAt is the event time of the last scan for prunable holds. It is
+	// derived from events only, so a replay prunes exactly as the live
+	// actor did.
+	PrunedAt time.Time `json:"prunedAt,omitzero"`
 }
 
 // Available is what can still be reserved.
@@ -89,11 +105,14 @@ type (
 		At      time.Time `json:"at"`
 	}
 	// Release gives an order's hold (or its committed goods) back.
+	// ExpiresAt is the order's reservation deadline: a release that
+	// overtook its reservation leaves a tombstone until then.
 	Release struct {
-		SKU     string    `json:"sku"`
-		OrderID string    `json:"orderId"`
-		Reason  string    `json:"reason"`
-		At      time.Time `json:"at"`
+		SKU       string    `json:"sku"`
+		OrderID   string    `json:"orderId"`
+		Reason    string    `json:"reason"`
+		ExpiresAt time.Time `json:"expiresAt,omitzero"`
+		At        time.Time `json:"at"`
 	}
 )
 
@@ -156,7 +175,14 @@ func Decide(s Stock, c any) (*Event, error) {
 		e := &Event{ID: eventID(c.SKU, c.OrderID, "reserve"), Type: EventReserved, V: 1, SKU: c.SKU,
 			OrderID: c.OrderID, Quantity: c.Quantity, OnHand: s.OnHand, Reserved: s.Reserved + c.Quantity,
 			ExpiresAt: c.ExpiresAt, At: c.At}
-		if c.Quantity > s.Available() {
+		switch {
+		case !c.ExpiresAt.IsZero() && !c.At.Before(c.ExpiresAt):
+			// Too late to matter (the order's expiry cancels it anyway),
+			// and its earlier outcome may have been pruned: refusing is
+			// the only answer that can never double-reserve.
+			e.Type, e.Reserved = EventRejected, s.Reserved
+			e.Reason = "reservation requested after its deadline " + c.ExpiresAt.UTC().Format(time.RFC3339)
+		case c.Quantity > s.Available():
 			e.Type, e.Reserved = EventRejected, s.Reserved
 			e.Reason = fmt.Sprintf("%d available, %d requested", s.Available(), c.Quantity)
 		}
@@ -176,7 +202,7 @@ func Decide(s Stock, c any) (*Event, error) {
 		h, ok := s.Holds[c.OrderID]
 		e := &Event{ID: eventID(c.SKU, c.OrderID, "release"), Type: EventReleased, V: 1, SKU: c.SKU,
 			OrderID: c.OrderID, Quantity: h.Quantity, OnHand: s.OnHand, Reserved: s.Reserved,
-			Reason: c.Reason, At: c.At}
+			Reason: c.Reason, ExpiresAt: c.ExpiresAt, At: c.At}
 		switch {
 		case !ok:
 			// A release that overtook its reservation leaves a tombstone,
@@ -194,9 +220,19 @@ func Decide(s Stock, c any) (*Event, error) {
 	return nil, fmt.Errorf("unknown inventory command %T: %w", c, ErrInvalid)
 }
 
-// Evolve applies e to s.
+// Evolve applies e to s. It also forgets released and refused holds whose
+// deadline has passed (at most once a minute of event time), so failed and
+// cancelled orders do not weigh on a busy SKU's state forever.
 func Evolve(s Stock, e Event) Stock {
 	s.SKU, s.OnHand, s.Reserved = e.SKU, e.OnHand, e.Reserved
+	if e.At.Sub(s.PrunedAt) >= pruneEvery {
+		for id, h := range s.Holds {
+			if h.Prunable() && !h.ExpiresAt.IsZero() && !e.At.Before(h.ExpiresAt) {
+				delete(s.Holds, id)
+			}
+		}
+		s.PrunedAt = e.At
+	}
 	if e.OrderID == "" {
 		return s
 	}
@@ -208,11 +244,14 @@ func Evolve(s Stock, e Event) Stock {
 	case EventReserved:
 		h = Hold{Quantity: e.Quantity, State: HoldReserved, ExpiresAt: e.ExpiresAt}
 	case EventRejected:
-		h = Hold{Quantity: e.Quantity, State: HoldRejected}
+		h = Hold{Quantity: e.Quantity, State: HoldRejected, ExpiresAt: e.ExpiresAt}
 	case EventCommitted:
 		h.State = HoldCommitted
 	case EventReleased:
 		h.State = HoldReleased
+		if h.ExpiresAt.IsZero() {
+			h.ExpiresAt = e.ExpiresAt // a tombstone lasts until the order's deadline
+		}
 	}
 	s.Holds[e.OrderID] = h
 	return s

@@ -131,3 +131,73 @@ func TestAvailableNeverNegative(t *testing.T) {
 		}
 	}
 }
+
+// A reservation asked for after its own deadline is refused: its order is
+// being expired anyway, and its earlier outcome may have been pruned.
+func TestReserveAfterDeadlineIsRefused(t *testing.T) {
+	s, _ := apply(t, Stock{}, SetStock{ID: "c1", SKU: "A", Quantity: 10, At: at})
+	s, e := apply(t, s, Reserve{SKU: "A", OrderID: "late", Quantity: 1, ExpiresAt: at, At: at.Add(time.Second)})
+	if e.Type != EventRejected || s.Reserved != 0 || s.Holds["late"].State != HoldRejected {
+		t.Fatalf("late reservation: %+v %+v", e, s.View())
+	}
+	if _, e := apply(t, s, Reserve{SKU: "A", OrderID: "fresh", Quantity: 1, ExpiresAt: at.Add(time.Minute), At: at}); e.Type != EventReserved {
+		t.Fatalf("fresh reservation: %+v", e)
+	}
+}
+
+// Released and refused holds are forgotten once their deadline has passed;
+// reserved and committed ones are kept. Pruning depends on event time only,
+// so replaying the same events gives the same state, and whatever arrives
+// late for a pruned hold changes no stock.
+func TestPruneClosedHolds(t *testing.T) {
+	ttl := 15 * time.Minute
+	var events []Event
+	step := func(s Stock, c any) Stock {
+		t.Helper()
+		s, e := apply(t, s, c)
+		if e != nil {
+			events = append(events, *e)
+		}
+		return s
+	}
+	s := step(Stock{}, SetStock{ID: "c1", SKU: "A", Quantity: 10, At: at})
+	s = step(s, Reserve{SKU: "A", OrderID: "paid", Quantity: 2, ExpiresAt: at.Add(ttl), At: at})
+	s = step(s, Commit{SKU: "A", OrderID: "paid", At: at})
+	s = step(s, Reserve{SKU: "A", OrderID: "cancelled", Quantity: 3, ExpiresAt: at.Add(ttl), At: at})
+	s = step(s, Release{SKU: "A", OrderID: "cancelled", ExpiresAt: at.Add(ttl), At: at})
+	s = step(s, Reserve{SKU: "A", OrderID: "refused", Quantity: 99, ExpiresAt: at.Add(ttl), At: at})
+	s = step(s, Release{SKU: "A", OrderID: "overtaken", ExpiresAt: at.Add(ttl), At: at}) // tombstone
+	s = step(s, Reserve{SKU: "A", OrderID: "open", Quantity: 1, ExpiresAt: at.Add(ttl), At: at})
+	if len(s.Holds) != 5 {
+		t.Fatalf("holds before the deadline: %v", s.Holds)
+	}
+	// Before the deadline a late reservation still meets its tombstone.
+	if _, e := apply(t, s, Reserve{SKU: "A", OrderID: "overtaken", Quantity: 1, ExpiresAt: at.Add(ttl), At: at.Add(time.Minute)}); e != nil {
+		t.Fatalf("reservation after its release was applied: %+v", e)
+	}
+	s = step(s, SetStock{ID: "c2", SKU: "A", Quantity: 20, At: at.Add(ttl + time.Minute)})
+	want := map[string]HoldState{"paid": HoldCommitted, "open": HoldReserved}
+	if len(s.Holds) != len(want) {
+		t.Fatalf("holds after the deadline: %v", s.Holds)
+	}
+	for id, st := range want {
+		if s.Holds[id].State != st {
+			t.Fatalf("hold %s: %+v", id, s.Holds[id])
+		}
+	}
+	before := s.View()
+	// Late duplicates for pruned holds change no stock.
+	s = step(s, Release{SKU: "A", OrderID: "cancelled", At: at.Add(ttl + 2*time.Minute)})
+	s = step(s, Reserve{SKU: "A", OrderID: "cancelled", Quantity: 3, ExpiresAt: at.Add(ttl), At: at.Add(ttl + 2*time.Minute)})
+	if after := s.View(); after.OnHand != before.OnHand || after.Reserved != before.Reserved {
+		t.Fatalf("late duplicates moved stock: %+v -> %+v", before, after)
+	}
+	// A replay of the same events reaches the same state.
+	var replayed Stock
+	for _, e := range events {
+		replayed = Evolve(replayed, e)
+	}
+	if replayed.View() != s.View() || len(replayed.Holds) != len(s.Holds) || !replayed.PrunedAt.Equal(s.PrunedAt) {
+		t.Fatalf("replay differs: %+v %v vs %+v %v", replayed.View(), replayed.Holds, s.View(), s.Holds)
+	}
+}

@@ -160,3 +160,53 @@ func startJSForBench(b *testing.B) (natsjs.JetStream, context.Context) {
 	}
 	return js, ctx
 }
+
+// TestOutbox: queued messages are stored once each when Wait returns, a
+// repeated batch (a retried side effect) adds nothing, and a message no
+// stream captures makes Wait fail, after which the outbox is usable again.
+func TestOutbox(t *testing.T) {
+	js, ctx := startJS(t, 4)
+	out := NewOutbox(js)
+	send := func() {
+		out.Publish(NotificationsPrefix+"o1", "e1:notify", []byte(`{"n":1}`))
+		out.Publish(PaymentRequestsPrefix+"o1", "e1:payment", []byte(`{"n":2}`))
+		out.Schedule("o1", time.Now().Add(time.Hour), []byte(`{"orderId":"o1"}`))
+	}
+	send()
+	if err := out.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	send()
+	if err := out.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func(stream, subject string) uint64 {
+		t.Helper()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx, natsjs.WithSubjectFilter(subject))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Subjects[subject]
+	}
+	if n := count(StreamOutbox, NotificationsPrefix+"o1"); n != 1 {
+		t.Fatalf("notifications stored %d times, want 1", n)
+	}
+	if n := count(StreamOutbox, PaymentRequestsPrefix+"o1"); n != 1 {
+		t.Fatalf("payment requests stored %d times, want 1", n)
+	}
+	if n := count(StreamTimers, TimerSchedulePrefix+"o1"); n != 1 {
+		t.Fatalf("timer stored %d times, want 1", n)
+	}
+	out.Publish("nobody.captures.this", "x", []byte(`{}`))
+	if err := out.Wait(ctx); err == nil || !strings.Contains(err.Error(), "nobody.captures.this") {
+		t.Fatalf("uncaptured subject: got %v, want an error naming it", err)
+	}
+	out.Publish(NotificationsPrefix+"o2", "e2:notify", []byte(`{}`))
+	if err := out.Wait(ctx); err != nil {
+		t.Fatalf("outbox after a failure: %v", err)
+	}
+}

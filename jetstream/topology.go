@@ -173,10 +173,7 @@ func Append(ctx context.Context, js natsjs.JetStream, subject, msgID string, dat
 // Publish sends data to a stream-captured subject with a Nats-Msg-Id so a
 // retried side effect is stored once.
 func Publish(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte) error {
-	m := nats.NewMsg(subject)
-	m.Data = data
-	m.Header.Set(HeaderMsgID, msgID)
-	if _, err := js.PublishMsg(ctx, m); err != nil {
+	if _, err := js.PublishMsg(ctx, idempotentMsg(subject, msgID, data)); err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return nil
@@ -185,14 +182,80 @@ func Publish(ctx context.Context, js natsjs.JetStream, subject, msgID string, da
 // Schedule arms a durable timer: at time at the server copies data to
 // TimerFiredPrefix+key. Re-arming the same key replaces the earlier timer.
 func Schedule(ctx context.Context, js natsjs.JetStream, key string, at time.Time, data []byte) error {
+	if _, err := js.PublishMsg(ctx, timerMsg(key, at, data)); err != nil {
+		return fmt.Errorf("schedule timer %s: %w", key, err)
+	}
+	return nil
+}
+
+func idempotentMsg(subject, msgID string, data []byte) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(HeaderMsgID, msgID)
+	return m
+}
+
+func timerMsg(key string, at time.Time, data []byte) *nats.Msg {
 	m := nats.NewMsg(TimerSchedulePrefix + key)
 	m.Data = data
 	m.Header.Set(HeaderSchedule, "@at "+at.UTC().Format(time.RFC3339Nano))
 	m.Header.Set(HeaderScheduleTarget, TimerFiredPrefix+key)
-	if _, err := js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("schedule timer %s: %w", key, err)
+	return m
+}
+
+// Outbox sends the messages one event causes without waiting for each in
+// turn: they are published asynchronously and Wait collects every
+// acknowledgement at once, so a handful of side effects cost one round
+// trip instead of one each. It is used by one goroutine.
+type Outbox struct {
+	js      natsjs.JetStream
+	futures []natsjs.PubAckFuture
+	err     error
+}
+
+// NewOutbox returns an empty outbox publishing through js.
+func NewOutbox(js natsjs.JetStream) *Outbox { return &Outbox{js: js} }
+
+// Publish queues what Publish sends.
+func (o *Outbox) Publish(subject, msgID string, data []byte) {
+	o.send(idempotentMsg(subject, msgID, data))
+}
+
+// Schedule queues what Schedule sends.
+func (o *Outbox) Schedule(key string, at time.Time, data []byte) { o.send(timerMsg(key, at, data)) }
+
+func (o *Outbox) send(m *nats.Msg) {
+	if o.err != nil {
+		return
 	}
-	return nil
+	f, err := o.js.PublishMsgAsync(m)
+	if err != nil {
+		o.err = fmt.Errorf("publish %s: %w", m.Subject, err)
+		return
+	}
+	o.futures = append(o.futures, f)
+}
+
+// Wait returns once every queued message is stored, or with the first
+// failure; the outbox is empty afterwards either way. A failed message may
+// be sent again: its Nats-Msg-Id stores it once.
+func (o *Outbox) Wait(ctx context.Context) error {
+	err := o.err
+	for _, f := range o.futures {
+		if err != nil {
+			break
+		}
+		select {
+		case <-f.Ok():
+		case e := <-f.Err():
+			err = fmt.Errorf("publish %s: %w", f.Msg().Subject, e)
+		case <-ctx.Done():
+			err = fmt.Errorf("publish %s: %w", f.Msg().Subject, ctx.Err())
+		}
+	}
+	clear(o.futures)
+	o.futures, o.err = o.futures[:0], nil
+	return err
 }
 
 // Tail returns the messages of subject with sequence greater than after, in

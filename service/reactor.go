@@ -48,10 +48,11 @@ func (n *Node) startReactor(ctx context.Context) error {
 		n.wg.Add(1)
 		go func(ch chan natsjs.Msg) {
 			defer n.wg.Done()
+			out := jetstream.NewOutbox(n.js)
 			for {
 				select {
 				case m := <-ch:
-					n.react(ctx, m)
+					n.react(ctx, m, out)
 				case <-ctx.Done():
 					return
 				}
@@ -72,14 +73,19 @@ func (n *Node) startReactor(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) react(ctx context.Context, m natsjs.Msg) {
+func (n *Node) react(ctx context.Context, m natsjs.Msg, out *jetstream.Outbox) {
 	var e order.Event
 	if err := json.Unmarshal(m.Data(), &e); err != nil {
 		n.deadLetter(ctx, "reactor", m, fmt.Errorf("undecodable order event: %w", err))
 		return
 	}
 	ectx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
-	err := n.effects(ectx, e)
+	err := n.effects(ectx, e, out)
+	// The event is acknowledged only once every message it caused is
+	// stored: a crash before that repeats the effects.
+	if werr := out.Wait(ectx); err == nil {
+		err = werr
+	}
 	cancel()
 	if err == nil {
 		_ = m.Ack()
@@ -118,17 +124,17 @@ func (n *Node) deadLetter(ctx context.Context, source string, m natsjs.Msg, reas
 	_ = m.Term()
 }
 
-// effects performs what event e implies outside the order.
-func (n *Node) effects(ctx context.Context, e order.Event) error {
+// effects performs what event e implies outside the order. Messages to
+// providers and customers go to out; the caller waits for them.
+func (n *Node) effects(ctx context.Context, e order.Event, out *jetstream.Outbox) error {
 	switch e.Type {
 	case order.EventPlaced:
-		// Arm the durable expiry first: whatever fails below, the timer
-		// still frees the stock of an order that never gets paid.
+		// Arm the durable expiry first: whatever fails below, react still
+		// waits for the timer to be stored, and it frees the stock of an
+		// order that never gets paid.
 		timer, _ := json.Marshal(map[string]string{"orderId": e.OrderID})
-		if err := jetstream.Schedule(ctx, n.js, e.OrderID, e.Placed.ReservationExpiresAt, timer); err != nil {
-			return err
-		}
-		if err := n.notify(ctx, e, api.NotifyPlaced, e.Placed.User, ""); err != nil {
+		out.Schedule(e.OrderID, e.Placed.ReservationExpiresAt, timer)
+		if err := n.notify(out, e, api.NotifyPlaced, e.Placed.User, ""); err != nil {
 			return err
 		}
 		held, detail, err := n.reserve(ctx, e.OrderID, e.Placed.Items, e.Placed.ReservationExpiresAt)
@@ -144,7 +150,7 @@ func (n *Node) effects(ctx context.Context, e order.Event) error {
 			return err
 		}
 		if e.Status == order.StatusReceived {
-			return n.publish(ctx, jetstream.PaymentRequestsPrefix, e, "payment", api.PaymentRequest{
+			return n.publish(out, jetstream.PaymentRequestsPrefix, e, "payment", api.PaymentRequest{
 				Type: api.PaymentCollect, OrderID: o.ID, User: o.User, Amount: o.Total, Currency: o.Currency,
 				PaymentMethod: o.PaymentInformation.Method, CausedBy: e.ID})
 		}
@@ -153,10 +159,10 @@ func (n *Node) effects(ctx context.Context, e order.Event) error {
 				return fmt.Errorf("commit %s: %w", it.SKU, err)
 			}
 		}
-		if err := n.requestDelivery(ctx, e, o); err != nil {
+		if err := n.requestDelivery(out, e, o); err != nil {
 			return err
 		}
-		return n.notify(ctx, e, api.NotifyPaid, o.User, "")
+		return n.notify(out, e, api.NotifyPaid, o.User, "")
 	case order.EventUpdated:
 		if e.Status != order.StatusPaid {
 			return nil
@@ -166,7 +172,7 @@ func (n *Node) effects(ctx context.Context, e order.Event) error {
 		if err != nil {
 			return err
 		}
-		return n.requestDelivery(ctx, e, o)
+		return n.requestDelivery(out, e, o)
 	case order.EventCancelled, order.EventDeliveryAttemptFailed:
 		if e.Cancel == nil {
 			return nil
@@ -178,15 +184,15 @@ func (n *Node) effects(ctx context.Context, e order.Event) error {
 		if e.Cancel.ReleaseStock {
 			for _, it := range o.Items {
 				if _, err := n.Stock(ctx, it.SKU, actors.SKUCommand{Cmd: inventory.Release{SKU: it.SKU,
-					OrderID: o.ID, Reason: string(e.Cancel.Reason), At: now()}}); err != nil {
+					OrderID: o.ID, Reason: string(e.Cancel.Reason), ExpiresAt: o.ReservationExpiresAt, At: now()}}); err != nil {
 					return fmt.Errorf("release %s: %w", it.SKU, err)
 				}
 			}
 		}
-		if err := n.refund(ctx, e, o, e.Cancel.RefundDue); err != nil {
+		if err := n.refund(out, e, o, e.Cancel.RefundDue); err != nil {
 			return err
 		}
-		return n.notify(ctx, e, api.NotifyCancelled, o.User, "")
+		return n.notify(out, e, api.NotifyCancelled, o.User, "")
 	case order.EventRejected:
 		if e.Rejected.RefundDue == 0 {
 			return nil
@@ -195,7 +201,7 @@ func (n *Node) effects(ctx context.Context, e order.Event) error {
 		if err != nil {
 			return err
 		}
-		return n.refund(ctx, e, o, e.Rejected.RefundDue)
+		return n.refund(out, e, o, e.Rejected.RefundDue)
 	case order.EventShipped, order.EventCompleted:
 		o, err := n.GetOrder(ctx, e.OrderID)
 		if err != nil {
@@ -205,7 +211,7 @@ func (n *Node) effects(ctx context.Context, e order.Event) error {
 		if e.Type == order.EventCompleted {
 			kind = api.NotifyDelivered
 		}
-		return n.notify(ctx, e, kind, o.User, o.TrackingNumber)
+		return n.notify(out, e, kind, o.User, o.TrackingNumber)
 	}
 	return nil
 }
@@ -228,35 +234,36 @@ func (n *Node) reserve(ctx context.Context, orderID string, items []order.Item, 
 	return true, "", nil
 }
 
-func (n *Node) requestDelivery(ctx context.Context, e order.Event, o order.Order) error {
-	return n.publish(ctx, jetstream.DeliveryRequestPrefix, e, "delivery", api.DeliveryRequest{
+func (n *Node) requestDelivery(out *jetstream.Outbox, e order.Event, o order.Order) error {
+	return n.publish(out, jetstream.DeliveryRequestPrefix, e, "delivery", api.DeliveryRequest{
 		OrderID: o.ID, User: o.User, Destination: o.Destination, Items: o.Items,
 		DeliveryInstructions: o.DeliveryInstructions, CausedBy: e.ID})
 }
 
-func (n *Node) refund(ctx context.Context, e order.Event, o order.Order, amount int64) error {
+func (n *Node) refund(out *jetstream.Outbox, e order.Event, o order.Order, amount int64) error {
 	if amount == 0 {
 		return nil
 	}
-	return n.publish(ctx, jetstream.PaymentRequestsPrefix, e, "refund", api.PaymentRequest{
+	return n.publish(out, jetstream.PaymentRequestsPrefix, e, "refund", api.PaymentRequest{
 		Type: api.PaymentRefund, OrderID: o.ID, User: o.User, Amount: amount, Currency: o.Currency, CausedBy: e.ID})
 }
 
-func (n *Node) notify(ctx context.Context, e order.Event, kind, user, tracking string) error {
+func (n *Node) notify(out *jetstream.Outbox, e order.Event, kind, user, tracking string) error {
 	note := api.Notification{Type: kind, OrderID: e.OrderID, User: user, Status: e.Status, At: e.At,
 		TrackingNumber: tracking, CausedBy: e.ID}
 	if e.Cancel != nil {
 		note.Reason, note.RefundDue = e.Cancel.Reason, e.Cancel.RefundDue
 	}
-	return n.publish(ctx, jetstream.NotificationsPrefix, e, "notify", note)
+	return n.publish(out, jetstream.NotificationsPrefix, e, "notify", note)
 }
 
-// publish sends v to prefix+orderID with a Nats-Msg-Id derived from the
+// publish queues v for prefix+orderID with a Nats-Msg-Id derived from the
 // causing event, so repeating the effect stores it once.
-func (n *Node) publish(ctx context.Context, prefix string, e order.Event, kind string, v any) error {
+func (n *Node) publish(out *jetstream.Outbox, prefix string, e order.Event, kind string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return jetstream.Publish(ctx, n.js, prefix+e.OrderID, e.ID+":"+kind, data)
+	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data)
+	return nil
 }

@@ -54,6 +54,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the run to this file"},
 		},
 		Action: func(c *cli.Context) error {
+			tuneGC()
 			o := bench.Options{Orders: c.Int("orders"), Rate: c.Float64("rate"), Concurrency: c.Int("concurrency"),
 				SKUs: c.Int("skus"), Lines: c.Int("lines"), PaymentFailure: c.Float64("payment-failure"),
 				Partitions: c.Int("partitions"), DataDir: c.String("data-dir"), Server: c.String("target")}

@@ -99,6 +99,7 @@ func loadConfigFile(flags []cli.Flag) cli.BeforeFunc {
 }
 
 func serve(c *cli.Context) error {
+	tuneGC()
 	cfg := config.Default()
 	cfg.NodeName = c.String("node-name")
 	cfg.DataDir = c.String("data-dir")
