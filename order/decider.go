@@ -88,7 +88,7 @@ func Decide(p Policy, s State, c Command) (*Event, error) {
 		}
 		return e, nil
 	case ExpireReservation:
-		if o.Status != StatusReceived || o.PaymentInformation.Status == paymentCaptured {
+		if !o.ExpiryApplies() {
 			return nil, nil
 		}
 		return cancelled(s, c.Meta, c.Fingerprint(), CancelReservationExpired, "", ReservationExpired), nil

@@ -134,3 +134,10 @@ var skuPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // ValidSKU reports whether s can name a SKU (and so a subject token).
 func ValidSKU(s string) bool { return skuPattern.MatchString(s) }
+
+// ExpiryApplies reports whether the reservation deadline still cancels o:
+// only an order waiting for its payment can expire. Every later status is
+// final for expiry, since statuses never go back to order_received.
+func (o Order) ExpiryApplies() bool {
+	return o.Status == StatusReceived && o.PaymentInformation.Status != paymentCaptured
+}

@@ -12,6 +12,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
@@ -193,6 +194,10 @@ func (n *Node) startTimers(ctx context.Context) error {
 	}
 	cc, err := cons.Consume(func(m natsjs.Msg) {
 		id := strings.TrimPrefix(m.Subject(), jetstream.TimerFiredPrefix)
+		if n.expirySettled(id) {
+			_ = m.Ack()
+			return
+		}
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 		_, err := n.Order(rctx, order.ExpireReservation{Meta: order.Meta{ID: "expire:" + id, OrderID: id, At: now(), By: "system"}})
 		cancel()
@@ -211,4 +216,19 @@ func (n *Node) startTimers(ctx context.Context) error {
 	}
 	n.stopConsumers = append(n.stopConsumers, cc.Stop)
 	return nil
+}
+
+// expirySettled reports whether this node's read model already shows that
+// order id can no longer expire. Every order's timer fires a reservation TTL
+// after placement, long after most were paid and their actors passivated;
+// answering those from the read model spares an activation (snapshot and
+// stream reads) per order. The read model may lag, never lead: an order it
+// does not know or still shows waiting for payment goes to its actor, which
+// decides.
+func (n *Node) expirySettled(id string) bool {
+	if !n.cfg.Has(config.RoleQuery) {
+		return false
+	}
+	o, ok, err := n.db.Order(id)
+	return err == nil && ok && !o.ExpiryApplies()
 }

@@ -425,6 +425,53 @@ func TestReservationExpiryCancelsUnpaidOrder(t *testing.T) {
 	})
 }
 
+// A reservation timer that fires for an order the read model shows as past
+// payment is acknowledged without activating the order's actor; one that
+// fires for an order still waiting for payment goes to the actor, which
+// expires it.
+func TestFiredTimerOfSettledOrderSkipsItsActor(t *testing.T) {
+	h := startNode(t, testConfig(t.TempDir()))
+	h.setStock("SKU-A", 10)
+	paid := h.place(placeReq("k-settled", order.Item{SKU: "SKU-A", Quantity: 1, UnitPrice: 100}))
+	unpaid := h.place(placeReq("k-unpaid", order.Item{SKU: "SKU-A", Quantity: 1, UnitPrice: 100}))
+	h.waitOrder(paid.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
+	h.waitOrder(unpaid.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
+	h.pay(paid, "p-settled", order.PaymentSucceeded, 100)
+	h.waitOrder(paid.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
+	timers, err := h.js.Consumer(h.ctx, jetstream.StreamTimers, "oms-timers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fire := func(id string) {
+		t.Helper()
+		before, err := timers.Info(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.node.PassivateAll(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.publish(jetstream.TimerFiredPrefix+id, map[string]string{"orderId": id})
+		eventually(t, 10*time.Second, "timer acknowledged", func() (bool, string) {
+			info, err := timers.Info(h.ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			return info.AckFloor.Consumer > before.AckFloor.Consumer && info.NumAckPending == 0,
+				fmt.Sprintf("ack floor %d, pending %d", info.AckFloor.Consumer, info.NumAckPending)
+		})
+	}
+	fire(paid.ID)
+	if st, _ := h.node.Status(); st.ActiveOrder != 0 {
+		t.Fatalf("%d order actors activated by the timer of a paid order", st.ActiveOrder)
+	}
+	if got, _ := h.c.GetOrder(h.ctx, paid.ID); got.Status != order.StatusPaid {
+		t.Fatalf("paid order after its timer: %s", got.Status)
+	}
+	fire(unpaid.ID)
+	h.waitOrder(unpaid.ID, statusIs(order.StatusCancelled, order.ReservationExpired), "expired")
+}
+
 func TestValidationErrorsNameTheField(t *testing.T) {
 	h := startNode(t, testConfig(t.TempDir()))
 	req := placeReq("k-bad", order.Item{SKU: "SKU-A", Quantity: 0, UnitPrice: 100})
