@@ -2,10 +2,11 @@ package actors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"

@@ -2,10 +2,11 @@ package actors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"

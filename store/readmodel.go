@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"time"
 
+	json "github.com/goccy/go-json"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/oms-project/oms/order"
