@@ -23,8 +23,32 @@ type Handler interface {
 	Passivate()
 }
 
+// BatchHandler is a Handler that decides several requests at once. The host
+// hands it, in arrival order, every request that queued in the mailbox while
+// the previous batch was being handled (at most maxBatch), so one append can
+// carry all their decisions: group commit. A hot key then pays one round
+// trip to the stream per batch instead of one per request. HandleBatch
+// returns one reply per message.
+type BatchHandler interface {
+	Handler
+	HandleBatch(ctx context.Context, msgs []any) []any
+}
+
+// maxBatch bounds one batch, and so the size of the message it appends.
+const maxBatch = 256
+
+// flushBatch tells a batching actor to handle what it has gathered. One is
+// queued behind the first request of a batch, so every request already in
+// the mailbox joins that batch.
+type flushBatch struct{}
+
 // ErrStopped is returned for requests after the host was stopped.
 var ErrStopped = errors.New("actor host stopped")
+
+// ErrPanicked is returned to the requests a handler was deciding when it
+// panicked. The actor restarts with a fresh handler, which reloads its state
+// from the stream, so the panic leaves nothing half-applied behind.
+var ErrPanicked = errors.New("actor panicked")
 
 // ErrBusy is returned when an actor already has a full mailbox: the caller
 // should back off (the API answers 503) rather than queue without bound.
@@ -146,6 +170,9 @@ func (h *Host) Request(ctx context.Context, key string, msg any) (any, error) {
 	h.system.Root.Send(c.pid, env)
 	select {
 	case r := <-env.reply:
+		if err, ok := r.(error); ok {
+			return nil, err // the request expired in the mailbox, or the handler panicked
+		}
 		return r, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -173,9 +200,10 @@ func (h *Host) acquire(key string) (*cell, error) {
 	c, ok := h.cells[key]
 	if !ok {
 		c = &cell{}
-		handler := h.newFn(key)
+		// A fresh handler per incarnation: protoactor calls the producer
+		// again when it restarts the actor after a panic.
 		props := actor.PropsFromProducer(func() actor.Actor {
-			return &keyed{host: h, key: key, cell: c, handler: handler}
+			return &keyed{host: h, key: key, cell: c, handler: h.newFn(key)}
 		})
 		c.pid = h.system.Root.Spawn(props)
 		h.cells[key] = c
@@ -261,6 +289,13 @@ func (h *Host) Stop() {
 	h.cells = map[string]*cell{}
 	h.mu.Unlock()
 	for _, c := range cells {
+		// Requests that got past acquire before the host stopped may still
+		// be on their way to the mailbox (none can start now). Let them
+		// arrive before the poison pill, or they would be dropped with the
+		// actor and their callers left waiting.
+		for deadline := time.Now().Add(10 * time.Second); c.pending.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		_ = h.system.Root.PoisonFuture(c.pid).Wait()
 	}
 }
@@ -270,6 +305,11 @@ type keyed struct {
 	key     string
 	cell    *cell
 	handler Handler
+
+	// batch holds the requests a BatchHandler has not handled yet; a
+	// flushBatch is queued whenever it is not empty.
+	batch       []*envelope
+	flushQueued bool
 }
 
 func (k *keyed) Receive(ctx actor.Context) {
@@ -280,13 +320,104 @@ func (k *keyed) Receive(ctx actor.Context) {
 			m.reply <- m.ctx.Err()
 			return
 		}
+		if _, ok := k.handler.(BatchHandler); ok {
+			k.batch = append(k.batch, m)
+			if !k.flushQueued {
+				k.flushQueued = true
+				ctx.Send(ctx.Self(), flushBatch{})
+			}
+			return
+		}
+		defer k.answerPanic([]*envelope{m})
 		m.reply <- k.handler.Handle(m.ctx, m.msg)
+	case flushBatch:
+		k.flushQueued = false
+		k.flush()
+		if len(k.batch) > 0 {
+			k.flushQueued = true
+			ctx.Send(ctx.Self(), flushBatch{})
+		}
 	case passivateCheck:
-		if k.host.tryPassivate(k.key, k.cell, m.force) {
+		// Gathered requests are no longer counted as pending: an actor
+		// holding some is not idle.
+		if len(k.batch) == 0 && k.host.tryPassivate(k.key, k.cell, m.force) {
 			k.handler.Passivate()
 			ctx.Stop(ctx.Self())
 		}
 	case *actor.Stopping:
+		for len(k.batch) > 0 {
+			k.flush()
+		}
 		k.handler.Passivate()
 	}
+}
+
+// flush hands up to maxBatch gathered requests to the handler at once.
+func (k *keyed) flush() {
+	n := min(len(k.batch), maxBatch)
+	envs := make([]*envelope, 0, n)
+	for _, env := range k.batch[:n] {
+		if err := env.ctx.Err(); err != nil {
+			env.reply <- err
+			continue
+		}
+		envs = append(envs, env)
+	}
+	clear(k.batch[:n])
+	k.batch = k.batch[n:]
+	if len(k.batch) == 0 {
+		k.batch = nil // let a drained burst's backing array go
+	}
+	if len(envs) == 0 {
+		return
+	}
+	msgs := make([]any, len(envs))
+	for i, env := range envs {
+		msgs[i] = env.msg
+	}
+	defer k.answerPanic(envs)
+	ctx, cancel := batchContext(envs)
+	replies := k.handler.(BatchHandler).HandleBatch(ctx, msgs)
+	cancel()
+	for i, env := range envs {
+		env.reply <- replies[i]
+	}
+}
+
+// answerPanic, deferred around a handler call, answers the requests it was
+// deciding, and those gathered behind them, with ErrPanicked, then lets the
+// panic go on to protoactor's supervisor, which restarts the actor. Without
+// it those callers would wait for their deadlines.
+func (k *keyed) answerPanic(envs []*envelope) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	err := fmt.Errorf("%s: %w: %v", k.key, ErrPanicked, r)
+	for _, env := range append(envs, k.batch...) {
+		select {
+		case env.reply <- err:
+		default: // already answered
+		}
+	}
+	k.batch = nil
+	panic(r)
+}
+
+// batchContext is the context one batch is handled under: it is not
+// cancelled with any one requester (the others still wait for the append),
+// and it ends at the latest of their deadlines.
+func batchContext(envs []*envelope) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(envs[0].ctx)
+	var latest time.Time
+	for _, env := range envs {
+		d, ok := env.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(base)
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(base, latest)
 }

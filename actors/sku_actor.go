@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,65 +49,123 @@ type skuActor struct {
 }
 
 func (a *skuActor) Handle(ctx context.Context, msg any) any {
-	if err := a.load(ctx); err != nil {
-		return SKUResult{Err: err}
-	}
-	switch m := msg.(type) {
-	case GetStock:
-		return SKUResult{Stock: a.view()}
-	case SKUCommand:
-		return a.execute(ctx, m.Cmd)
-	}
-	return SKUResult{Err: fmt.Errorf("sku actor: unknown message %T", msg)}
+	return a.HandleBatch(ctx, []any{msg})[0]
 }
 
-func (a *skuActor) execute(ctx context.Context, cmd any) SKUResult {
-	orderID := ""
-	switch c := cmd.(type) {
-	case inventory.Reserve:
-		orderID = c.OrderID
-	case inventory.Commit:
-		orderID = c.OrderID
-	case inventory.Release:
-		orderID = c.OrderID
+// HandleBatch decides every command of the batch in order against the
+// state the ones before it left, and appends all resulting events as one
+// message, fenced on the sequence the actor has seen. A hot SKU so commits
+// as many reservations per round trip to the stream as queued during the
+// previous one. The decisions are applied to the actor's state as they are
+// made; if the append does not go through, that state is thrown away and
+// reloaded from the stream, which is the truth, before deciding again.
+func (a *skuActor) HandleBatch(ctx context.Context, msgs []any) []any {
+	replies := make([]any, len(msgs))
+	errs := make([]error, len(msgs))
+	fail := func(err error) []any {
+		for i := range replies {
+			replies[i] = SKUResult{Err: err}
+		}
+		return replies
 	}
 	verified := false
+attempts:
 	for attempt := range maxAppendAttempts {
-		e, err := inventory.Decide(a.stock, cmd)
-		if err != nil {
-			// Refusals are not fenced: check no other node moved the SKU.
-			if !verified {
-				verified = true
-				if last, lerr := jetstream.LastSeq(ctx, a.d.SKUs, a.subject); lerr == nil && last != a.seq {
-					if err := a.catchUp(ctx); err != nil {
-						return SKUResult{Err: err}
-					}
+		if err := a.load(ctx); err != nil {
+			return fail(err)
+		}
+		var events []inventory.Event
+		refused := false
+		for i, msg := range msgs {
+			errs[i] = nil
+			switch m := msg.(type) {
+			case GetStock:
+			case SKUCommand:
+				e, err := inventory.Decide(a.stock, m.Cmd)
+				if err != nil {
+					errs[i], refused = err, true
 					continue
 				}
-			}
-			return SKUResult{Stock: a.view(), Err: err}
-		}
-		if e != nil {
-			data, err := json.Marshal(e)
-			if err != nil {
-				return SKUResult{Err: err}
-			}
-			ack, err := jetstream.Append(ctx, a.d.JS, a.subject, e.ID, data, a.seq)
-			if errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate) {
-				fencedBackoff(ctx, attempt)
-				if err := a.catchUp(ctx); err != nil {
-					return SKUResult{Err: err}
+				if e != nil {
+					a.stock = inventory.Evolve(a.stock, *e)
+					events = append(events, *e)
 				}
+			default:
+				errs[i] = fmt.Errorf("sku actor: unknown message %T", msg)
+			}
+		}
+		// Appends are fenced, refusals are not: before refusing, make sure
+		// no other node moved the SKU meanwhile.
+		if refused && !verified {
+			verified = true
+			if last, err := jetstream.LastSeq(ctx, a.d.SKUs, a.subject); err == nil && last != a.seq {
+				a.reset()
 				continue
 			}
-			if err != nil {
-				return SKUResult{Err: err}
-			}
-			a.apply(*e, ack.Sequence)
 		}
-		return SKUResult{Stock: a.view(), Hold: a.stock.Holds[orderID]}
+		if len(events) > 0 {
+			data, err := inventory.EncodeEvents(events)
+			if err != nil {
+				a.reset()
+				return fail(err)
+			}
+			ack, err := jetstream.Append(ctx, a.d.JS, a.subject, batchID(events), data, a.seq)
+			switch {
+			case errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate):
+				a.reset()
+				fencedBackoff(ctx, attempt)
+				continue attempts
+			case err != nil:
+				a.reset()
+				return fail(err)
+			}
+			a.seq, a.stock.Version = ack.Sequence, ack.Sequence
+			a.unsaved += len(events)
+			a.maybeSnapshot()
+		}
+		view := a.view()
+		for i, msg := range msgs {
+			r := SKUResult{Stock: view, Err: errs[i]}
+			if m, ok := msg.(SKUCommand); ok {
+				r.Hold = a.stock.Holds[orderOf(m.Cmd)]
+			}
+			replies[i] = r
+		}
+		return replies
 	}
-	return SKUResult{Err: fmt.Errorf("sku %s: gave up after %d fenced appends", a.sku, maxAppendAttempts)}
+	return fail(fmt.Errorf("sku %s: gave up after %d fenced appends", a.sku, maxAppendAttempts))
+}
+
+func orderOf(cmd any) string {
+	switch c := cmd.(type) {
+	case inventory.Reserve:
+		return c.OrderID
+	case inventory.Commit:
+		return c.OrderID
+	case inventory.Release:
+		return c.OrderID
+	}
+	return ""
+}
+
+// batchID is the Nats-Msg-Id of one append: the event's own ID, or for a
+// batch a digest of its events' IDs.
+func batchID(events []inventory.Event) string {
+	if len(events) == 1 {
+		return events[0].ID
+	}
+	h := sha256.New()
+	for _, e := range events {
+		h.Write([]byte(e.ID))
+		h.Write([]byte{0})
+	}
+	return "batch-" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// reset drops the in-memory state; the next request reloads it from the
+// snapshot and the stream.
+func (a *skuActor) reset() {
+	a.stock, a.seq, a.loaded, a.unsaved = inventory.Stock{}, 0, false, 0
 }
 
 func (a *skuActor) view() inventory.View {
@@ -119,9 +179,14 @@ func (a *skuActor) apply(e inventory.Event, seq uint64) {
 	a.seq = seq
 	a.stock.Version = seq
 	a.unsaved++
-	// A SKU's state grows with its holds, so a busy SKU snapshots in
-	// proportion to its size: every snapshot then costs a bounded amount
-	// per event instead of the whole map every few hundred events.
+	a.maybeSnapshot()
+}
+
+// maybeSnapshot queues a snapshot when enough events have passed. A SKU's
+// state grows with its holds, so a busy SKU snapshots in proportion to its
+// size: every snapshot then costs a bounded amount per event instead of the
+// whole map every few hundred events.
+func (a *skuActor) maybeSnapshot() {
 	if a.unsaved >= max(a.d.SnapshotEvery, len(a.stock.Holds)/8) {
 		a.snapshot()
 	}
@@ -153,11 +218,13 @@ func (a *skuActor) catchUp(ctx context.Context) error {
 		return fmt.Errorf("load sku %s: %w", a.sku, err)
 	}
 	for _, m := range msgs {
-		var e inventory.Event
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			return fmt.Errorf("sku %s event at %d is unreadable: %w", a.sku, m.Sequence, err)
+		events, err := inventory.DecodeEvents(m.Data)
+		if err != nil {
+			return fmt.Errorf("sku %s events at %d are unreadable: %w", a.sku, m.Sequence, err)
 		}
-		a.apply(e, m.Sequence)
+		for _, e := range events {
+			a.apply(e, m.Sequence)
+		}
 	}
 	return nil
 }

@@ -201,3 +201,34 @@ func TestPruneClosedHolds(t *testing.T) {
 		t.Fatalf("replay differs: %+v %v vs %+v %v", replayed.View(), replayed.Holds, s.View(), s.Holds)
 	}
 }
+
+func TestEventsWireForm(t *testing.T) {
+	one := []Event{{ID: "a", Type: EventReserved, SKU: "A", OrderID: "o1", Quantity: 1, OnHand: 5, Reserved: 1, At: at}}
+	two := append(one, Event{ID: "b", Type: EventReserved, SKU: "A", OrderID: "o2", Quantity: 2, OnHand: 5, Reserved: 3, At: at})
+	for _, events := range [][]Event{one, two} {
+		data, err := EncodeEvents(events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (len(events) == 1) != (data[0] == '{') {
+			t.Fatalf("%d events encoded as %s", len(events), data)
+		}
+		got, err := DecodeEvents(data)
+		if err != nil || len(got) != len(events) {
+			t.Fatalf("decode %s: %v %v", data, got, err)
+		}
+		for i := range got {
+			if got[i].ID != events[i].ID || got[i].Reserved != events[i].Reserved || !got[i].At.Equal(events[i].At) {
+				t.Fatalf("event %d: %+v, want %+v", i, got[i], events[i])
+			}
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{`, `[{"id":1}]`} {
+		if _, err := DecodeEvents([]byte(bad)); err == nil {
+			t.Fatalf("%q decoded without error", bad)
+		}
+	}
+	if _, err := EncodeEvents(nil); err == nil {
+		t.Fatal("encoded no events")
+	}
+}

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -325,22 +324,11 @@ func ptr[T any](v T) *T { return &v }
 // returns the orders holding committed units at its end.
 func checkNeverOversold(t *testing.T, h *harness, sku string, stock int64) []string {
 	t.Helper()
-	s, err := h.js.Stream(h.ctx, jetstream.StreamSKUs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := jetstream.Tail(h.ctx, s, jetstream.SKUEventsPrefix+sku, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	held := map[string]bool{}
-	for _, m := range msgs {
-		var e inventory.Event
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			t.Fatal(err)
-		}
+	for _, se := range h.skuEvents(sku) {
+		e := se.Event
 		if e.OnHand-e.Reserved < 0 || e.OnHand > stock {
-			t.Fatalf("%s at %d: onHand %d reserved %d", sku, m.Sequence, e.OnHand, e.Reserved)
+			t.Fatalf("%s at %d: onHand %d reserved %d", sku, se.Seq, e.OnHand, e.Reserved)
 		}
 		switch e.Type {
 		case inventory.EventCommitted:

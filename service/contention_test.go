@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/inventory"
-	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
 
@@ -69,22 +67,11 @@ func TestNoOversellUnderContention(t *testing.T) {
 		t.Fatalf("stock onHand %d reserved %d available %d", on, r, a)
 	}
 	// Check the invariant on every event of the SKU's history.
-	s, err := h.js.Stream(h.ctx, jetstream.StreamSKUs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := jetstream.Tail(h.ctx, s, jetstream.SKUEventsPrefix+"HOT", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	reserved := 0
-	for _, m := range msgs {
-		var e inventory.Event
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			t.Fatal(err)
-		}
+	for _, se := range h.skuEvents("HOT") {
+		e := se.Event
 		if e.OnHand-e.Reserved < 0 || e.Reserved < 0 {
-			t.Fatalf("seq %d: onHand %d reserved %d", m.Sequence, e.OnHand, e.Reserved)
+			t.Fatalf("seq %d: onHand %d reserved %d", se.Seq, e.OnHand, e.Reserved)
 		}
 		if e.Type == inventory.EventReserved {
 			reserved++

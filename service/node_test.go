@@ -19,6 +19,7 @@ import (
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/internal/poll"
+	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/service"
@@ -157,6 +158,37 @@ func (h *harness) pay(o order.Order, id, kind string, amount int64) {
 func (h *harness) ship(o order.Order, id, kind string) {
 	h.publish(jetstream.DeliveryEventsPrefix+o.ID, api.DeliveryEvent{ProviderEnvelope: api.ProviderEnvelope{ID: id,
 		Type: kind, OrderID: o.ID, Provider: "testship", OccurredAt: time.Now().UTC()}, TrackingNumber: "TS-1"})
+}
+
+// skuEvent is one SKU event with the stream sequence of the message that
+// carried it (a batch shares one).
+type skuEvent struct {
+	Seq   uint64
+	Event inventory.Event
+}
+
+// skuEvents returns every event of a SKU's history, in order.
+func (h *harness) skuEvents(sku string) []skuEvent {
+	h.t.Helper()
+	s, err := h.js.Stream(h.ctx, jetstream.StreamSKUs)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	msgs, err := jetstream.Tail(h.ctx, s, jetstream.SKUEventsPrefix+sku, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []skuEvent
+	for _, m := range msgs {
+		events, err := inventory.DecodeEvents(m.Data)
+		if err != nil {
+			h.t.Fatalf("%s at %d: %v", sku, m.Sequence, err)
+		}
+		for _, e := range events {
+			out = append(out, skuEvent{Seq: m.Sequence, Event: e})
+		}
+	}
+	return out
 }
 
 // tail returns the order's messages as stored in the stream.

@@ -155,11 +155,13 @@ func foldSubject(ctx context.Context, stream natsjs.Stream, prefix string, kind 
 	case store.KindSKU:
 		var s inventory.Stock
 		for _, m := range msgs {
-			var e inventory.Event
-			if err := json.Unmarshal(m.Data, &e); err != nil {
+			events, err := inventory.DecodeEvents(m.Data)
+			if err != nil {
 				return store.Snapshot{}, 0, fmt.Errorf("%s at %d: %w", subject, m.Sequence, err)
 			}
-			s = inventory.Evolve(s, e)
+			for _, e := range events {
+				s = inventory.Evolve(s, e)
+			}
 		}
 		s.Version = last
 		state = s

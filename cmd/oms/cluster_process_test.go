@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -169,20 +168,12 @@ func TestClusterOfProcessesSurvivesKill9(t *testing.T) {
 
 // holders lists the orders holding K9 reservations, with their status.
 func holders(ctx context.Context, t *testing.T, js natsjs.JetStream, cl *client.Client) string {
-	s, err := js.Stream(ctx, jetstream.StreamSKUs)
-	if err != nil {
-		return err.Error()
-	}
-	msgs, err := jetstream.Tail(ctx, s, jetstream.SKUEventsPrefix+"K9", 0)
+	events, err := skuHistory(ctx, js, "K9")
 	if err != nil {
 		return err.Error()
 	}
 	held := map[string]bool{}
-	for _, m := range msgs {
-		var e inventory.Event
-		if json.Unmarshal(m.Data, &e) != nil {
-			continue
-		}
+	for _, e := range events {
 		switch e.Type {
 		case inventory.EventReserved:
 			held[e.OrderID] = true

@@ -269,23 +269,36 @@ func normalize(o order.Order) order.Order {
 // checkSKUHistory asserts availability never went negative in any event.
 func checkSKUHistory(ctx context.Context, t *testing.T, js natsjs.JetStream, skus []string) {
 	t.Helper()
-	s, err := js.Stream(ctx, jetstream.StreamSKUs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, sku := range skus {
-		msgs, err := jetstream.Tail(ctx, s, jetstream.SKUEventsPrefix+sku, 0)
+		events, err := skuHistory(ctx, js, sku)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range msgs {
-			var e inventory.Event
-			if err := json.Unmarshal(m.Data, &e); err != nil {
-				t.Fatal(err)
-			}
+		for _, e := range events {
 			if e.OnHand-e.Reserved < 0 {
-				t.Fatalf("%s at %d: onHand %d reserved %d", sku, m.Sequence, e.OnHand, e.Reserved)
+				t.Fatalf("%s: onHand %d reserved %d after %s", sku, e.OnHand, e.Reserved, e.ID)
 			}
 		}
 	}
+}
+
+// skuHistory returns every event of a SKU, unpacking batched messages.
+func skuHistory(ctx context.Context, js natsjs.JetStream, sku string) ([]inventory.Event, error) {
+	s, err := js.Stream(ctx, jetstream.StreamSKUs)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := jetstream.Tail(ctx, s, jetstream.SKUEventsPrefix+sku, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []inventory.Event
+	for _, m := range msgs {
+		events, err := inventory.DecodeEvents(m.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%s at %d: %w", sku, m.Sequence, err)
+		}
+		out = append(out, events...)
+	}
+	return out, nil
 }
