@@ -119,10 +119,12 @@ func (p *projector) run(ctx context.Context, oc natsjs.Consumer, gaps uint64) {
 // minCommitInterval spaces the read model's transactions under load. Each
 // commit costs two fsyncs and rewrites every page it touched, so committing
 // whatever single event has just arrived would spend the disk on overhead;
-// waiting a few milliseconds for more turns a stream of events into a few
-// hundred commits a second. A quiet stream is never delayed: the wait only
-// applies when the previous commit was that recent.
-const minCommitInterval = 5 * time.Millisecond
+// waiting for more turns a stream of events into at most fifty commits a
+// second (in oms bench, 20 ms took 11% less CPU per order than 5 ms). A
+// read-your-writes lookup may wait that much longer; a quiet stream is
+// never delayed, since the wait only applies when the previous commit was
+// that recent.
+const minCommitInterval = 20 * time.Millisecond
 
 func (p *projector) drain(ctx context.Context, ch <-chan natsjs.Msg, gaps *uint64) error {
 	events := make([]store.AppliedEvent, 0, 1024)
