@@ -474,12 +474,26 @@ func TestFiredTimerOfSettledOrderSkipsItsActor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reactor, err := h.js.Consumer(h.ctx, jetstream.StreamOrders, "oms-reactor")
+	if err != nil {
+		t.Fatal(err)
+	}
 	fire := func(id string) {
 		t.Helper()
 		before, err := timers.Info(h.ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The reactor asks order actors for their state while it works off
+		// an event; let it finish so that nothing but the timer can
+		// activate an actor after the passivation below.
+		eventually(t, 10*time.Second, "reactor idle", func() (bool, string) {
+			info, err := reactor.Info(h.ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			return info.NumPending == 0 && info.NumAckPending == 0, fmt.Sprintf("pending %d, unacknowledged %d", info.NumPending, info.NumAckPending)
+		})
 		if err := h.node.PassivateAll(h.ctx); err != nil {
 			t.Fatal(err)
 		}
