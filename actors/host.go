@@ -268,6 +268,15 @@ func (h *Host) tryPassivate(key string, c *cell, force bool) bool {
 	return true
 }
 
+// forget removes the cell for key if it is still c.
+func (h *Host) forget(key string, c *cell) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cells[key] == c {
+		delete(h.cells, key)
+	}
+}
+
 // Active returns the number of live actors.
 func (h *Host) Active() int {
 	h.mu.RLock()
@@ -349,6 +358,12 @@ func (k *keyed) Receive(ctx actor.Context) {
 			k.flush()
 		}
 		k.handler.Passivate()
+	case *actor.Stopped:
+		// Normally the cell is gone already (passivation, Stop). If the
+		// supervisor stopped the actor after repeated panics, forget the
+		// cell so the next request activates a fresh actor instead of
+		// writing to a dead mailbox.
+		k.host.forget(k.key, k.cell)
 	}
 }
 

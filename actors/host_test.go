@@ -256,3 +256,31 @@ func TestPanicAnswersTheBatch(t *testing.T) {
 		t.Fatalf("%d handlers made: the actor did not restart with a fresh one", made.Load())
 	}
 }
+
+// TestActorStoppedBySupervisorIsReplaced: an actor that keeps panicking is
+// stopped by protoactor's supervisor; the next request gets a fresh actor
+// rather than waiting on a dead mailbox.
+func TestActorStoppedBySupervisorIsReplaced(t *testing.T) {
+	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer sys.Shutdown()
+	h := NewHost(sys, func(string) Handler { return &batcher{stats: &batchStats{}} }, time.Minute, 64)
+	defer h.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for range 15 { // beyond the supervisor's ten restarts in ten seconds
+		if _, err := h.Request(ctx, "k", "boom"); !errors.Is(err, ErrPanicked) {
+			t.Fatalf("panicking request: %v", err)
+		}
+	}
+	eventually := func() bool {
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		defer rcancel()
+		r, err := h.Request(rctx, "k", 7)
+		return err == nil && r.(int) == 7
+	}
+	for !eventually() {
+		if ctx.Err() != nil {
+			t.Fatal("no fresh actor after the supervisor stopped the old one")
+		}
+	}
+}
