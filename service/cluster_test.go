@@ -114,7 +114,7 @@ func TestClusterSurvivesNodeLossAndJoin(t *testing.T) {
 	})
 	n1, n2, n3 := hs[0], hs[1], hs[2]
 	victim := leader
-	n3.startSimulator(config.Simulator{PaymentSuccessRate: 1, MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, SKUs: 1})
+	stopSimulator := n3.startSimulator(config.Simulator{PaymentSuccessRate: 1, MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond, SKUs: 1})
 	const stock = 150
 	n2.setStock("CL-HOT", stock)
 	n2.setStock("CL-COLD", 100_000)
@@ -269,6 +269,9 @@ func TestClusterSurvivesNodeLossAndJoin(t *testing.T) {
 	}
 	t.Logf("%d orders acknowledged, all final; %d hot units sold of %d", len(ids), len(committed), stock)
 
+	// The double owner needs an order that stays unpaid long enough to be
+	// cancelled twice; the simulated providers would pay and ship it.
+	stopSimulator()
 	for round := range 5 {
 		forceDoubleOwner(t, n2, n3, fmt.Sprint("double-", round))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,26 +18,155 @@ import (
 	"github.com/oms-project/oms/order"
 )
 
-// startInbound creates one durable consumer per partition of the inbound
+// floorsBucket keeps, per inbound partition, the stream sequence up to which
+// every provider event has been acknowledged.
+const floorsBucket = "OMS_INBOUND_FLOORS"
+
+// floorEvery is how often an owner records its partitions' floors. A
+// consumer recreated from a floor redelivers at most this much, and
+// provider events are idempotent, so a repeat costs time, not correctness.
+const floorEvery = 2 * time.Second
+
+// startInbound opens one durable consumer per partition of the inbound
 // stream; the node pulls those of the partitions it owns (reconcileInbound).
 // Each partition is processed in order; a message that cannot be processed
 // goes to the dead-letter stream and never blocks its partition.
+//
+// The consumers keep their state in memory (replicated like the stream in
+// a cluster). As files, the 64 consumers' states were rewritten ten times a
+// second each, a tenth of a node's CPU under load. What a restart of every
+// server would lose, the acknowledgement floor, is recorded every few
+// seconds in a KV bucket, and a consumer that is missing is recreated from
+// its partition's floor: nothing is skipped, at most a few seconds repeat.
 func (n *Node) startInbound(ctx context.Context) error {
+	var floors natsjs.KeyValue
+	err := retry(ctx, n.log, "create inbound floors bucket", func(ctx context.Context) error {
+		var err error
+		if floors, err = n.js.KeyValue(ctx, floorsBucket); err == nil {
+			return nil
+		}
+		floors, err = n.js.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: floorsBucket,
+			Description: "oms inbound partitions' acknowledgement floors", Replicas: n.cfg.Replicas, Storage: natsjs.FileStorage})
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	inbound := make([]natsjs.Consumer, n.cfg.Partitions)
 	for p := range n.cfg.Partitions {
-		cons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamInbound, natsjs.ConsumerConfig{
-			Durable: fmt.Sprintf("oms-inbound-%d", p), FilterSubject: jetstream.InboundPartitionSubject(p),
-			AckPolicy: natsjs.AckExplicitPolicy, AckWait: ackWait, MaxAckPending: 64, MaxDeliver: -1,
+		// While a cluster forms, a lookup may find no consumer leader yet.
+		err := retry(ctx, n.log, "open inbound consumer", func(ctx context.Context) error {
+			cons, err := inboundConsumer(ctx, n.js, floors, p)
+			inbound[p] = cons
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("inbound consumer %d: %w", p, err)
 		}
-		inbound[p] = cons
 	}
 	n.pullMu.Lock()
 	n.inbound, n.pulling = inbound, map[int]natsjs.ConsumeContext{}
 	n.pullMu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.recordFloors(ctx, floors)
+	}()
 	return nil
+}
+
+func floorKey(p int) string { return fmt.Sprintf("p%d", p) }
+
+// inboundConsumer returns partition p's consumer, creating it from the
+// recorded floor when it is missing. A consumer an earlier version kept in
+// a file is replaced by a memory one starting after its own floor.
+func inboundConsumer(ctx context.Context, js natsjs.JetStream, floors natsjs.KeyValue, p int) (natsjs.Consumer, error) {
+	cfg := natsjs.ConsumerConfig{
+		Durable: fmt.Sprintf("oms-inbound-%d", p), FilterSubject: jetstream.InboundPartitionSubject(p),
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: ackWait, MaxAckPending: 64, MaxDeliver: -1,
+		MemoryStorage: true,
+	}
+	var floor uint64
+	cons, err := js.Consumer(ctx, jetstream.StreamInbound, cfg.Durable)
+	switch {
+	case err == nil:
+		info := cons.CachedInfo()
+		if info.Config.MemoryStorage {
+			return cons, nil
+		}
+		floor = info.AckFloor.Stream
+		if _, err := floors.Put(ctx, floorKey(p), []byte(strconv.FormatUint(floor, 10))); err != nil {
+			return nil, err
+		}
+		if err := js.DeleteConsumer(ctx, jetstream.StreamInbound, cfg.Durable); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
+			return nil, err
+		}
+	case errors.Is(err, natsjs.ErrConsumerNotFound):
+		e, err := floors.Get(ctx, floorKey(p))
+		switch {
+		case err == nil:
+			if floor, err = strconv.ParseUint(string(e.Value()), 10, 64); err != nil {
+				return nil, fmt.Errorf("floor of partition %d: %w", p, err)
+			}
+		case !errors.Is(err, natsjs.ErrKeyNotFound):
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	if floor > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, floor+1
+	}
+	cons, err = js.CreateConsumer(ctx, jetstream.StreamInbound, cfg)
+	if errors.Is(err, natsjs.ErrConsumerExists) {
+		// Another node recreated it first (from the same floor or a later one).
+		return js.Consumer(ctx, jetstream.StreamInbound, cfg.Durable)
+	}
+	return cons, err
+}
+
+// recordFloors writes the floors of the partitions this node pulls until
+// ctx ends, and once more when it does (a graceful stop hands over with an
+// exact floor).
+func (n *Node) recordFloors(ctx context.Context, floors natsjs.KeyValue) {
+	// written holds every partition this node has pulled: by the final
+	// record, a stopping node pulls none any more. Any node may write a
+	// partition's floor, since it reads it from the shared consumer.
+	written := map[int]uint64{}
+	record := func(ctx context.Context) {
+		for _, p := range n.OwnedPartitions() {
+			if _, ok := written[p]; !ok {
+				written[p] = 0
+			}
+		}
+		for p := range written {
+			n.pullMu.Lock()
+			cons := n.inbound[p]
+			n.pullMu.Unlock()
+			info, err := cons.Info(ctx)
+			if err != nil {
+				continue
+			}
+			if f := info.AckFloor.Stream; f > written[p] {
+				if _, err := floors.Put(ctx, floorKey(p), []byte(strconv.FormatUint(f, 10))); err == nil {
+					written[p] = f
+				}
+			}
+		}
+	}
+	t := time.NewTicker(floorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			record(ctx)
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			record(fctx)
+			cancel()
+			return
+		}
+	}
 }
 
 // reconcileInbound pulls the partitions this node owns and stops pulling

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,13 +80,17 @@ func (h *harness) stop() {
 	h.node.Stop()
 }
 
-func (h *harness) startSimulator(cfg config.Simulator) {
+// startSimulator runs the payment and delivery simulators until the test
+// ends or the returned stop is called.
+func (h *harness) startSimulator(cfg config.Simulator) (stop func()) {
 	h.t.Helper()
 	sim, err := simulator.Start(h.ctx, h.nc, cfg, testLogger())
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.t.Cleanup(sim.Stop)
+	stop = sync.OnceFunc(sim.Stop)
+	h.t.Cleanup(stop)
+	return stop
 }
 
 func placeReq(key string, items ...order.Item) api.PlaceOrder {
