@@ -46,7 +46,7 @@ type flushBatch struct{}
 var ErrStopped = errors.New("actor host stopped")
 
 // ErrPanicked is returned to the requests a handler was deciding when it
-// panicked. The actor restarts with a fresh handler, which reloads its state
+// panicked. The actor goes on with a fresh handler, which reloads its state
 // from the stream, so the panic leaves nothing half-applied behind.
 var ErrPanicked = errors.New("actor panicked")
 
@@ -200,10 +200,9 @@ func (h *Host) acquire(key string) (*cell, error) {
 	c, ok := h.cells[key]
 	if !ok {
 		c = &cell{}
-		// A fresh handler per incarnation: protoactor calls the producer
-		// again when it restarts the actor after a panic.
+		handler := h.newFn(key)
 		props := actor.PropsFromProducer(func() actor.Actor {
-			return &keyed{host: h, key: key, cell: c, handler: h.newFn(key)}
+			return &keyed{host: h, key: key, cell: c, handler: handler}
 		})
 		c.pid = h.system.Root.Spawn(props)
 		h.cells[key] = c
@@ -266,15 +265,6 @@ func (h *Host) tryPassivate(key string, c *cell, force bool) bool {
 	delete(h.cells, key)
 	h.passivations.Add(1)
 	return true
-}
-
-// forget removes the cell for key if it is still c.
-func (h *Host) forget(key string, c *cell) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cells[key] == c {
-		delete(h.cells, key)
-	}
 }
 
 // Active returns the number of live actors.
@@ -358,12 +348,6 @@ func (k *keyed) Receive(ctx actor.Context) {
 			k.flush()
 		}
 		k.handler.Passivate()
-	case *actor.Stopped:
-		// Normally the cell is gone already (passivation, Stop). If the
-		// supervisor stopped the actor after repeated panics, forget the
-		// cell so the next request activates a fresh actor instead of
-		// writing to a dead mailbox.
-		k.host.forget(k.key, k.cell)
 	}
 }
 
@@ -400,15 +384,18 @@ func (k *keyed) flush() {
 }
 
 // answerPanic, deferred around a handler call, answers the requests it was
-// deciding, and those gathered behind them, with ErrPanicked, then lets the
-// panic go on to protoactor's supervisor, which restarts the actor. Without
-// it those callers would wait for their deadlines.
+// deciding, and those gathered behind them, with ErrPanicked, and replaces
+// the handler with a fresh one, which reloads its state from the stream:
+// whatever the panic left half-done in memory is dropped. The actor itself
+// goes on, so no request is ever sent to a mailbox protoactor's supervisor
+// has stopped.
 func (k *keyed) answerPanic(envs []*envelope) {
 	r := recover()
 	if r == nil {
 		return
 	}
 	err := fmt.Errorf("%s: %w: %v", k.key, ErrPanicked, r)
+	k.host.system.Logger().Error("actor handler panicked; state reloads from the stream", "key", k.key, "panic", fmt.Sprint(r))
 	for _, env := range append(envs, k.batch...) {
 		select {
 		case env.reply <- err:
@@ -416,7 +403,7 @@ func (k *keyed) answerPanic(envs []*envelope) {
 		}
 	}
 	k.batch = nil
-	panic(r)
+	k.handler = k.host.newFn(k.key)
 }
 
 // batchContext is the context one batch is handled under: it is not

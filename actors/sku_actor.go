@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	json "github.com/goccy/go-json"
 
@@ -68,11 +69,22 @@ func (a *skuActor) HandleBatch(ctx context.Context, msgs []any) []any {
 		}
 		return replies
 	}
+	// A read answers from memory, which another writer (a second owner
+	// around a node loss) may have moved past: check the stream's last
+	// sequence first, as a refusal does.
+	fresh := !slices.ContainsFunc(msgs, func(m any) bool { _, ok := m.(GetStock); return ok })
 	verified := false
 attempts:
 	for attempt := range maxAppendAttempts {
 		if err := a.load(ctx); err != nil {
 			return fail(err)
+		}
+		if !fresh {
+			fresh = true
+			if last, err := jetstream.LastSeq(ctx, a.d.SKUs, a.subject); err == nil && last != a.seq {
+				a.reset()
+				continue
+			}
 		}
 		var events []inventory.Event
 		refused := false
