@@ -158,6 +158,7 @@ type batchStats struct {
 	requests int
 	largest  int
 	overlap  bool
+	begun    chan struct{} // if set, signalled as a batch begins
 }
 
 func (b *batcher) Handle(ctx context.Context, msg any) any { return b.HandleBatch(ctx, []any{msg})[0] }
@@ -168,7 +169,14 @@ func (b *batcher) HandleBatch(_ context.Context, msgs []any) []any {
 		b.stats.mu.Unlock()
 	}
 	defer b.concurrent.Add(-1)
-	time.Sleep(time.Millisecond)
+	b.stats.mu.Lock()
+	begun := b.stats.begun
+	b.stats.mu.Unlock()
+	select {
+	case begun <- struct{}{}:
+	default:
+	}
+	time.Sleep(time.Millisecond) // what an append takes, so requests queue meanwhile
 	for _, m := range msgs {
 		if m == "boom" {
 			panic("boom")
@@ -221,12 +229,21 @@ func TestBatchesGatherQueuedRequests(t *testing.T) {
 	if overlap {
 		t.Fatal("two batches of one actor ran at once")
 	}
-	// Requests in flight when the host stops are answered, not dropped.
+	// Requests in flight when the host stops are answered, not dropped:
+	// Stop comes while a batch is being handled and others wait behind it.
+	begun := make(chan struct{}, 1)
+	stats.mu.Lock()
+	stats.begun = begun
+	stats.mu.Unlock()
 	results := make(chan error, 100)
 	for i := range 100 {
 		go func() { _, err := h.Request(ctx, "hot", i); results <- err }()
 	}
-	time.Sleep(time.Millisecond) // some requests are gathered when Stop runs; the check holds either way
+	select {
+	case <-begun:
+	case <-ctx.Done():
+		t.Fatal("no batch began")
+	}
 	h.Stop()
 	for range 100 {
 		if err := <-results; err != nil && !errors.Is(err, ErrStopped) {

@@ -81,7 +81,7 @@ attempts:
 		}
 		if !fresh {
 			fresh = true
-			if last, err := jetstream.LastSeq(ctx, a.d.SKUs, a.subject); err == nil && last != a.seq {
+			if a.stale(ctx) {
 				a.reset()
 				continue
 			}
@@ -110,7 +110,7 @@ attempts:
 		// no other node moved the SKU meanwhile.
 		if refused && !verified {
 			verified = true
-			if last, err := jetstream.LastSeq(ctx, a.d.SKUs, a.subject); err == nil && last != a.seq {
+			if a.stale(ctx) {
 				a.reset()
 				continue
 			}
@@ -172,6 +172,14 @@ func batchID(events []inventory.Event) string {
 		h.Write([]byte{0})
 	}
 	return "batch-" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// stale reports whether the stream holds events this actor has not seen.
+// A check that gets no answer counts as fresh: appends are fenced anyway,
+// and a read then answers from memory.
+func (a *skuActor) stale(ctx context.Context) bool {
+	last, err := jetstream.LastSeq(ctx, a.d.SKUs, a.subject)
+	return err == nil && last != a.seq
 }
 
 // reset drops the in-memory state; the next request reloads it from the

@@ -101,10 +101,13 @@ func TestInboundPartitionMatchesPartitionOf(t *testing.T) {
 func TestScheduleFiresOnce(t *testing.T) {
 	js, ctx := startJS(t, 1)
 	at := time.Now().Add(time.Second)
-	if err := Schedule(ctx, js, "o1", at.Add(time.Hour), []byte(`first`)); err != nil {
+	out := NewOutbox(js)
+	out.Schedule("o1", at.Add(time.Hour), []byte(`first`))
+	if err := out.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := Schedule(ctx, js, "o1", at, []byte(`second`)); err != nil {
+	out.Schedule("o1", at, []byte(`second`))
+	if err := out.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, StreamTimers, natsjs.ConsumerConfig{FilterSubject: TimerFiredPrefix + ">"})

@@ -179,15 +179,6 @@ func Publish(ctx context.Context, js natsjs.JetStream, subject, msgID string, da
 	return nil
 }
 
-// Schedule arms a durable timer: at time at the server copies data to
-// TimerFiredPrefix+key. Re-arming the same key replaces the earlier timer.
-func Schedule(ctx context.Context, js natsjs.JetStream, key string, at time.Time, data []byte) error {
-	if _, err := js.PublishMsg(ctx, timerMsg(key, at, data)); err != nil {
-		return fmt.Errorf("schedule timer %s: %w", key, err)
-	}
-	return nil
-}
-
 func idempotentMsg(subject, msgID string, data []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = data
@@ -221,7 +212,8 @@ func (o *Outbox) Publish(subject, msgID string, data []byte) {
 	o.send(idempotentMsg(subject, msgID, data))
 }
 
-// Schedule queues what Schedule sends.
+// Schedule queues a durable timer: at time at the server copies data to
+// TimerFiredPrefix+key. Re-arming the same key replaces the earlier timer.
 func (o *Outbox) Schedule(key string, at time.Time, data []byte) { o.send(timerMsg(key, at, data)) }
 
 func (o *Outbox) send(m *nats.Msg) {

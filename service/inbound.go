@@ -39,16 +39,8 @@ const floorEvery = 2 * time.Second
 // seconds in a KV bucket, and a consumer that is missing is recreated from
 // its partition's floor: nothing is skipped, at most a few seconds repeat.
 func (n *Node) startInbound(ctx context.Context) error {
-	var floors natsjs.KeyValue
-	err := retry(ctx, n.log, "create inbound floors bucket", func(ctx context.Context) error {
-		var err error
-		if floors, err = n.js.KeyValue(ctx, floorsBucket); err == nil {
-			return nil
-		}
-		floors, err = n.js.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: floorsBucket,
-			Description: "oms inbound partitions' acknowledgement floors", Replicas: n.cfg.Replicas, Storage: natsjs.FileStorage})
-		return err
-	})
+	floors, err := openBucket(ctx, n.js, n.log, natsjs.KeyValueConfig{Bucket: floorsBucket,
+		Description: "oms inbound partitions' acknowledgement floors", Replicas: n.cfg.Replicas, Storage: natsjs.FileStorage})
 	if err != nil {
 		return err
 	}
@@ -77,6 +69,27 @@ func (n *Node) startInbound(ctx context.Context) error {
 
 func floorKey(p int) string { return fmt.Sprintf("p%d", p) }
 
+func putFloor(ctx context.Context, floors natsjs.KeyValue, p int, floor uint64) error {
+	_, err := floors.Put(ctx, floorKey(p), []byte(strconv.FormatUint(floor, 10)))
+	return err
+}
+
+// getFloor returns partition p's recorded floor, 0 if none was recorded.
+func getFloor(ctx context.Context, floors natsjs.KeyValue, p int) (uint64, error) {
+	e, err := floors.Get(ctx, floorKey(p))
+	switch {
+	case errors.Is(err, natsjs.ErrKeyNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	floor, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("floor of partition %d: %w", p, err)
+	}
+	return floor, nil
+}
+
 // inboundConsumer returns partition p's consumer, creating it from the
 // recorded floor when it is missing. A consumer an earlier version kept in
 // a file is replaced by a memory one starting after its own floor.
@@ -95,20 +108,14 @@ func inboundConsumer(ctx context.Context, js natsjs.JetStream, floors natsjs.Key
 			return cons, nil
 		}
 		floor = info.AckFloor.Stream
-		if _, err := floors.Put(ctx, floorKey(p), []byte(strconv.FormatUint(floor, 10))); err != nil {
+		if err := putFloor(ctx, floors, p, floor); err != nil {
 			return nil, err
 		}
 		if err := js.DeleteConsumer(ctx, jetstream.StreamInbound, cfg.Durable); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
 			return nil, err
 		}
 	case errors.Is(err, natsjs.ErrConsumerNotFound):
-		e, err := floors.Get(ctx, floorKey(p))
-		switch {
-		case err == nil:
-			if floor, err = strconv.ParseUint(string(e.Value()), 10, 64); err != nil {
-				return nil, fmt.Errorf("floor of partition %d: %w", p, err)
-			}
-		case !errors.Is(err, natsjs.ErrKeyNotFound):
+		if floor, err = getFloor(ctx, floors, p); err != nil {
 			return nil, err
 		}
 	default:
@@ -148,7 +155,7 @@ func (n *Node) recordFloors(ctx context.Context, floors natsjs.KeyValue) {
 				continue
 			}
 			if f := info.AckFloor.Stream; f > written[p] {
-				if _, err := floors.Put(ctx, floorKey(p), []byte(strconv.FormatUint(f, 10))); err == nil {
+				if err := putFloor(ctx, floors, p, f); err == nil {
 					written[p] = f
 				}
 			}

@@ -51,16 +51,8 @@ type membership struct {
 }
 
 func newMembership(ctx context.Context, js natsjs.JetStream, self Member, replicas int, log *slog.Logger, onChange func()) (*membership, error) {
-	var kv natsjs.KeyValue
-	err := retry(ctx, log, "create membership bucket", func(ctx context.Context) error {
-		var err error
-		if kv, err = js.KeyValue(ctx, membersBucket); err == nil {
-			return nil
-		}
-		kv, err = js.CreateKeyValue(ctx, natsjs.KeyValueConfig{Bucket: membersBucket,
-			Description: "oms nodes' heartbeats", TTL: keyTTL, Replicas: replicas, Storage: natsjs.FileStorage})
-		return err
-	})
+	kv, err := openBucket(ctx, js, log, natsjs.KeyValueConfig{Bucket: membersBucket,
+		Description: "oms nodes' heartbeats", TTL: keyTTL, Replicas: replicas, Storage: natsjs.FileStorage})
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +60,21 @@ func newMembership(ctx context.Context, js natsjs.JetStream, self Member, replic
 		lastSeen: map[string]time.Time{self.Name: time.Now()}, info: map[string]Member{self.Name: self},
 		live: []string{self.Name}}
 	return m, nil
+}
+
+// openBucket returns the KV bucket cfg names, creating it if it is missing.
+// In a forming cluster it retries until JetStream answers.
+func openBucket(ctx context.Context, js natsjs.JetStream, log *slog.Logger, cfg natsjs.KeyValueConfig) (natsjs.KeyValue, error) {
+	var kv natsjs.KeyValue
+	err := retry(ctx, log, "open bucket "+cfg.Bucket, func(ctx context.Context) error {
+		var err error
+		if kv, err = js.KeyValue(ctx, cfg.Bucket); err == nil {
+			return nil
+		}
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		return err
+	})
+	return kv, err
 }
 
 // run heartbeats and watches until ctx ends; ready is closed once the
