@@ -20,11 +20,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/service"
 	"github.com/oms-project/oms/simulator"
@@ -71,6 +73,10 @@ type Result struct {
 	DoneP99            float64 `json:"completedP99Ms"`
 	DoneMax            float64 `json:"completedMaxMs"`
 	CPUSecondsPer1000  float64 `json:"cpuSecondsPer1000Orders"`
+	// StoredPerOrder is how many JetStream messages the run stored per
+	// placed order, in all and by stream: the server's work grows with it.
+	StoredPerOrder         float64            `json:"storedMessagesPerOrder"`
+	StoredPerOrderByStream map[string]float64 `json:"storedMessagesPerOrderByStream"`
 }
 
 // Validate names the first bad option.
@@ -222,6 +228,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 		return Result{}, err
 	}
 
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return Result{}, err
+	}
+	stored0 := storedMessages(ctx, js)
+
 	var limiter *rate.Limiter
 	if o.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(o.Rate), 1)
@@ -312,7 +324,26 @@ feed:
 	res.DoneP50, res.DoneP99, res.DoneMax = percentiles(done)
 	cpu := tv(cpu1.Utime) + tv(cpu1.Stime) - tv(cpu0.Utime) - tv(cpu0.Stime)
 	res.CPUSecondsPer1000 = cpu / float64(max(res.Acked, 1)) * 1000
+	res.StoredPerOrderByStream = map[string]float64{}
+	for name, n := range storedMessages(ctx, js) {
+		per := float64(n-stored0[name]) / float64(max(res.Acked, 1))
+		res.StoredPerOrderByStream[name] = per
+		res.StoredPerOrder += per
+	}
 	return res, runErr
+}
+
+// storedMessages counts the messages each stream of the lifecycle holds
+// (timers included: a pending expiry is a stored message).
+func storedMessages(ctx context.Context, js natsjs.JetStream) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, name := range []string{jetstream.StreamOrders, jetstream.StreamSKUs, jetstream.StreamInbound,
+		jetstream.StreamOutbox, jetstream.StreamTimers} {
+		if s, err := js.Stream(ctx, name); err == nil {
+			out[name] = s.CachedInfo().State.Msgs
+		}
+	}
+	return out
 }
 
 // startLocal runs a node and the simulated providers at full speed.

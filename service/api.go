@@ -31,7 +31,7 @@ func OrderIDFor(user, key string) string {
 }
 
 func (n *Node) startAPI() error {
-	svc, err := micro.AddService(n.nc, micro.Config{
+	svc, err := micro.AddService(n.cmdNC, micro.Config{
 		Name: api.ServiceName, Version: "0.1.0",
 		Description: "order management: commands and lookups for orders and stock",
 	})
@@ -125,7 +125,7 @@ func (n *Node) respond(reply string, out any, err error) {
 		n.log.Error("encode reply", "err", err)
 		return
 	}
-	if err := n.nc.PublishMsg(m); err != nil {
+	if err := n.cmdNC.PublishMsg(m); err != nil {
 		n.log.Debug("reply not sent", "err", err)
 	}
 }

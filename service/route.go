@@ -236,7 +236,7 @@ func (n *Node) forward(ctx context.Context, owner, kind string, call any) (callR
 	if err != nil {
 		return callReply{}, true, err
 	}
-	msg, err := n.nc.RequestWithContext(ctx, nodeSubject(owner, kind), data)
+	msg, err := n.cmdNC.RequestWithContext(ctx, nodeSubject(owner, kind), data)
 	if errors.Is(err, nats.ErrNoResponders) {
 		n.forwardMisses.Add(1)
 		return callReply{}, false, nil
@@ -254,7 +254,7 @@ func (n *Node) forward(ctx context.Context, owner, kind string, call any) (callR
 // serveCalls answers calls forwarded to this node.
 func (n *Node) serveCalls() error {
 	handle := func(kind string, do func(context.Context, []byte) callReply) error {
-		sub, err := n.nc.Subscribe(nodeSubject(n.cfg.NodeName, kind), func(m *nats.Msg) {
+		sub, err := n.cmdNC.Subscribe(nodeSubject(n.cfg.NodeName, kind), func(m *nats.Msg) {
 			n.dispatch(func(ctx context.Context) {
 				data, _ := json.Marshal(do(ctx, m.Data))
 				_ = m.Respond(data)

@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -27,6 +31,24 @@ func benchCommand() *cli.Command {
 				&cli.BoolFlag{Name: "json"},
 			},
 			Action: func(c *cli.Context) error {
+				if path := c.String("trace"); path != "" {
+					f, err := os.Create(path)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					if err := trace.Start(f); err != nil {
+						return err
+					}
+					defer trace.Stop()
+				}
+				if path := c.String("memprofile"); path != "" {
+					defer func() {
+						if err := writeHeapProfile(path); err != nil {
+							fmt.Fprintln(os.Stderr, "memprofile:", err)
+						}
+					}()
+				}
 				log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 				res, err := bench.RunRestart(c.Context, c.Int("orders"), c.String("data-dir"), log)
 				if err != nil {
@@ -52,6 +74,8 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "target", Usage: "drive a running deployment at this NATS URL instead of starting a node (it must run the simulated providers); CPU figures then cover only the load generator"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the run to this file"},
+			&cli.StringFlag{Name: "memprofile", Usage: "write a pprof allocation profile of the run to this file"},
+			&cli.StringFlag{Name: "trace", Usage: "write a runtime execution trace of the run to this file (go tool trace)"},
 		},
 		Action: func(c *cli.Context) error {
 			tuneGC()
@@ -71,6 +95,24 @@ func benchCommand() *cli.Command {
 					return err
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if path := c.String("trace"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := trace.Start(f); err != nil {
+					return err
+				}
+				defer trace.Stop()
+			}
+			if path := c.String("memprofile"); path != "" {
+				defer func() {
+					if err := writeHeapProfile(path); err != nil {
+						fmt.Fprintln(os.Stderr, "memprofile:", err)
+					}
+				}()
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			res, err := bench.Run(c.Context, o, log)
@@ -97,6 +139,14 @@ func printResult(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "place→ack ms\tp50 %.2f  p99 %.2f  max %.2f\n", r.AckP50, r.AckP99, r.AckMax)
 	fmt.Fprintf(tw, "place→completed ms\tp50 %.2f  p99 %.2f  max %.2f\n", r.DoneP50, r.DoneP99, r.DoneMax)
 	fmt.Fprintf(tw, "CPU s / 1,000 orders\t%.3f\n", r.CPUSecondsPer1000)
+	if r.StoredPerOrder > 0 {
+		names := slices.Sorted(maps.Keys(r.StoredPerOrderByStream))
+		parts := make([]string, 0, len(names))
+		for _, name := range names {
+			parts = append(parts, fmt.Sprintf("%s %.1f", name, r.StoredPerOrderByStream[name]))
+		}
+		fmt.Fprintf(tw, "stored messages / order\t%.1f (%s)\n", r.StoredPerOrder, strings.Join(parts, ", "))
+	}
 	_ = tw.Flush()
 }
 
@@ -105,4 +155,15 @@ func rateText(r float64) string {
 		return "max"
 	}
 	return fmt.Sprintf("%.0f/s", r)
+}
+
+// writeHeapProfile writes the allocations made so far (pprof's allocs
+// profile: where the run allocated, not what is still live).
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
 }

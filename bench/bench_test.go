@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/oms-project/oms/jetstream"
+)
+
+// TestRunDrivesEveryOrderToItsEnd runs oms bench small: every placed order
+// finishes (completed, or cancelled when its payment fails), and the
+// messages stored per order are the lifecycle's, exactly: a regression that
+// stores more per order shows here, not only as a slower benchmark.
+func TestRunDrivesEveryOrderToItsEnd(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		name                 string
+		failure              float64
+		completed, cancelled int
+		orderEvents, outbox  float64
+	}{
+		// placed, stock held, paid, shipped, completed; 4 notifications,
+		// the payment request and the delivery request.
+		{"all paid", 0, 30, 0, 5, 6},
+		// placed, stock held, cancelled; notifications placed and
+		// cancelled, the payment request.
+		{"all payments fail", 1, 0, 30, 3, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Run(ctx, Options{Orders: 30, Concurrency: 8, SKUs: 5, Lines: 1, PaymentFailure: tc.failure,
+				Partitions: 8, DataDir: t.TempDir(), Timeout: time.Minute}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors != 0 || res.Acked != 30 || res.Completed != tc.completed || res.Cancelled != tc.cancelled {
+				t.Fatalf("acked %d, completed %d, cancelled %d, errors %d; want 30, %d, %d, 0",
+					res.Acked, res.Completed, res.Cancelled, res.Errors, tc.completed, tc.cancelled)
+			}
+			by := res.StoredPerOrderByStream
+			want := map[string]float64{jetstream.StreamOrders: tc.orderEvents, jetstream.StreamOutbox: tc.outbox,
+				jetstream.StreamTimers: 1, jetstream.StreamInbound: 1 + 2*(1-tc.failure)}
+			for stream, n := range want {
+				if by[stream] != n {
+					t.Errorf("%s: %.2f messages per order, want %.0f (all: %v)", stream, by[stream], n, by)
+				}
+			}
+			// Reserve, then commit or release: group commit may store
+			// several orders' SKU events in one message.
+			if s := by[jetstream.StreamSKUs]; s <= 0 || s > 2 {
+				t.Errorf("%s: %.2f messages per order, want (0, 2]", jetstream.StreamSKUs, s)
+			}
+			if res.CPUSecondsPer1000 <= 0 || res.AckP99 <= 0 || res.DoneP50 <= 0 {
+				t.Errorf("figures missing: %+v", res)
+			}
+		})
+	}
+}
