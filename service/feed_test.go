@@ -3,12 +3,15 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/internal/poll"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
@@ -99,7 +102,13 @@ func TestLongPollWakesOnAppend(t *testing.T) {
 		}
 		got <- ch
 	}()
-	time.Sleep(100 * time.Millisecond) // let the poll start waiting; the assertion below does not depend on it
+	// Update only once the poll has reached the node (micro counts a
+	// request when our endpoint has taken it), so it is the append that
+	// wakes the poll, not a read that already finds the change.
+	poll.Until(t, 5*time.Second, "the poll reached the node", func() (bool, string) {
+		n := changesRequests(h)
+		return n >= 1, fmt.Sprintf("%d changes requests", n)
+	})
 	notes := "ring"
 	upd, err := h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o.ID, Notes: &notes})
 	if err != nil {
@@ -129,4 +138,23 @@ func (h *harness) eventsWithSeq(id string) []uint64 {
 		out[i] = m.Sequence
 	}
 	return out
+}
+
+// changesRequests is how many orders_changes requests the node's micro
+// service has taken.
+func changesRequests(h *harness) int {
+	msg, err := h.nc.Request("$SRV.STATS."+api.ServiceName, nil, 2*time.Second)
+	if err != nil {
+		return -1
+	}
+	var stats micro.Stats
+	if json.Unmarshal(msg.Data, &stats) != nil {
+		return -1
+	}
+	for _, ep := range stats.Endpoints {
+		if ep.Name == "orders_changes" {
+			return ep.NumRequests
+		}
+	}
+	return 0
 }
