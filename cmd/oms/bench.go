@@ -25,30 +25,17 @@ func benchCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "restart",
 			Usage: "store N orders, then time a restart until ready and until the first command on a stored order",
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				&cli.IntFlag{Name: "orders", Value: 1_000_000},
 				&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
 				&cli.BoolFlag{Name: "json"},
-			},
+			}, profileFlags...),
 			Action: func(c *cli.Context) error {
-				if path := c.String("trace"); path != "" {
-					f, err := os.Create(path)
-					if err != nil {
-						return err
-					}
-					defer f.Close()
-					if err := trace.Start(f); err != nil {
-						return err
-					}
-					defer trace.Stop()
+				stop, err := startProfiles(c)
+				if err != nil {
+					return err
 				}
-				if path := c.String("memprofile"); path != "" {
-					defer func() {
-						if err := writeHeapProfile(path); err != nil {
-							fmt.Fprintln(os.Stderr, "memprofile:", err)
-						}
-					}()
-				}
+				defer stop()
 				log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 				res, err := bench.RunRestart(c.Context, c.Int("orders"), c.String("data-dir"), log)
 				if err != nil {
@@ -62,7 +49,7 @@ func benchCommand() *cli.Command {
 				return nil
 			},
 		}},
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "orders", Value: 10_000, Usage: "orders to place"},
 			&cli.Float64Flag{Name: "rate", Usage: "orders per second (0: as fast as possible)"},
 			&cli.IntFlag{Name: "concurrency", Value: 256, Usage: "placements in flight"},
@@ -73,10 +60,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
 			&cli.StringFlag{Name: "target", Usage: "drive a running deployment at this NATS URL instead of starting a node (it must run the simulated providers); CPU figures then cover only the load generator"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the run to this file"},
-			&cli.StringFlag{Name: "memprofile", Usage: "write a pprof allocation profile of the run to this file"},
-			&cli.StringFlag{Name: "trace", Usage: "write a runtime execution trace of the run to this file (go tool trace)"},
-		},
+		}, profileFlags...),
 		Action: func(c *cli.Context) error {
 			tuneGC()
 			o := bench.Options{Orders: c.Int("orders"), Rate: c.Float64("rate"), Concurrency: c.Int("concurrency"),
@@ -85,35 +69,11 @@ func benchCommand() *cli.Command {
 			if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 				o.Progress = os.Stderr
 			}
-			if path := c.String("cpuprofile"); path != "" {
-				f, err := os.Create(path)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stop, err := startProfiles(c)
+			if err != nil {
+				return err
 			}
-			if path := c.String("trace"); path != "" {
-				f, err := os.Create(path)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := trace.Start(f); err != nil {
-					return err
-				}
-				defer trace.Stop()
-			}
-			if path := c.String("memprofile"); path != "" {
-				defer func() {
-					if err := writeHeapProfile(path); err != nil {
-						fmt.Fprintln(os.Stderr, "memprofile:", err)
-					}
-				}()
-			}
+			defer stop()
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			res, err := bench.Run(c.Context, o, log)
 			if c.Bool("json") {
@@ -157,13 +117,66 @@ func rateText(r float64) string {
 	return fmt.Sprintf("%.0f/s", r)
 }
 
-// writeHeapProfile writes the allocations made so far (pprof's allocs
-// profile: where the run allocated, not what is still live).
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
+var profileFlags = []cli.Flag{
+	&cli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the run to this file"},
+	&cli.StringFlag{Name: "memprofile", Usage: "write a pprof allocation profile of the run to this file"},
+	&cli.StringFlag{Name: "trace", Usage: "write a runtime execution trace of the run to this file (go tool trace)"},
+}
+
+// startProfiles starts what profileFlags ask for; the returned func stops
+// them and writes the files.
+func startProfiles(c *cli.Context) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
 	}
-	defer f.Close()
-	return pprof.Lookup("allocs").WriteTo(f, 0)
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	create := func(flag string) (*os.File, error) {
+		f, err := os.Create(c.String(flag))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		stops = append(stops, func() { _ = f.Close() })
+		return f, nil
+	}
+	if c.String("cpuprofile") != "" {
+		f, err := create("cpuprofile")
+		if err != nil {
+			return stop, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return stop, fmt.Errorf("cpuprofile: %w", err)
+		}
+		stops = append(stops, pprof.StopCPUProfile)
+	}
+	if c.String("trace") != "" {
+		f, err := create("trace")
+		if err != nil {
+			return stop, err
+		}
+		if err := trace.Start(f); err != nil {
+			return stop, fmt.Errorf("trace: %w", err)
+		}
+		stops = append(stops, trace.Stop)
+	}
+	if c.String("memprofile") != "" {
+		// The allocations made until the end of the run (pprof's allocs
+		// profile: where the run allocated, not what is still live).
+		f, err := create("memprofile")
+		if err != nil {
+			return stop, err
+		}
+		stops = append(stops, func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "memprofile:", err)
+			}
+		})
+	}
+	return stop, nil
 }
