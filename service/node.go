@@ -181,11 +181,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 	}
 	// Ready means the server has our subscriptions: a request sent right
 	// after Start returns must find a responder.
-	if err := n.cmdNC.FlushTimeout(10 * time.Second); err != nil {
-		return nil, fmt.Errorf("flush subscriptions: %w", err)
-	}
-	if err := n.nc.FlushTimeout(10 * time.Second); err != nil {
-		return nil, fmt.Errorf("flush subscriptions: %w", err)
+	for _, nc := range []*nats.Conn{n.cmdNC, n.nc} {
+		if err := nc.FlushTimeout(10 * time.Second); err != nil {
+			return nil, fmt.Errorf("flush subscriptions: %w", err)
+		}
 	}
 	n.log.Info("oms node ready", "nats", url, "data_dir", cfg.DataDir, "partitions", cfg.Partitions, "roles", cfg.Roles)
 	return n, nil
