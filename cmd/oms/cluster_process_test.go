@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,32 +30,20 @@ import (
 func TestClusterOfProcessesSurvivesKill9(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	var ports []int
-	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-		l.Close()
-	}
-	procs := make([]*process, 3)
-	var wg sync.WaitGroup
-	for i := range 3 {
-		var routes []string
-		for j, p := range ports {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	// The cluster ports are chosen before the processes bind them, so
+	// another test may take one meanwhile; a node that cannot bind exits,
+	// and its peers wait for it forever (R3 needs all three). Start again
+	// on other ports then.
+	var procs []*process
+	var err error
+	for attempt := 1; procs == nil; attempt++ {
+		if procs, err = startCluster(t); err != nil {
+			if attempt == 3 {
+				t.Fatal(err)
 			}
+			t.Logf("cluster start %d failed, trying other ports: %v", attempt, err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			procs[i] = startProcess(t, t.TempDir(), "--node-name", fmt.Sprint("p", i+1),
-				"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--routes", strings.Join(routes, ","))
-		}()
 	}
-	wg.Wait()
 	clients := make([]*client.Client, 3)
 	for i, p := range procs {
 		nc, cl, _ := connect(t, p.url)
@@ -187,4 +176,45 @@ func holders(ctx context.Context, t *testing.T, js natsjs.JetStream, cl *client.
 		out = append(out, fmt.Sprintf("%s %s/%s %v", id, o.Status, o.Reservation, err))
 	}
 	return strings.Join(out, "; ")
+}
+
+// startCluster starts three `oms serve` processes routed to each other.
+func startCluster(t *testing.T) ([]*process, error) {
+	var ports []int
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+	}
+	procs := make([]*process, 3)
+	errs := make([]error, 3)
+	dataDirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			procs[i], errs[i] = launch(t, dataDirs[i], "--node-name", fmt.Sprint("p", i+1),
+				"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--routes", strings.Join(routes, ","))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, p := range procs {
+			if p != nil {
+				_ = p.cmd.Process.Kill()
+			}
+		}
+		return nil, err
+	}
+	return procs, nil
 }

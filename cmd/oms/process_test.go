@@ -58,21 +58,38 @@ type process struct {
 
 func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 	t.Helper()
+	p, err := launch(t, dataDir, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// launch is startProcess for any goroutine: it returns the error instead
+// of ending the test.
+func launch(t *testing.T, dataDir string, extra ...string) (*process, error) {
 	args := append([]string{"serve", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--simulate=false",
 		"--status-interval", "0", "--partitions", "16"}, extra...)
 	cmd := exec.Command(omsBinary, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &process{cmd: cmd, out: &strings.Builder{}}
-	cmd.Stderr = io.Discard
+	// The log goes to the same buffer, for the failure messages.
+	cmd.Stderr = writerFunc(func(b []byte) (int, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.out.Write(b)
+	})
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	urls := make(chan string, 1)
+	exited := make(chan struct{}) // stdout closed: the process is gone
 	go func() {
+		defer close(exited)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
@@ -84,13 +101,29 @@ func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 			}
 		}
 	}()
+	fail := func(why string) (*process, error) {
+		_ = cmd.Process.Kill()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return nil, fmt.Errorf("oms serve %s; its output:\n%s", why, p.out.String())
+	}
 	select {
 	case p.url = <-urls:
+	case <-exited:
+		select {
+		case p.url = <-urls:
+		default:
+			return fail("exited before it was ready")
+		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("oms serve did not report its NATS address in 60s")
+		return fail("did not report its NATS address in 60s")
 	}
-	return p
+	return p, nil
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // kill ends the process with SIGKILL: no graceful step of any kind.
 func (p *process) kill(t *testing.T) {
