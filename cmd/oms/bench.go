@@ -145,25 +145,22 @@ func startProfiles(c *cli.Context) (stop func(), err error) {
 		stops = append(stops, func() { _ = f.Close() })
 		return f, nil
 	}
-	if c.String("cpuprofile") != "" {
-		f, err := create("cpuprofile")
+	for _, p := range []struct {
+		flag  string
+		start func(io.Writer) error
+		stop  func()
+	}{{"cpuprofile", pprof.StartCPUProfile, pprof.StopCPUProfile}, {"trace", trace.Start, trace.Stop}} {
+		if c.String(p.flag) == "" {
+			continue
+		}
+		f, err := create(p.flag)
 		if err != nil {
 			return stop, err
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return stop, fmt.Errorf("cpuprofile: %w", err)
+		if err := p.start(f); err != nil {
+			return stop, fmt.Errorf("%s: %w", p.flag, err)
 		}
-		stops = append(stops, pprof.StopCPUProfile)
-	}
-	if c.String("trace") != "" {
-		f, err := create("trace")
-		if err != nil {
-			return stop, err
-		}
-		if err := trace.Start(f); err != nil {
-			return stop, fmt.Errorf("trace: %w", err)
-		}
-		stops = append(stops, trace.Stop)
+		stops = append(stops, p.stop)
 	}
 	if c.String("memprofile") != "" {
 		// The allocations made until the end of the run (pprof's allocs
