@@ -1,6 +1,13 @@
-// Package actors runs oms's actors on protoactor-go's local actor package,
-// behind a small interface: a Host activates one actor per key on demand,
-// delivers requests to it one at a time, and passivates it when idle.
+// Package actors runs oms's actors on protoactor-go's local actor package
+// (only that package: its cluster layer has no fencing), behind a small
+// interface: a Host activates one actor per key on demand, delivers
+// requests to it one at a time, and passivates it when idle. The order and
+// SKU actors wrap the domain's deciders and append their events fenced on
+// the subject's last sequence; their histories are read with OrderHistory
+// and SKUHistory.
+//
+// It may import the domain, api (for the kinds of its errors), jetstream and
+// store.
 package actors
 
 import (
@@ -13,6 +20,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/oms-project/oms/api"
 )
 
 // Handler is the behaviour of one keyed actor. Handle is called with one
@@ -25,7 +34,7 @@ type Handler interface {
 
 // BatchHandler is a Handler that decides several requests at once. The host
 // hands it, in arrival order, every request that queued in the mailbox while
-// the previous batch was being handled (at most maxBatch), so one append can
+// the previous batch was being handled (at most HostOptions.MaxBatch), so one append can
 // carry all their decisions: group commit. A hot key then pays one round
 // trip to the stream per batch instead of one per request. HandleBatch
 // returns one reply per message.
@@ -34,16 +43,13 @@ type BatchHandler interface {
 	HandleBatch(ctx context.Context, msgs []any) []any
 }
 
-// maxBatch bounds one batch, and so the size of the message it appends.
-const maxBatch = 256
-
 // flushBatch tells a batching actor to handle what it has gathered. One is
 // queued behind the first request of a batch, so every request already in
 // the mailbox joins that batch.
 type flushBatch struct{}
 
 // ErrStopped is returned for requests after the host was stopped.
-var ErrStopped = errors.New("actor host stopped")
+var ErrStopped = fmt.Errorf("actor host stopped: %w", api.ErrUnavailable)
 
 // ErrPanicked is returned to the requests a handler was deciding when it
 // panicked. The actor goes on with a fresh handler, which reloads its state
@@ -52,14 +58,15 @@ var ErrPanicked = errors.New("actor panicked")
 
 // ErrBusy is returned when an actor already has a full mailbox: the caller
 // should back off (the API answers 503) rather than queue without bound.
-var ErrBusy = errors.New("actor mailbox full")
+var ErrBusy = fmt.Errorf("actor mailbox full: %w", api.ErrUnavailable)
 
 // Host owns the actors of one kind (orders, or SKUs).
 type Host struct {
-	system  *actor.ActorSystem
-	newFn   func(key string) Handler
-	idle    time.Duration
-	mailbox int
+	system   *actor.ActorSystem
+	newFn    func(key string) Handler
+	idle     time.Duration
+	mailbox  int
+	maxBatch int
 
 	mu       sync.RWMutex
 	cells    map[string]*cell
@@ -93,14 +100,24 @@ type envelope struct {
 // races).
 type passivateCheck struct{ force bool }
 
-// NewHost creates a host. newFn builds the handler for a key on activation;
-// idle is how long an actor may receive nothing before it is passivated;
-// mailbox bounds each actor's queue: a request beyond it fails with ErrBusy.
-// The bound is counted here, not by a bounded protoactor mailbox, which
-// allocates its whole ring buffer up front for every actor.
-func NewHost(system *actor.ActorSystem, newFn func(key string) Handler, idle time.Duration, mailbox int) *Host {
-	h := &Host{system: system, newFn: newFn, idle: idle, mailbox: mailbox, cells: make(map[string]*cell),
-		done: make(chan struct{})}
+// HostOptions bound a host's actors.
+type HostOptions struct {
+	// Idle is how long an actor may receive nothing before it is passivated.
+	Idle time.Duration
+	// Mailbox bounds each actor's queue: a request beyond it fails with
+	// ErrBusy. The bound is counted here, not by a bounded protoactor
+	// mailbox, which allocates its whole ring buffer up front for every
+	// actor.
+	Mailbox int
+	// MaxBatch bounds the requests a BatchHandler gets at once, and so the
+	// size of the message it appends.
+	MaxBatch int
+}
+
+// NewHost creates a host; newFn builds the handler for a key on activation.
+func NewHost(system *actor.ActorSystem, newFn func(key string) Handler, o HostOptions) *Host {
+	h := &Host{system: system, newFn: newFn, idle: o.Idle, mailbox: o.Mailbox, maxBatch: max(o.MaxBatch, 1),
+		cells: make(map[string]*cell), done: make(chan struct{})}
 	go h.sweep()
 	return h
 }
@@ -351,9 +368,10 @@ func (k *keyed) Receive(ctx actor.Context) {
 	}
 }
 
-// flush hands up to maxBatch gathered requests to the handler at once.
+// flush hands up to the host's batch bound of gathered requests to the
+// handler at once.
 func (k *keyed) flush() {
-	n := min(len(k.batch), maxBatch)
+	n := min(len(k.batch), k.host.maxBatch)
 	envs := make([]*envelope, 0, n)
 	for _, env := range k.batch[:n] {
 		if err := env.ctx.Err(); err != nil {

@@ -43,7 +43,7 @@ func TestPassivationLosesNoMessage(t *testing.T) {
 	var overlap atomic.Bool
 	h := NewHost(sys, func(string) Handler {
 		return &counter{handled: &handled, passivated: &passivated, overlapSeen: &overlap}
-	}, time.Millisecond, 16)
+	}, HostOptions{Idle: time.Millisecond, Mailbox: 16, MaxBatch: 256})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	keys := []string{"a", "b", "c", "d"}
@@ -97,7 +97,7 @@ func TestRequestHonoursContext(t *testing.T) {
 	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer sys.Shutdown()
 	block := make(chan struct{})
-	h := NewHost(sys, func(string) Handler { return blocking{block} }, time.Minute, 4)
+	h := NewHost(sys, func(string) Handler { return blocking{block} }, HostOptions{Idle: time.Minute, Mailbox: 4, MaxBatch: 256})
 	defer func() { close(block); h.Stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -115,7 +115,7 @@ func TestFullMailboxAnswersBusy(t *testing.T) {
 	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer sys.Shutdown()
 	block := make(chan struct{})
-	h := NewHost(sys, func(string) Handler { return blocking{block} }, time.Minute, 2)
+	h := NewHost(sys, func(string) Handler { return blocking{block} }, HostOptions{Idle: time.Minute, Mailbox: 2, MaxBatch: 256})
 	defer func() { close(block); h.Stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -144,7 +144,7 @@ func (echo) Passivate()                            {}
 func BenchmarkActorRequest(b *testing.B) {
 	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer sys.Shutdown()
-	h := NewHost(sys, func(string) Handler { return echo{} }, time.Minute, 1024)
+	h := NewHost(sys, func(string) Handler { return echo{} }, HostOptions{Idle: time.Minute, Mailbox: 1024, MaxBatch: 256})
 	defer h.Stop()
 	ctx := context.Background()
 	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
@@ -211,7 +211,8 @@ func TestBatchesGatherQueuedRequests(t *testing.T) {
 	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer sys.Shutdown()
 	stats := &batchStats{}
-	h := NewHost(sys, func(string) Handler { return &batcher{stats: stats} }, time.Millisecond, 4096)
+	const maxBatch = 256
+	h := NewHost(sys, func(string) Handler { return &batcher{stats: stats} }, HostOptions{Idle: time.Millisecond, Mailbox: 4096, MaxBatch: maxBatch})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -273,7 +274,7 @@ func TestPanicAnswersTheBatch(t *testing.T) {
 	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer sys.Shutdown()
 	var made atomic.Int32
-	h := NewHost(sys, func(string) Handler { made.Add(1); return &batcher{stats: &batchStats{}} }, time.Minute, 64)
+	h := NewHost(sys, func(string) Handler { made.Add(1); return &batcher{stats: &batchStats{}} }, HostOptions{Idle: time.Minute, Mailbox: 64, MaxBatch: 256})
 	defer h.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -295,7 +296,7 @@ func TestPanicAnswersTheBatch(t *testing.T) {
 func TestRepeatedPanicsKeepTheActorServing(t *testing.T) {
 	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer sys.Shutdown()
-	h := NewHost(sys, func(string) Handler { return &batcher{stats: &batchStats{}} }, time.Minute, 64)
+	h := NewHost(sys, func(string) Handler { return &batcher{stats: &batchStats{}} }, HostOptions{Idle: time.Minute, Mailbox: 64, MaxBatch: 256})
 	defer h.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/store"
@@ -76,7 +77,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		}
 	}
 	verified := false
-	for attempt := range maxAppendAttempts {
+	for attempt := range a.d.FencedAttempts {
 		e, derr := order.Decide(a.d.Policy, a.state, cmd)
 		if e == nil {
 			if derr != nil {
@@ -105,7 +106,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 			// Another writer, or an earlier try of ours whose ack was lost,
 			// moved the subject: catch up and decide again.
 			a.d.Log.Debug("append fenced; catching up", "order_id", a.id, "expected", a.seq)
-			fencedBackoff(ctx, attempt)
+			a.d.Fenced.Wait(ctx, attempt+1)
 			if err := a.catchUp(ctx); err != nil {
 				return OrderResult{Err: err}
 			}
@@ -117,7 +118,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		a.apply(*e, ack.Sequence)
 		return OrderResult{Order: a.view(), Err: derr, Appended: true}
 	}
-	return OrderResult{Err: fmt.Errorf("order %s: gave up after %d fenced appends", a.id, maxAppendAttempts)}
+	return OrderResult{Err: fmt.Errorf("order %s: gave up after %d fenced appends: %w", a.id, a.d.FencedAttempts, api.ErrUnavailable)}
 }
 
 // stale reports whether the stream holds events this actor has not seen.
@@ -163,16 +164,12 @@ func (a *orderActor) load(ctx context.Context) error {
 }
 
 func (a *orderActor) catchUp(ctx context.Context) error {
-	msgs, err := jetstream.Tail(ctx, a.d.Orders, jetstream.OrderEventsPrefix+a.id, a.seq)
+	err := OrderHistory(ctx, a.d.Orders, a.id, a.seq, func(seq uint64, e order.Event) error {
+		a.apply(e, seq)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("load order %s: %w", a.id, err)
-	}
-	for _, m := range msgs {
-		var e order.Event
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			return fmt.Errorf("order %s event at %d is unreadable: %w", a.id, m.Sequence, err)
-		}
-		a.apply(e, m.Sequence)
 	}
 	return nil
 }

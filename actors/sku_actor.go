@@ -11,6 +11,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/store"
@@ -75,7 +76,7 @@ func (a *skuActor) HandleBatch(ctx context.Context, msgs []any) []any {
 	fresh := !slices.ContainsFunc(msgs, func(m any) bool { _, ok := m.(GetStock); return ok })
 	verified := false
 attempts:
-	for attempt := range maxAppendAttempts {
+	for attempt := range a.d.FencedAttempts {
 		if err := a.load(ctx); err != nil {
 			return fail(err)
 		}
@@ -125,7 +126,7 @@ attempts:
 			switch {
 			case errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate):
 				a.reset()
-				fencedBackoff(ctx, attempt)
+				a.d.Fenced.Wait(ctx, attempt+1)
 				continue attempts
 			case err != nil:
 				a.reset()
@@ -145,7 +146,7 @@ attempts:
 		}
 		return replies
 	}
-	return fail(fmt.Errorf("sku %s: gave up after %d fenced appends", a.sku, maxAppendAttempts))
+	return fail(fmt.Errorf("sku %s: gave up after %d fenced appends: %w", a.sku, a.d.FencedAttempts, api.ErrUnavailable))
 }
 
 func orderOf(cmd any) string {
@@ -233,18 +234,12 @@ func (a *skuActor) load(ctx context.Context) error {
 }
 
 func (a *skuActor) catchUp(ctx context.Context) error {
-	msgs, err := jetstream.Tail(ctx, a.d.SKUs, a.subject, a.seq)
+	err := SKUHistory(ctx, a.d.SKUs, a.sku, a.seq, func(seq uint64, e inventory.Event) error {
+		a.apply(e, seq)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("load sku %s: %w", a.sku, err)
-	}
-	for _, m := range msgs {
-		events, err := inventory.DecodeEvents(m.Data)
-		if err != nil {
-			return fmt.Errorf("sku %s events at %d are unreadable: %w", a.sku, m.Sequence, err)
-		}
-		for _, e := range events {
-			a.apply(e, m.Sequence)
-		}
 	}
 	return nil
 }

@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
+	"github.com/oms-project/oms/internal/natstest"
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/store"
@@ -22,28 +20,12 @@ import (
 // skuDeps starts an embedded JetStream and a bbolt file for SKU actors.
 func skuDeps(t testing.TB) (*Deps, context.Context) {
 	t.Helper()
-	dir := t.TempDir()
-	srv, err := jetstream.StartServer(jetstream.ServerOptions{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), Name: "t"})
+	env := natstest.Start(t, natstest.Options{})
+	skus, err := env.JS.Stream(env.Ctx, jetstream.StreamSKUs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := natsjs.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	if err := jetstream.Ensure(ctx, js, jetstream.Topology{Partitions: 4, Replicas: 1, DuplicateWindow: time.Minute, TransportMaxAge: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	skus, err := js.Stream(ctx, jetstream.StreamSKUs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(dir, "t.bolt"))
+	db, err := store.Open(filepath.Join(t.TempDir(), "t.bolt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +33,8 @@ func skuDeps(t testing.TB) (*Deps, context.Context) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	snaps := store.NewSnapshotter(db, 1024, 10*time.Millisecond, log)
 	t.Cleanup(snaps.Close)
-	return &Deps{JS: js, SKUs: skus, DB: db, Snapshots: snaps, Log: log, SnapshotEvery: 64}, ctx
+	return &Deps{JS: env.JS, SKUs: skus, DB: db, Snapshots: snaps, Log: log, SnapshotEvery: 64, FencedAttempts: 8,
+		Fenced: jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond}}, env.Ctx
 }
 
 func skuRequest(t *testing.T, ctx context.Context, h *Host, sku string, cmd any) SKUResult {
@@ -72,7 +55,7 @@ func TestHotSKUGroupCommit(t *testing.T) {
 	d, ctx := skuDeps(t)
 	sys := NewSystem(d.Log)
 	defer sys.Shutdown()
-	h := NewHost(sys, NewSKUHandler(d), time.Minute, 4096)
+	h := NewHost(sys, NewSKUHandler(d), HostOptions{Idle: time.Minute, Mailbox: 4096, MaxBatch: 256})
 	defer h.Stop()
 	const sku, stock, orders = "HOT", 150, 400
 	skuRequest(t, ctx, h, sku, inventory.SetStock{ID: "count-1", SKU: sku, Quantity: stock, At: time.Now()})
@@ -101,27 +84,22 @@ func TestHotSKUGroupCommit(t *testing.T) {
 	if count[inventory.HoldReserved] != stock || count[inventory.HoldRejected] != orders-stock {
 		t.Fatalf("outcomes %v: want %d reserved, %d rejected", count, stock, orders-stock)
 	}
-	msgs, err := jetstream.Tail(ctx, d.SKUs, jetstream.SKUEventsPrefix+sku, 0)
+	events, messages := 0, map[uint64]bool{}
+	err := SKUHistory(ctx, d.SKUs, sku, 0, func(seq uint64, e inventory.Event) error {
+		if e.Reserved > e.OnHand {
+			t.Fatalf("seq %d: reserved %d of %d on hand", seq, e.Reserved, e.OnHand)
+		}
+		events++
+		messages[seq] = true
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := 0
-	for _, m := range msgs {
-		es, err := inventory.DecodeEvents(m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range es {
-			if e.Reserved > e.OnHand {
-				t.Fatalf("seq %d: reserved %d of %d on hand", m.Sequence, e.Reserved, e.OnHand)
-			}
-		}
-		events += len(es)
+	if events != orders+1 || len(messages) >= events {
+		t.Fatalf("%d events in %d messages: want %d events, batched into fewer messages", events, len(messages), orders+1)
 	}
-	if events != orders+1 || len(msgs) >= events {
-		t.Fatalf("%d events in %d messages: want %d events, batched into fewer messages", events, len(msgs), orders+1)
-	}
-	t.Logf("%d events in %d messages", events, len(msgs))
+	t.Logf("%d events in %d messages", events, len(messages))
 
 	// Another node appends to the SKU behind this actor's back (a forced
 	// double owner): the next batch is fenced, reloaded and decided again.
@@ -151,7 +129,7 @@ func TestHotSKUGroupCommit(t *testing.T) {
 	defer d2.DB.Close()
 	d2.Snapshots = store.NewSnapshotter(d2.DB, 16, time.Second, d.Log)
 	defer d2.Snapshots.Close()
-	h2 := NewHost(sys, NewSKUHandler(&d2), time.Minute, 16)
+	h2 := NewHost(sys, NewSKUHandler(&d2), HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 256})
 	defer h2.Stop()
 	fresh, err := h2.Request(ctx, sku, GetStock{})
 	if err != nil {
@@ -169,7 +147,7 @@ func BenchmarkHotSKUReservations(b *testing.B) {
 	d, ctx := skuDeps(b)
 	sys := NewSystem(d.Log)
 	defer sys.Shutdown()
-	h := NewHost(sys, NewSKUHandler(d), time.Minute, 1<<16)
+	h := NewHost(sys, NewSKUHandler(d), HostOptions{Idle: time.Minute, Mailbox: 1 << 16, MaxBatch: 256})
 	defer h.Stop()
 	if _, err := h.Request(ctx, "HOT", SKUCommand{Cmd: inventory.SetStock{ID: "count", SKU: "HOT", Quantity: 1 << 40, At: time.Now()}}); err != nil {
 		b.Fatal(err)

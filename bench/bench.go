@@ -1,6 +1,9 @@
 // Package bench drives a complete single-node oms (embedded NATS with file
 // storage, the node, the simulated providers at full speed) through the
 // whole order lifecycle and measures it: `oms bench` is a thin CLI over Run.
+//
+// It may import node and what a client of a node uses (api, client, config,
+// jetstream, simulator, the domain).
 package bench
 
 import (
@@ -27,8 +30,8 @@ import (
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/node"
 	"github.com/oms-project/oms/order"
-	"github.com/oms-project/oms/service"
 	"github.com/oms-project/oms/simulator"
 )
 
@@ -182,13 +185,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 	}
 	url := o.Server
 	if url == "" {
-		node, sim, cleanup, err := startLocal(ctx, o, log)
+		n, sim, cleanup, err := startLocal(ctx, o, log)
 		if err != nil {
 			return Result{}, err
 		}
 		defer cleanup()
 		_ = sim
-		url = node.ClientURL()
+		url = n.ClientURL()
 	}
 	// The load generator is a separate client, as a storefront would be.
 	nc, err := nats.Connect(url, nats.Name("oms bench"))
@@ -254,7 +257,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 					return
 				}
 				req := newOrder(r, i, skus, o.Lines)
-				id := service.OrderIDFor(req.User, req.IdempotencyKey)
+				id := order.IDFor(req.User, req.IdempotencyKey)
 				t0 := time.Now()
 				tr.mu.Lock()
 				tr.start[id] = t0
@@ -347,7 +350,7 @@ func storedMessages(ctx context.Context, js natsjs.JetStream) map[string]uint64 
 }
 
 // startLocal runs a node and the simulated providers at full speed.
-func startLocal(ctx context.Context, o Options, log *slog.Logger) (*service.Node, *simulator.Simulator, func(), error) {
+func startLocal(ctx context.Context, o Options, log *slog.Logger) (*node.Node, *simulator.Simulator, func(), error) {
 	dir := o.DataDir
 	var cleanups []func()
 	cleanup := func() {
@@ -368,20 +371,20 @@ func startLocal(ctx context.Context, o Options, log *slog.Logger) (*service.Node
 	if o.Partitions > 0 {
 		cfg.Partitions = o.Partitions
 	}
-	node, err := service.Start(ctx, cfg, log)
+	n, err := node.Start(ctx, cfg, log)
 	if err != nil {
 		cleanup()
 		return nil, nil, func() {}, err
 	}
-	cleanups = append(cleanups, node.Stop)
-	sim, err := simulator.Start(ctx, node.Conn(), config.Simulator{PaymentSuccessRate: 1 - o.PaymentFailure,
+	cleanups = append(cleanups, n.Stop)
+	sim, err := simulator.Start(ctx, n.Conn(), config.Simulator{PaymentSuccessRate: 1 - o.PaymentFailure,
 		DeliveryAttemptFailure: 0, SKUs: 1}, log)
 	if err != nil {
 		cleanup()
 		return nil, nil, func() {}, err
 	}
 	cleanups = append(cleanups, sim.Stop)
-	return node, sim, cleanup, nil
+	return n, sim, cleanup, nil
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }

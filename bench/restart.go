@@ -17,8 +17,8 @@ import (
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/node"
 	"github.com/oms-project/oms/order"
-	"github.com/oms-project/oms/service"
 )
 
 // RestartResult is what RunRestart measured.
@@ -54,13 +54,13 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger) (R
 	res := RestartResult{Revision: Revision(), StoredOrders: n, WriteSeconds: time.Since(began).Seconds()}
 
 	began = time.Now()
-	node, err := service.Start(ctx, cfg, log)
+	nd, err := node.Start(ctx, cfg, log)
 	if err != nil {
 		return res, err
 	}
-	defer node.Stop()
+	defer nd.Stop()
 	res.ReadySeconds = time.Since(began).Seconds()
-	nc, err := nats.Connect(node.ClientURL())
+	nc, err := nats.Connect(nd.ClientURL())
 	if err != nil {
 		return res, err
 	}
@@ -92,7 +92,7 @@ func writeOrders(ctx context.Context, cfg config.Config, n int) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if err := jetstream.Ensure(ctx, js, service.TopologyFor(cfg)); err != nil {
+	if err := jetstream.Ensure(ctx, js, node.TopologyFor(cfg)); err != nil {
 		return "", err
 	}
 	at := time.Now().UTC()

@@ -1,5 +1,7 @@
 // Package client calls an oms node's request-reply API over NATS. The CLI
 // and the tests use it; any NATS client in any language can do the same.
+//
+// It may import api and the domain, nothing else of oms.
 package client
 
 import (
@@ -10,19 +12,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/order"
 )
 
-// Error is an error reply from the service.
-type Error struct {
-	Code    int
-	Message string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Message) }
+// Error is an error reply from the service. It matches the sentinels of its
+// kind: errors.Is(err, order.ErrNotFound) holds for a 404 about an order.
+type Error = api.Error
 
 // Client sends requests on one NATS connection.
 type Client struct {
@@ -48,9 +47,13 @@ func (c *Client) Request(ctx context.Context, subject string, req, resp any) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", subject, err)
 	}
-	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
-		n, _ := strconv.Atoi(code)
-		return &Error{Code: n, Message: msg.Header.Get("Nats-Service-Error")}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		var e Error
+		if json.Unmarshal(msg.Data, &e) != nil || e.Code == 0 {
+			n, _ := strconv.Atoi(code)
+			e = Error{Code: n, Message: msg.Header.Get(micro.ErrorHeader)}
+		}
+		return &e
 	}
 	if resp == nil {
 		return nil
@@ -107,7 +110,7 @@ func (c *Client) GetOrderAt(ctx context.Context, id string, minVersion uint64) (
 }
 
 // ListOrders returns one page of orders matching the filter.
-func (c *Client) ListOrders(ctx context.Context, f api.ListOrders) (api.OrderPage, error) {
+func (c *Client) ListOrders(ctx context.Context, f order.Filter) (api.OrderPage, error) {
 	var p api.OrderPage
 	return p, c.Request(ctx, api.SubjectOrdersList, f, &p)
 }
@@ -118,16 +121,24 @@ func (c *Client) Changes(ctx context.Context, req api.GetChanges) (api.Changes, 
 	return ch, c.Request(ctx, api.SubjectOrdersChanges, req, &ch)
 }
 
-// Summary returns the analytics summary (year 0: every year).
-func (c *Client) Summary(ctx context.Context, year int) (map[string]any, error) {
-	var out map[string]any
+// Summary returns the analytics per year and, for one year, per month
+// (year 0: every year).
+func (c *Client) Summary(ctx context.Context, year int) (api.SummaryReply, error) {
+	var out api.SummaryReply
 	return out, c.Request(ctx, api.SubjectAnalyticsSummary, api.Summary{Year: year}, &out)
 }
 
-// Promotions returns per promotion code analytics.
-func (c *Client) Promotions(ctx context.Context) (map[string]any, error) {
-	var out map[string]any
-	return out, c.Request(ctx, api.SubjectAnalyticsPromotions, struct{}{}, &out)
+// Promotions returns the analytics per promotion code.
+func (c *Client) Promotions(ctx context.Context) (api.PromotionsReply, error) {
+	var out api.PromotionsReply
+	return out, c.Request(ctx, api.SubjectAnalyticsPromotions, api.Promotions{}, &out)
+}
+
+// ClusterStatus returns the members and partitions as the answering node
+// sees them.
+func (c *Client) ClusterStatus(ctx context.Context) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, c.Request(ctx, api.SubjectClusterStatus, api.StatusRequest{}, &out)
 }
 
 // Rebuild asks the node to rebuild its read model or snapshots.

@@ -1,15 +1,20 @@
 // Package config holds the one configuration struct of an oms node, its
-// defaults for single-node development, and its validation.
+// defaults for single-node development, and its validation. Every tunable
+// of the node is a field here with its default in Default; no other package
+// reads flags, files or environment variables.
+//
+// It imports nothing of oms.
 package config
 
 import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 )
 
-// Config is everything a node needs. Zero values are replaced by Default's.
+// Config is everything a node needs. Start from Default and change fields.
 type Config struct {
 	NodeName   string
 	DataDir    string
@@ -23,16 +28,15 @@ type Config struct {
 	ClusterName   string
 	Partitions    int
 	Replicas      int
+	// NatsLog shows the embedded NATS server's own log on stderr.
+	NatsLog bool
 
 	ReservationTTL      time.Duration
 	MaxDeliveryAttempts int
 	IdleTimeout         time.Duration
 	RequestTimeout      time.Duration
-	ReactorWorkers      int
 	MaxInFlight         int
 	StatusInterval      time.Duration
-	// SnapshotEvery queues an actor snapshot after this many events.
-	SnapshotEvery int
 
 	// Roles says what the node runs: "command" (actors, reactor, provider
 	// consumers, commands) and "query" (read model, lookups, lists,
@@ -41,6 +45,70 @@ type Config struct {
 
 	Simulate  bool
 	Simulator Simulator
+
+	Tuning Tuning
+}
+
+// Tuning holds the knobs a deployment rarely changes. Each default is the
+// value the project's measurements were taken with.
+type Tuning struct {
+	// AckWait is how long a pulled message may stay unacknowledged before
+	// the server hands it out again: also how long the messages a crashed
+	// node had pulled wait before another node gets them.
+	AckWait time.Duration
+	// MaxAttempts is how often a message is tried before it goes to the
+	// dead-letter stream, for every consumer.
+	MaxAttempts int
+	// RetryBase and RetryMax bound the backoff between attempts
+	// (exponential, with full jitter).
+	RetryBase time.Duration
+	RetryMax  time.Duration
+
+	// ReactorWorkers handle order events in parallel (one order's events
+	// always go to the same worker, in order).
+	ReactorWorkers       int
+	ReactorMaxAckPending int
+	ReactorPullBatch     int
+	InboundMaxAckPending int
+	InboundPullBatch     int
+	TimersMaxAckPending  int
+	TimersPullBatch      int
+
+	// HeartbeatInterval is how often a node writes its heartbeat;
+	// MemberTimeout how old the last one may be before a member is gone;
+	// MemberKeyTTL how long the bucket keeps the key of a silent member.
+	HeartbeatInterval time.Duration
+	MemberTimeout     time.Duration
+	MemberKeyTTL      time.Duration
+	// FloorInterval is how often a partition's owner records its inbound
+	// acknowledgement floor: a consumer recreated from it repeats at most
+	// this much.
+	FloorInterval time.Duration
+
+	// OrderMailbox and SKUMailbox bound each actor's queue.
+	OrderMailbox int
+	SKUMailbox   int
+	// GroupCommitMax bounds how many queued requests a SKU decides and
+	// appends as one message.
+	GroupCommitMax int
+	// FencedAttempts bounds how often an actor catches up and decides again
+	// when another writer moved its subject.
+	FencedAttempts int
+	// SnapshotEvery queues an actor snapshot after this many events;
+	// SnapshotQueue bounds the snapshots waiting to be written, and
+	// SnapshotFlushInterval how long they may wait.
+	SnapshotEvery         int
+	SnapshotQueue         int
+	SnapshotFlushInterval time.Duration
+	// ReadModelCommitInterval spaces the read model's transactions under
+	// load (a quiet stream is projected at once).
+	ReadModelCommitInterval time.Duration
+
+	// DuplicateWindow is how long the streams remember a Nats-Msg-Id.
+	DuplicateWindow time.Duration
+	// TransportMaxAge is how long the inbound, outbox and timer streams keep
+	// messages (order and SKU events are kept forever).
+	TransportMaxAge time.Duration
 }
 
 // Role names.
@@ -50,13 +118,13 @@ const (
 )
 
 // Has reports whether the node runs role r.
-func (c Config) Has(r string) bool {
-	for _, x := range c.Roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
+func (c Config) Has(r string) bool { return slices.Contains(c.Roles, r) }
+
+// Standalone reports whether the node is a cluster of one: it embeds its
+// NATS server and has no routes to other servers, so no other node can
+// share its partitions.
+func (c Config) Standalone() bool {
+	return c.NatsURL == "" && c.ClusterListen == "" && len(c.Routes) == 0
 }
 
 // Simulator configures the built-in payment and delivery providers.
@@ -84,18 +152,48 @@ func Default() Config {
 		MaxDeliveryAttempts: 3,
 		IdleTimeout:         2 * time.Minute,
 		RequestTimeout:      10 * time.Second,
-		ReactorWorkers:      64,
 		MaxInFlight:         4096,
 		StatusInterval:      5 * time.Second,
-		SnapshotEvery:       256,
 		Roles:               []string{RoleCommand, RoleQuery},
 		Simulate:            true,
 		Simulator: Simulator{PaymentSuccessRate: 0.9, DeliveryAttemptFailure: 0.1,
 			MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second, OrdersPerSecond: 1, SKUs: 20},
+		Tuning: DefaultTuning(),
 	}
 }
 
-// Validate names the first setting that is wrong.
+// DefaultTuning returns the measured defaults of every tunable.
+func DefaultTuning() Tuning {
+	return Tuning{
+		AckWait:                 5 * time.Second,
+		MaxAttempts:             20,
+		RetryBase:               100 * time.Millisecond,
+		RetryMax:                10 * time.Second,
+		ReactorWorkers:          64,
+		ReactorMaxAckPending:    512,
+		ReactorPullBatch:        256,
+		InboundMaxAckPending:    64,
+		InboundPullBatch:        32,
+		TimersMaxAckPending:     256,
+		TimersPullBatch:         256,
+		HeartbeatInterval:       time.Second,
+		MemberTimeout:           3 * time.Second,
+		MemberKeyTTL:            30 * time.Second,
+		FloorInterval:           2 * time.Second,
+		OrderMailbox:            1024,
+		SKUMailbox:              4096,
+		GroupCommitMax:          256,
+		FencedAttempts:          8,
+		SnapshotEvery:           256,
+		SnapshotQueue:           4096,
+		SnapshotFlushInterval:   200 * time.Millisecond,
+		ReadModelCommitInterval: 20 * time.Millisecond,
+		DuplicateWindow:         2 * time.Minute,
+		TransportMaxAge:         7 * 24 * time.Hour,
+	}
+}
+
+// Validate names every setting that is wrong, by its flag name.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -113,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Routes) > 0 && c.ClusterListen == "" {
 		bad("routes", "need --cluster-listen for this node's own route port")
+	}
+	if c.NodeName == "" {
+		bad("node-name", "is required")
 	}
 	if c.DataDir == "" {
 		bad("data-dir", "is required")
@@ -135,14 +236,8 @@ func (c Config) Validate() error {
 	if c.RequestTimeout < 100*time.Millisecond {
 		bad("request-timeout", "must be at least 100ms, got %s", c.RequestTimeout)
 	}
-	if c.ReactorWorkers < 1 {
-		bad("reactor-workers", "must be at least 1")
-	}
 	if c.MaxInFlight < 1 {
 		bad("max-in-flight", "must be at least 1")
-	}
-	if c.SnapshotEvery < 1 {
-		bad("snapshot-every", "must be at least 1")
 	}
 	if len(c.Roles) == 0 {
 		bad("roles", "give at least one of command, query")
@@ -171,5 +266,57 @@ func (c Config) Validate() error {
 	if s.SKUs < 1 {
 		bad("sim-skus", "must be at least 1")
 	}
+	errs = append(errs, c.Tuning.validate()...)
 	return errors.Join(errs...)
+}
+
+func (t Tuning) validate() []error {
+	var errs []error
+	atLeast := func(name string, v, least int) {
+		if v < least {
+			errs = append(errs, fmt.Errorf("%s: must be at least %d, got %d", name, least, v))
+		}
+	}
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
+		}
+	}
+	positive("ack-wait", t.AckWait)
+	atLeast("max-attempts", t.MaxAttempts, 1)
+	positive("retry-base", t.RetryBase)
+	if t.RetryMax < t.RetryBase {
+		errs = append(errs, fmt.Errorf("retry-max: must be at least retry-base (%s), got %s", t.RetryBase, t.RetryMax))
+	}
+	atLeast("reactor-workers", t.ReactorWorkers, 1)
+	atLeast("reactor-max-ack-pending", t.ReactorMaxAckPending, 1)
+	atLeast("reactor-pull-batch", t.ReactorPullBatch, 1)
+	atLeast("inbound-max-ack-pending", t.InboundMaxAckPending, 1)
+	atLeast("inbound-pull-batch", t.InboundPullBatch, 1)
+	atLeast("timers-max-ack-pending", t.TimersMaxAckPending, 1)
+	atLeast("timers-pull-batch", t.TimersPullBatch, 1)
+	positive("heartbeat-interval", t.HeartbeatInterval)
+	if t.MemberTimeout < 2*t.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("member-timeout: must be at least twice heartbeat-interval (%s), got %s",
+			t.HeartbeatInterval, t.MemberTimeout))
+	}
+	if t.MemberKeyTTL < t.MemberTimeout {
+		errs = append(errs, fmt.Errorf("member-key-ttl: must be at least member-timeout (%s), got %s", t.MemberTimeout, t.MemberKeyTTL))
+	}
+	positive("floor-interval", t.FloorInterval)
+	atLeast("order-mailbox", t.OrderMailbox, 1)
+	atLeast("sku-mailbox", t.SKUMailbox, 1)
+	atLeast("group-commit-max", t.GroupCommitMax, 1)
+	atLeast("fenced-attempts", t.FencedAttempts, 1)
+	atLeast("snapshot-every", t.SnapshotEvery, 1)
+	atLeast("snapshot-queue", t.SnapshotQueue, 2)
+	positive("snapshot-flush-interval", t.SnapshotFlushInterval)
+	positive("read-model-commit-interval", t.ReadModelCommitInterval)
+	if t.DuplicateWindow < time.Second {
+		errs = append(errs, fmt.Errorf("duplicate-window: must be at least 1s, got %s", t.DuplicateWindow))
+	}
+	if t.TransportMaxAge < time.Hour {
+		errs = append(errs, fmt.Errorf("transport-max-age: must be at least 1h, got %s", t.TransportMaxAge))
+	}
+	return errs
 }

@@ -1,6 +1,8 @@
 // Package inventory is the SKU domain: stock on hand, reservations held for
 // orders, and the pure decide/evolve functions that keep available stock from
-// ever going below zero.
+// ever going below zero. Like order, it does no I/O and reads no clock.
+//
+// It imports nothing of oms.
 package inventory
 
 import (

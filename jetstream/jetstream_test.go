@@ -1,4 +1,4 @@
-package jetstream
+package jetstream_test
 
 import (
 	"context"
@@ -11,80 +11,78 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/internal/natstest"
+	"github.com/oms-project/oms/jetstream"
 )
 
 func startJS(t *testing.T, partitions int) (natsjs.JetStream, context.Context) {
 	t.Helper()
-	srv, err := StartServer(ServerOptions{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Name: "t"})
-	if err != nil {
+	env := natstest.Start(t, natstest.Options{Partitions: partitions, Timeout: 30 * time.Second})
+	return env.JS, env.Ctx
+}
+
+// subjectSeqs returns the stream sequences of subject's messages after seq.
+func subjectSeqs(t *testing.T, ctx context.Context, s natsjs.Stream, subject string, after uint64) []uint64 {
+	t.Helper()
+	var out []uint64
+	if err := jetstream.Fold(ctx, s, subject, after, func(m *natsjs.RawStreamMsg) error {
+		out = append(out, m.Sequence)
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := natsjs.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	if err := Ensure(ctx, js, Topology{Partitions: partitions, Replicas: 1, DuplicateWindow: time.Minute, TransportMaxAge: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	return js, ctx
+	return out
 }
 
 // TestAppendIsFenced: a writer holding a stale sequence is refused by the
 // server, and a retry with the same message ID is not stored twice.
 func TestAppendIsFenced(t *testing.T) {
 	js, ctx := startJS(t, 4)
-	subj := OrderEventsPrefix + "o1"
-	a1, err := Append(ctx, js, subj, "e1", []byte(`{}`), 0)
+	subj := jetstream.OrderEventsPrefix + "o1"
+	a1, err := jetstream.Append(ctx, js, subj, "e1", []byte(`{}`), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second writer that believes the subject is empty is refused.
-	if _, err := Append(ctx, js, subj, "e-other", []byte(`{}`), 0); !errors.Is(err, ErrWrongSequence) {
-		t.Fatalf("stale writer: got %v, want ErrWrongSequence", err)
+	if _, err := jetstream.Append(ctx, js, subj, "e-other", []byte(`{}`), 0); !errors.Is(err, jetstream.ErrWrongSequence) {
+		t.Fatalf("stale writer: got %v, want jetstream.ErrWrongSequence", err)
 	}
-	a2, err := Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence)
+	a2, err := jetstream.Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A retry of e2 whose ack was lost: not stored again.
-	dup, err := Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence)
+	dup, err := jetstream.Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence)
 	if err == nil && !dup.Duplicate {
 		t.Fatalf("retried append stored twice: %+v", dup)
 	}
-	s, _ := js.Stream(ctx, StreamOrders)
-	msgs, err := Tail(ctx, s, subj, 0)
-	if err != nil || len(msgs) != 2 || msgs[1].Sequence != a2.Sequence {
-		t.Fatalf("tail: %d messages, %v", len(msgs), err)
+	s, _ := js.Stream(ctx, jetstream.StreamOrders)
+	if seqs := subjectSeqs(t, ctx, s, subj, 0); len(seqs) != 2 || seqs[1] != a2.Sequence {
+		t.Fatalf("history: %v", seqs)
 	}
-	rest, err := Tail(ctx, s, subj, a1.Sequence)
-	if err != nil || len(rest) != 1 {
-		t.Fatalf("tail after %d: %d messages, %v", a1.Sequence, len(rest), err)
+	if rest := subjectSeqs(t, ctx, s, subj, a1.Sequence); len(rest) != 1 {
+		t.Fatalf("history after %d: %v", a1.Sequence, rest)
 	}
 }
 
 // TestInboundPartitionMatchesPartitionOf: the server files each provider
-// event under the partition PartitionOf computes for its order.
+// event under the partition jetstream.PartitionOf computes for its order.
 func TestInboundPartitionMatchesPartitionOf(t *testing.T) {
 	const parts = 7
 	js, ctx := startJS(t, parts)
 	for i := range 50 {
 		id := fmt.Sprintf("order-%d", i)
-		prefix := PaymentEventsPrefix
+		prefix := jetstream.PaymentEventsPrefix
 		if i%2 == 1 {
-			prefix = DeliveryEventsPrefix
+			prefix = jetstream.DeliveryEventsPrefix
 		}
 		if _, err := js.Publish(ctx, prefix+id, []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, _ := js.Stream(ctx, StreamInbound)
+	s, _ := js.Stream(ctx, jetstream.StreamInbound)
 	for seq := uint64(1); seq <= 50; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if err != nil {
@@ -92,8 +90,8 @@ func TestInboundPartitionMatchesPartitionOf(t *testing.T) {
 		}
 		tok := strings.Split(m.Subject, ".")
 		p, _ := strconv.Atoi(tok[2])
-		if want := PartitionOf(tok[4], parts); p != want {
-			t.Fatalf("%s filed under partition %d, PartitionOf says %d", m.Subject, p, want)
+		if want := jetstream.PartitionOf(tok[4], parts); p != want {
+			t.Fatalf("%s filed under partition %d, jetstream.PartitionOf says %d", m.Subject, p, want)
 		}
 	}
 }
@@ -103,7 +101,7 @@ func TestInboundPartitionMatchesPartitionOf(t *testing.T) {
 func TestScheduleFiresOnce(t *testing.T) {
 	js, ctx := startJS(t, 1)
 	at := time.Now().Add(time.Second)
-	out := NewOutbox(js)
+	out := jetstream.NewOutbox(js)
 	out.Schedule("o1", at.Add(time.Hour), []byte(`first`))
 	if err := out.Wait(ctx); err != nil {
 		t.Fatal(err)
@@ -112,7 +110,7 @@ func TestScheduleFiresOnce(t *testing.T) {
 	if err := out.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, StreamTimers, natsjs.ConsumerConfig{FilterSubject: TimerFiredPrefix + ">"})
+	cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamTimers, natsjs.ConsumerConfig{FilterSubject: jetstream.TimerFiredPrefix + ">"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +118,7 @@ func TestScheduleFiresOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("timer did not fire: %v", err)
 	}
-	if string(m.Data()) != "second" || m.Subject() != TimerFiredPrefix+"o1" {
+	if string(m.Data()) != "second" || m.Subject() != jetstream.TimerFiredPrefix+"o1" {
 		t.Fatalf("fired %s %q", m.Subject(), m.Data())
 	}
 	if time.Now().Before(at) {
@@ -139,7 +137,7 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := Append(ctx, js, OrderEventsPrefix+"o"+strconv.Itoa(i), "m"+strconv.Itoa(i), data, 0); err != nil {
+		if _, err := jetstream.Append(ctx, js, jetstream.OrderEventsPrefix+"o"+strconv.Itoa(i), "m"+strconv.Itoa(i), data, 0); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -148,22 +146,8 @@ func BenchmarkAppend(b *testing.B) {
 
 func startJSForBench(b *testing.B) (natsjs.JetStream, context.Context) {
 	b.Helper()
-	srv, err := StartServer(ServerOptions{Listen: "127.0.0.1:0", StoreDir: b.TempDir(), Name: "b"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL(), nats.InProcessServer(srv))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, _ := natsjs.New(nc)
-	ctx := context.Background()
-	if err := Ensure(ctx, js, Topology{Partitions: 4, Replicas: 1, DuplicateWindow: time.Minute, TransportMaxAge: time.Hour}); err != nil {
-		b.Fatal(err)
-	}
-	return js, ctx
+	env := natstest.Start(b, natstest.Options{InProcess: true, Timeout: time.Hour})
+	return env.JS, env.Ctx
 }
 
 // TestOutbox: queued messages are stored once each when Wait returns, a
@@ -171,10 +155,10 @@ func startJSForBench(b *testing.B) (natsjs.JetStream, context.Context) {
 // stream captures makes Wait fail, after which the outbox is usable again.
 func TestOutbox(t *testing.T) {
 	js, ctx := startJS(t, 4)
-	out := NewOutbox(js)
+	out := jetstream.NewOutbox(js)
 	send := func() {
-		out.Publish(NotificationsPrefix+"o1", "e1:notify", []byte(`{"n":1}`))
-		out.Publish(PaymentRequestsPrefix+"o1", "e1:payment", []byte(`{"n":2}`))
+		out.Publish(jetstream.NotificationsPrefix+"o1", "e1:notify", []byte(`{"n":1}`))
+		out.Publish(jetstream.PaymentRequestsPrefix+"o1", "e1:payment", []byte(`{"n":2}`))
 		out.Schedule("o1", time.Now().Add(time.Hour), []byte(`{"orderId":"o1"}`))
 	}
 	send()
@@ -197,20 +181,20 @@ func TestOutbox(t *testing.T) {
 		}
 		return info.State.Subjects[subject]
 	}
-	if n := count(StreamOutbox, NotificationsPrefix+"o1"); n != 1 {
+	if n := count(jetstream.StreamOutbox, jetstream.NotificationsPrefix+"o1"); n != 1 {
 		t.Fatalf("notifications stored %d times, want 1", n)
 	}
-	if n := count(StreamOutbox, PaymentRequestsPrefix+"o1"); n != 1 {
+	if n := count(jetstream.StreamOutbox, jetstream.PaymentRequestsPrefix+"o1"); n != 1 {
 		t.Fatalf("payment requests stored %d times, want 1", n)
 	}
-	if n := count(StreamTimers, TimerSchedulePrefix+"o1"); n != 1 {
+	if n := count(jetstream.StreamTimers, jetstream.TimerSchedulePrefix+"o1"); n != 1 {
 		t.Fatalf("timer stored %d times, want 1", n)
 	}
 	out.Publish("nobody.captures.this", "x", []byte(`{}`))
 	if err := out.Wait(ctx); err == nil || !strings.Contains(err.Error(), "nobody.captures.this") {
 		t.Fatalf("uncaptured subject: got %v, want an error naming it", err)
 	}
-	out.Publish(NotificationsPrefix+"o2", "e2:notify", []byte(`{}`))
+	out.Publish(jetstream.NotificationsPrefix+"o2", "e2:notify", []byte(`{}`))
 	if err := out.Wait(ctx); err != nil {
 		t.Fatalf("outbox after a failure: %v", err)
 	}
@@ -224,7 +208,7 @@ func TestOutbox(t *testing.T) {
 // times it is the floor the transport alone sets on CPU per order.
 func BenchmarkStoredMessage(b *testing.B) {
 	js, ctx := startJSForBench(b)
-	cons, err := js.CreateOrUpdateConsumer(ctx, StreamOutbox, natsjs.ConsumerConfig{Durable: "bench",
+	cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: "bench",
 		AckPolicy: natsjs.AckExplicitPolicy, MaxAckPending: 4096})
 	if err != nil {
 		b.Fatal(err)
@@ -243,11 +227,11 @@ func BenchmarkStoredMessage(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cc.Stop()
-	out := NewOutbox(js)
+	out := jetstream.NewOutbox(js)
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := range b.N {
-		out.Publish(PaymentRequestsPrefix+strconv.Itoa(i), "b"+strconv.Itoa(i), data)
+		out.Publish(jetstream.PaymentRequestsPrefix+strconv.Itoa(i), "b"+strconv.Itoa(i), data)
 		if i%64 == 63 || i == b.N-1 {
 			if err := out.Wait(ctx); err != nil {
 				b.Fatal(err)

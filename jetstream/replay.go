@@ -96,7 +96,7 @@ func Replay(ctx context.Context, js natsjs.JetStream, o ReplayOptions, fn func(n
 
 // Watch calls fn with every event appended to subject after sequence
 // after, as it is appended, until ctx ends or fn returns an error (or
-// ErrStopWatching). Resuming with the last sequence fn saw continues with
+// ErrStop). Resuming with the last sequence fn saw continues with
 // no gap and no duplicate.
 func Watch(ctx context.Context, js natsjs.JetStream, stream, subject string, after uint64, fn func(natsjs.Msg, uint64) error) error {
 	s, err := js.Stream(ctx, stream)
@@ -126,13 +126,10 @@ func Watch(ctx context.Context, js natsjs.JetStream, stream, subject string, aft
 			return err
 		}
 		if err := fn(m, md.Sequence.Stream); err != nil {
-			if errors.Is(err, ErrStopWatching) {
+			if errors.Is(err, ErrStop) {
 				return nil
 			}
 			return err
 		}
 	}
 }
-
-// ErrStopWatching ends Watch without an error.
-var ErrStopWatching = errors.New("stop watching")

@@ -3,7 +3,6 @@ package jetstream
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +23,8 @@ type ServerOptions struct {
 	ClusterListen string
 	Routes        []string
 	ClusterName   string
+	// Log shows the server's own log on stderr.
+	Log bool
 }
 
 // StartServer runs an embedded nats-server with JetStream and waits until it
@@ -65,10 +66,7 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 			opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))
 		}
 	}
-	// OMS_NATS_LOG=1 shows the embedded server's own log on stderr.
-	if os.Getenv("OMS_NATS_LOG") != "" {
-		opts.NoLog = false
-	}
+	opts.NoLog = !o.Log
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -79,7 +77,7 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 	go s.Start()
 	if !s.ReadyForConnections(60 * time.Second) {
 		s.Shutdown()
-		return nil, fmt.Errorf("nats server on %s did not become ready within 30s", o.Listen)
+		return nil, fmt.Errorf("nats server on %s did not become ready within 60s", o.Listen)
 	}
 	return s, nil
 }

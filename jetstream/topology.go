@@ -1,6 +1,10 @@
-// Package jetstream wraps NATS JetStream for oms: the streams and consumers
-// the system runs on, the fenced append that makes the stream the single
-// source of truth, tail reads for actor activation, and the dead-letter stream.
+// Package jetstream wraps NATS JetStream for oms: the streams and durable
+// consumers the system runs on, the fenced append that makes the stream the
+// single source of truth, reading a subject's history, the consumer runtime
+// every pipeline runs on (timeouts, the retry policy, dead letters), replay,
+// and the embedded server.
+//
+// It imports nothing of oms: what a message means is its caller's business.
 package jetstream
 
 import (
@@ -13,7 +17,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,18 +43,6 @@ const (
 	TimerSchedulePrefix   = "oms.timers.schedule."
 	TimerFiredPrefix      = "oms.timers.fired."
 	DeadLetterPrefix      = "oms.deadletter."
-)
-
-// Header names used on our messages.
-const (
-	HeaderMsgID           = "Nats-Msg-Id"
-	HeaderExpectedLastSeq = "Nats-Expected-Last-Subject-Sequence"
-	HeaderSchedule        = "Nats-Schedule"
-	HeaderScheduleTarget  = "Nats-Schedule-Target"
-	HeaderReason          = "Oms-Dead-Letter-Reason"
-	HeaderOrigSubject     = "Oms-Original-Subject"
-	HeaderOrigStream      = "Oms-Original-Stream"
-	HeaderOrigSeq         = "Oms-Original-Sequence"
 )
 
 // PartitionOf maps an order ID (or SKU) to one of n partitions. It is the
@@ -147,159 +138,45 @@ func sameStream(have, want natsjs.StreamConfig) bool {
 // provider events.
 func InboundPartitionSubject(p int) string { return InboundPrefix + strconv.Itoa(p) + ".>" }
 
-// ErrWrongSequence is returned by Append when the subject has moved past the
-// expected sequence: another writer (or an earlier try of ours) appended.
-var ErrWrongSequence = errors.New("wrong last subject sequence")
+// Durable consumer names.
+const (
+	ConsumerReactor = "oms-reactor"
+	ConsumerTimers  = "oms-timers"
+)
 
-// Append publishes data to subject only if the subject's last sequence is
-// expectedLast (0: the subject is empty). msgID de-duplicates retries.
-func Append(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte, expectedLast uint64) (*natsjs.PubAck, error) {
-	m := nats.NewMsg(subject)
-	m.Data = data
-	m.Header.Set(HeaderMsgID, msgID)
-	m.Header.Set(HeaderExpectedLastSeq, strconv.FormatUint(expectedLast, 10))
-	ack, err := js.PublishMsg(ctx, m)
-	if err != nil {
-		var apiErr *natsjs.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequenceConstant) {
-			return nil, fmt.Errorf("append to %s after %d: %w", subject, expectedLast, ErrWrongSequence)
-		}
-		return nil, fmt.Errorf("append to %s: %w", subject, err)
+// InboundConsumerName is the durable consumer of inbound partition p.
+func InboundConsumerName(p int) string { return fmt.Sprintf("oms-inbound-%d", p) }
+
+// ConsumerLimits are what a durable consumer may have outstanding.
+type ConsumerLimits struct {
+	AckWait       time.Duration
+	MaxAckPending int
+}
+
+// ReactorConsumer is the configuration of the reactor's consumer: every
+// order event, acknowledged once its effects are done.
+func ReactorConsumer(l ConsumerLimits) natsjs.ConsumerConfig {
+	return natsjs.ConsumerConfig{Durable: ConsumerReactor, AckPolicy: natsjs.AckExplicitPolicy, AckWait: l.AckWait,
+		MaxAckPending: l.MaxAckPending, MaxDeliver: -1, FilterSubject: OrderEventsPrefix + ">"}
+}
+
+// TimersConsumer is the configuration of the consumer of fired timers.
+func TimersConsumer(l ConsumerLimits) natsjs.ConsumerConfig {
+	return natsjs.ConsumerConfig{Durable: ConsumerTimers, FilterSubject: TimerFiredPrefix + ">",
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: l.AckWait, MaxAckPending: l.MaxAckPending, MaxDeliver: -1}
+}
+
+// InboundConsumer is the configuration of inbound partition p's consumer.
+// Its state is kept in memory (replicated like the stream in a cluster):
+// as files, 64 consumers' states were rewritten ten times a second each, a
+// tenth of a node's CPU under load. A consumer lost with every server is
+// recreated to start after its partition's recorded floor (startAfter).
+func InboundConsumer(p int, l ConsumerLimits, startAfter uint64) natsjs.ConsumerConfig {
+	cfg := natsjs.ConsumerConfig{Durable: InboundConsumerName(p), FilterSubject: InboundPartitionSubject(p),
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: l.AckWait, MaxAckPending: l.MaxAckPending, MaxDeliver: -1,
+		MemoryStorage: true}
+	if startAfter > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, startAfter+1
 	}
-	return ack, nil
-}
-
-// Publish sends data to a stream-captured subject with a Nats-Msg-Id so a
-// retried side effect is stored once.
-func Publish(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte) error {
-	if _, err := js.PublishMsg(ctx, idempotentMsg(subject, msgID, data)); err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
-	}
-	return nil
-}
-
-func idempotentMsg(subject, msgID string, data []byte) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Data = data
-	m.Header.Set(HeaderMsgID, msgID)
-	return m
-}
-
-func timerMsg(key string, at time.Time, data []byte) *nats.Msg {
-	m := nats.NewMsg(TimerSchedulePrefix + key)
-	m.Data = data
-	m.Header.Set(HeaderSchedule, "@at "+at.UTC().Format(time.RFC3339Nano))
-	m.Header.Set(HeaderScheduleTarget, TimerFiredPrefix+key)
-	return m
-}
-
-// Outbox sends the messages one event causes without waiting for each in
-// turn: they are published asynchronously and Wait collects every
-// acknowledgement at once, so a handful of side effects cost one round
-// trip instead of one each. It is used by one goroutine.
-type Outbox struct {
-	js      natsjs.JetStream
-	futures []natsjs.PubAckFuture
-	err     error
-}
-
-// NewOutbox returns an empty outbox publishing through js.
-func NewOutbox(js natsjs.JetStream) *Outbox { return &Outbox{js: js} }
-
-// Publish queues what Publish sends.
-func (o *Outbox) Publish(subject, msgID string, data []byte) {
-	o.send(idempotentMsg(subject, msgID, data))
-}
-
-// Schedule queues a durable timer: at time at the server copies data to
-// TimerFiredPrefix+key. Re-arming the same key replaces the earlier timer.
-func (o *Outbox) Schedule(key string, at time.Time, data []byte) { o.send(timerMsg(key, at, data)) }
-
-func (o *Outbox) send(m *nats.Msg) {
-	if o.err != nil {
-		return
-	}
-	f, err := o.js.PublishMsgAsync(m)
-	if err != nil {
-		o.err = fmt.Errorf("publish %s: %w", m.Subject, err)
-		return
-	}
-	o.futures = append(o.futures, f)
-}
-
-// Wait returns once every queued message is stored, or with the first
-// failure; the outbox is empty afterwards either way. A failed message may
-// be sent again: its Nats-Msg-Id stores it once.
-func (o *Outbox) Wait(ctx context.Context) error {
-	err := o.err
-	for _, f := range o.futures {
-		if err != nil {
-			break
-		}
-		select {
-		case <-f.Ok():
-		case e := <-f.Err():
-			err = fmt.Errorf("publish %s: %w", f.Msg().Subject, e)
-		case <-ctx.Done():
-			err = fmt.Errorf("publish %s: %w", f.Msg().Subject, ctx.Err())
-		}
-	}
-	clear(o.futures)
-	o.futures, o.err = o.futures[:0], nil
-	return err
-}
-
-// Tail returns the messages of subject with sequence greater than after, in
-// order. Activation uses it to catch up from a snapshot.
-func Tail(ctx context.Context, stream natsjs.Stream, subject string, after uint64) ([]*natsjs.RawStreamMsg, error) {
-	return TailN(ctx, stream, subject, after, 0)
-}
-
-// TailN is Tail returning at most limit messages (0: all).
-func TailN(ctx context.Context, stream natsjs.Stream, subject string, after uint64, limit int) ([]*natsjs.RawStreamMsg, error) {
-	var out []*natsjs.RawStreamMsg
-	next := after + 1
-	for limit == 0 || len(out) < limit {
-		msg, err := stream.GetMsg(ctx, next, natsjs.WithGetMsgSubject(subject))
-		if errors.Is(err, natsjs.ErrMsgNotFound) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s from %d: %w", subject, next, err)
-		}
-		out = append(out, msg)
-		next = msg.Sequence + 1
-	}
-	return out, nil
-}
-
-// LastSeq returns the sequence of subject's last message (0: none).
-func LastSeq(ctx context.Context, stream natsjs.Stream, subject string) (uint64, error) {
-	m, err := stream.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, natsjs.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("last of %s: %w", subject, err)
-	}
-	return m.Sequence, nil
-}
-
-// DeadLetter stores a message that could not be processed, with the reason,
-// so nothing is lost and nothing blocks its partition.
-func DeadLetter(ctx context.Context, js natsjs.JetStream, source string, msg natsjs.Msg, reason error) error {
-	m := nats.NewMsg(DeadLetterPrefix + source)
-	m.Data = msg.Data()
-	m.Header.Set(HeaderReason, reason.Error())
-	m.Header.Set(HeaderOrigSubject, msg.Subject())
-	if md, err := msg.Metadata(); err == nil {
-		m.Header.Set(HeaderOrigStream, md.Stream)
-		m.Header.Set(HeaderOrigSeq, strconv.FormatUint(md.Sequence.Stream, 10))
-		m.Header.Set(HeaderMsgID, md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
-	}
-	if _, err := js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("dead-letter %s: %w", msg.Subject(), err)
-	}
-	return nil
+	return cfg
 }

@@ -19,9 +19,6 @@ type Command interface {
 	// Fingerprint identifies the payload, leaving out when and by whom it
 	// arrived, so a retried command matches its first delivery.
 	Fingerprint() string
-	// Inbound commands come from providers asynchronously: a refusal of one
-	// is recorded in the stream rather than only returned to a caller.
-	Inbound() bool
 }
 
 // Meta is what every command carries.
@@ -136,14 +133,6 @@ func (c RecordDelivery) Fingerprint() string {
 	c.Meta = Meta{}
 	return fingerprint(c)
 }
-
-func (Place) Inbound() bool             { return false }
-func (Cancel) Inbound() bool            { return false }
-func (Update) Inbound() bool            { return false }
-func (RecordStock) Inbound() bool       { return false }
-func (ExpireReservation) Inbound() bool { return false }
-func (RecordPayment) Inbound() bool     { return true }
-func (RecordDelivery) Inbound() bool    { return true }
 
 var (
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)

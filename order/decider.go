@@ -312,10 +312,14 @@ func Evolve(s State, e Event) State {
 	}
 	o.Status, o.Reservation = e.Status, e.Reservation
 	o.UpdatedAt = e.At
+	// Full slice expressions, as for Applied: the state passed in may share
+	// these backing arrays with another State value (an actor's view, a
+	// projection's previous document), which an in-place append would
+	// overwrite.
 	if n := len(o.UpdatedBy); n == 0 || o.UpdatedBy[n-1] != e.By {
-		o.UpdatedBy = append(o.UpdatedBy, e.By)
+		o.UpdatedBy = append(o.UpdatedBy[:n:n], e.By)
 	}
-	o.ChangeHistory = append(o.ChangeHistory, change)
+	o.ChangeHistory = append(o.ChangeHistory[:len(o.ChangeHistory):len(o.ChangeHistory)], change)
 	s.Order = o
 	return s
 }

@@ -344,3 +344,37 @@ func BenchmarkDecideEvolve(b *testing.B) {
 		}
 	}
 }
+
+// TestEvolveNeverWritesIntoAnotherStatesArrays: two states evolved from one
+// state whose audit slices have spare capacity must not share the new
+// elements. Appending in place would let the second Evolve overwrite the
+// first one's newest change (an actor's view and its next decision, or a
+// projection's old and new document, are such pairs).
+func TestEvolveNeverWritesIntoAnotherStatesArrays(t *testing.T) {
+	s := build(t, []string{"place"})
+	s.Order.UpdatedBy = append(make([]string, 0, 8), s.Order.UpdatedBy...)
+	s.Order.ChangeHistory = append(make([]Change, 0, 8), s.Order.ChangeHistory...)
+	s.Applied = append(make([]Applied, 0, 8), s.Applied...)
+	ev := func(id, by string) Event {
+		notes := by
+		e, err := Decide(testPolicy, s, Update{Meta: Meta{ID: id, OrderID: oid, At: t0, By: by}, Notes: &notes})
+		if err != nil || e == nil {
+			t.Fatalf("decide update by %s: %v", by, err)
+		}
+		return *e
+	}
+	a := Evolve(s, ev("u-a", "agent-a"))
+	b := Evolve(s, ev("u-b", "agent-b"))
+	if got := a.Order.UpdatedBy[len(a.Order.UpdatedBy)-1]; got != "agent-a" {
+		t.Fatalf("first state's updatedBy overwritten by the second Evolve: %v", a.Order.UpdatedBy)
+	}
+	if got := a.Order.ChangeHistory[len(a.Order.ChangeHistory)-1].Who; got != "agent-a" {
+		t.Fatalf("first state's change history overwritten by the second Evolve: %+v", a.Order.ChangeHistory)
+	}
+	if got := a.Applied[len(a.Applied)-1].ID; got != "u-a" {
+		t.Fatalf("first state's applied IDs overwritten by the second Evolve: %+v", a.Applied)
+	}
+	if b.Order.UpdatedBy[len(b.Order.UpdatedBy)-1] != "agent-b" || len(s.Order.ChangeHistory) != 1 {
+		t.Fatalf("second state %v, original %d changes", b.Order.UpdatedBy, len(s.Order.ChangeHistory))
+	}
+}

@@ -20,6 +20,26 @@ type Filter struct {
 	Cursor        string    `json:"cursor,omitempty"`
 }
 
+// MaxPageSize bounds Filter.Limit; DefaultPageSize is used when it is 0.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// Validate names the first bad field.
+func (f Filter) Validate() error {
+	if f.Limit < 0 || f.Limit > MaxPageSize {
+		return invalid("limit", "must be between 0 and %d", MaxPageSize)
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return invalid("to", "must be after from")
+	}
+	if f.Status != "" && !slices.Contains(Statuses, Status(f.Status)) {
+		return invalid("status", "unknown status %s", f.Status)
+	}
+	return nil
+}
+
 // Matches reports whether o passes every filter (paging aside).
 func (f Filter) Matches(o Order) bool {
 	switch {

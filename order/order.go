@@ -2,11 +2,16 @@
 // change it, the events that record each change, and the pure decide/evolve
 // functions between them. It does no I/O and reads no clock: time arrives in
 // commands, so every decision is replayable from the event stream.
+//
+// It imports nothing of oms: every other package depends on it, never the
+// other way round.
 package order
 
 import (
 	"regexp"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Status is where an order stands in its lifecycle, spelled as the seed design
@@ -126,9 +131,6 @@ type Policy struct {
 	MaxDeliveryAttempts int
 }
 
-// DefaultPolicy is what a node uses unless configured otherwise.
-var DefaultPolicy = Policy{ReservationTTL: 15 * time.Minute, MaxDeliveryAttempts: 3}
-
 // skuPattern keeps SKUs usable as a NATS subject token.
 var skuPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
@@ -140,4 +142,13 @@ func ValidSKU(s string) bool { return skuPattern.MatchString(s) }
 // final for expiry, since statuses never go back to order_received.
 func (o Order) ExpiryApplies() bool {
 	return o.Status == StatusReceived && o.PaymentInformation.Status != paymentCaptured
+}
+
+// idempotencyNamespace scopes order IDs derived from idempotency keys.
+var idempotencyNamespace = uuid.MustParse("6f2b7c1e-9d0a-4f7e-8b1a-2c4d5e6f7a80")
+
+// IDFor returns the order ID a (user, idempotency key) pair always maps to,
+// so a retried placement lands on the same order.
+func IDFor(user, key string) string {
+	return uuid.NewSHA1(idempotencyNamespace, []byte(user+"\x00"+key)).String()
 }

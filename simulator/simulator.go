@@ -1,6 +1,9 @@
 // Package simulator is a built-in payment provider, delivery provider and
 // shopper, so a single `oms serve` shows orders flowing end to end. The
 // providers speak the same subjects a real integration would.
+//
+// It may import api, client, config, jetstream and the domain: what an
+// outside integration would use.
 package simulator
 
 import (
@@ -32,6 +35,8 @@ type Simulator struct {
 
 	mu   sync.Mutex
 	rand *rand.Rand
+	// retry paces a request whose event could not be published.
+	retry jetstream.Backoff
 
 	stops  []func()
 	cancel context.CancelFunc
@@ -47,7 +52,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.L
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s := &Simulator{cfg: cfg, js: js, client: client.New(nc), log: log.With("component", "simulator"),
-		rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), cancel: cancel}
+		rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), cancel: cancel,
+		retry: jetstream.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second}}
 	for _, sub := range []struct {
 		name, filter string
 		handle       func(context.Context, natsjs.Msg)
@@ -143,10 +149,19 @@ func (s *Simulator) pay(ctx context.Context, m natsjs.Msg) {
 		ev.Type = order.PaymentFailed
 	}
 	if err := s.emit(ctx, jetstream.PaymentEventsPrefix+req.OrderID, ev.ID, ev); err != nil {
-		_ = m.NakWithDelay(time.Second)
+		s.later(m)
 		return
 	}
 	_ = m.Ack()
+}
+
+// later hands a request back for another try, backing off.
+func (s *Simulator) later(m natsjs.Msg) {
+	failures := 1
+	if md, err := m.Metadata(); err == nil {
+		failures = int(md.NumDelivered)
+	}
+	_ = m.NakWithDelay(s.retry.Delay(failures))
 }
 
 // maxSimulatedAttempts is how often the simulated courier tries a door.
@@ -182,7 +197,7 @@ func (s *Simulator) deliver(ctx context.Context, m natsjs.Msg) {
 		}
 		step.OccurredAt = time.Now().UTC()
 		if err := s.emit(ctx, subject, step.ID, step); err != nil {
-			_ = m.NakWithDelay(time.Second)
+			s.later(m)
 			return
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/oms-project/oms/order"
 )
 
 // BenchmarkListOrders builds a read model of OMS_BENCH_ORDERS orders
@@ -72,19 +74,21 @@ func BenchmarkListOrders(b *testing.B) {
 
 	shapes := []struct {
 		name string
-		f    func() OrderFilter
+		f    func() order.Filter
 	}{
-		{"user", func() OrderFilter { return OrderFilter{User: users[r.IntN(len(users))]} }},
-		{"status", func() OrderFilter {
-			return OrderFilter{Status: "order_paid", From: base.Add(time.Duration(r.Int64N(int64(span))))}
+		{"user", func() order.Filter { return order.Filter{User: users[r.IntN(len(users))]} }},
+		{"status", func() order.Filter {
+			return order.Filter{Status: "order_paid", From: base.Add(time.Duration(r.Int64N(int64(span))))}
 		}},
-		{"sku+status", func() OrderFilter {
-			return OrderFilter{SKU: fmt.Sprint("SKU-", r.IntN(500)), Status: "order_cancelled"}
+		{"sku+status", func() order.Filter {
+			return order.Filter{SKU: fmt.Sprint("SKU-", r.IntN(500)), Status: "order_cancelled"}
 		}},
-		{"promo+source", func() OrderFilter { return OrderFilter{PromotionCode: fmt.Sprint("PROMO-", r.IntN(20)), Source: "app"} }},
-		{"created-range", func() OrderFilter {
+		{"promo+source", func() order.Filter {
+			return order.Filter{PromotionCode: fmt.Sprint("PROMO-", r.IntN(20)), Source: "app"}
+		}},
+		{"created-range", func() order.Filter {
 			from := base.Add(time.Duration(r.Int64N(int64(span))))
-			return OrderFilter{From: from, To: from.Add(24 * time.Hour)}
+			return order.Filter{From: from, To: from.Add(24 * time.Hour)}
 		}},
 	}
 	for _, sh := range shapes {

@@ -12,7 +12,9 @@ import (
 
 	json "github.com/goccy/go-json"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/order"
 )
 
@@ -83,7 +85,7 @@ func (db *DB) ReadModel() (ReadModelState, error) {
 func (db *DB) DropReadModel() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		for _, name := range readModelBuckets {
-			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 			if _, err := tx.CreateBucket(name); err != nil {
@@ -108,16 +110,6 @@ func indexPrefix(field, value string) []byte {
 	return append(append(append([]byte(field), 0), value...), 0)
 }
 
-// Analytics is an aggregate over a period or a promotion code.
-type Analytics struct {
-	Orders    int64            `json:"orders"`
-	Paid      int64            `json:"paidOrders"`
-	Cancelled int64            `json:"cancelledOrders"`
-	Completed int64            `json:"completedOrders"`
-	Units     int64            `json:"units"`
-	Revenue   map[string]int64 `json:"revenue"`
-}
-
 // ApplyEvents folds a batch of order events into the read model in one
 // transaction. Events at or below the applied sequence are skipped, so a
 // redelivered batch changes nothing. It returns how many were applied.
@@ -130,12 +122,12 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		docs, idx, counts, agg, meta := tx.Bucket(bucketRMOrders), tx.Bucket(bucketRMIndex),
 			tx.Bucket(bucketRMStatus), tx.Bucket(bucketRMAnalytics), tx.Bucket(bucketRMMeta)
 		last, gaps := u64(meta.Get(keyRMApplied)), u64(meta.Get(keyRMGaps))
-		cache := map[string]*Analytics{}
-		aggregate := func(key string) (*Analytics, error) {
+		cache := map[string]*api.Analytics{}
+		aggregate := func(key string) (*api.Analytics, error) {
 			if a, ok := cache[key]; ok {
 				return a, nil
 			}
-			a := &Analytics{Revenue: map[string]int64{}}
+			a := &api.Analytics{Revenue: map[string]int64{}}
 			if v := agg.Get([]byte(key)); v != nil {
 				if err := json.Unmarshal(v, a); err != nil {
 					return nil, err
@@ -243,7 +235,7 @@ func indexPlaced(idx *bolt.Bucket, o order.Order) error {
 // analyze updates the aggregates an event changes. Orders count in the
 // year and month they were placed (UTC) and under each promotion code.
 // Revenue is what was paid, less what was refunded, per currency.
-func analyze(aggregate func(string) (*Analytics, error), old, cur order.Order, e order.Event) error {
+func analyze(aggregate func(string) (*api.Analytics, error), old, cur order.Order, e order.Event) error {
 	keys := []string{"y:" + cur.CreatedAt.UTC().Format("2006"), "m:" + cur.CreatedAt.UTC().Format("2006-01")}
 	for _, p := range cur.PromotionCodes {
 		keys = append(keys, "p:"+p)
@@ -283,7 +275,7 @@ func analyze(aggregate func(string) (*Analytics, error), old, cur order.Order, e
 	return nil
 }
 
-// StatusCountsRM returns the number of orders in each status.
+// StatusCounts returns the number of orders in each status.
 func (db *DB) StatusCounts() (map[string]int64, error) {
 	out := map[string]int64{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -310,21 +302,12 @@ func (db *DB) Order(id string) (order.Order, bool, error) {
 	return o, ok, err
 }
 
-// OrderFilter is the domain's order filter; the read model answers it.
-type OrderFilter = order.Filter
-
-// Page limits.
-const (
-	DefaultPageSize = 50
-	MaxPageSize     = 500
-)
-
 // ErrBadCursor is returned for a cursor ListOrders did not issue.
 var ErrBadCursor = errors.New("invalid cursor")
 
 // driver picks the index that narrows the scan most: identity filters
 // first (a user has few orders), then promotion, SKU, status, source.
-func driver(f OrderFilter) (field, value string) {
+func driver(f order.Filter) (field, value string) {
 	switch {
 	case f.User != "":
 		return idxUser, f.User
@@ -344,12 +327,12 @@ func driver(f OrderFilter) (field, value string) {
 // the cursor of the next page ("" when there is none). Pages follow
 // creation time, so orders placed while a client pages through appear at
 // the end and none is returned twice.
-func (db *DB) ListOrders(f OrderFilter) ([]order.Order, string, error) {
+func (db *DB) ListOrders(f order.Filter) ([]order.Order, string, error) {
 	limit := f.Limit
 	if limit <= 0 {
-		limit = DefaultPageSize
+		limit = order.DefaultPageSize
 	}
-	limit = min(limit, MaxPageSize)
+	limit = min(limit, order.MaxPageSize)
 	field, value := driver(f)
 	prefix := indexPrefix(field, value)
 	start := prefix
@@ -404,23 +387,7 @@ func (db *DB) ListOrders(f OrderFilter) ([]order.Order, string, error) {
 	return out, next, err
 }
 
-// PeriodAnalytics is one year's or month's aggregate.
-type PeriodAnalytics struct {
-	Period string `json:"period"`
-	Analytics
-	AverageBasketSize float64          `json:"averageBasketSize"`
-	AverageOrderValue map[string]int64 `json:"averageOrderValue"`
-}
-
-// PromotionAnalytics is one promotion code's aggregate.
-type PromotionAnalytics struct {
-	Code string `json:"code"`
-	Analytics
-	AverageBasketSize float64          `json:"averageBasketSize"`
-	AverageOrderValue map[string]int64 `json:"averageOrderValue"`
-}
-
-func averages(a Analytics) (float64, map[string]int64) {
+func averages(a api.Analytics) (float64, map[string]int64) {
 	basket := 0.0
 	if a.Orders > 0 {
 		basket = float64(a.Units) / float64(a.Orders)
@@ -436,12 +403,12 @@ func averages(a Analytics) (float64, map[string]int64) {
 
 // Summary returns the yearly aggregates (year 0: all years) and the
 // monthly ones of the year asked for.
-func (db *DB) Summary(year int) (years, months []PeriodAnalytics, err error) {
+func (db *DB) Summary(year int) (years, months []api.PeriodAnalytics, err error) {
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRMAnalytics).Cursor()
-		scan := func(prefix string, into *[]PeriodAnalytics) error {
+		scan := func(prefix string, into *[]api.PeriodAnalytics) error {
 			for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-				var p PeriodAnalytics
+				var p api.PeriodAnalytics
 				if err := json.Unmarshal(v, &p.Analytics); err != nil {
 					return err
 				}
@@ -468,12 +435,12 @@ func (db *DB) Summary(year int) (years, months []PeriodAnalytics, err error) {
 }
 
 // Promotions returns every promotion code's aggregate, most orders first.
-func (db *DB) Promotions() ([]PromotionAnalytics, error) {
-	var out []PromotionAnalytics
+func (db *DB) Promotions() ([]api.PromotionAnalytics, error) {
+	var out []api.PromotionAnalytics
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRMAnalytics).Cursor()
 		for k, v := c.Seek([]byte("p:")); k != nil && bytes.HasPrefix(k, []byte("p:")); k, v = c.Next() {
-			var p PromotionAnalytics
+			var p api.PromotionAnalytics
 			if err := json.Unmarshal(v, &p.Analytics); err != nil {
 				return err
 			}

@@ -80,7 +80,7 @@ func TestReadModelAppliesExactlyOnce(t *testing.T) {
 		t.Fatalf("state %+v", st)
 	}
 	// The status index moved: o1 is listed as cancelled, not as received.
-	got, _, _ := db.ListOrders(OrderFilter{Status: "order_received"})
+	got, _, _ := db.ListOrders(order.Filter{Status: "order_received"})
 	if len(got) != 1 || got[0].ID != "o2" {
 		t.Fatalf("received: %v", ids(got))
 	}
@@ -111,7 +111,7 @@ func TestListPagesEveryMatchOnceInCreationOrder(t *testing.T) {
 	if _, err := db.ApplyEvents(batch); err != nil {
 		t.Fatal(err)
 	}
-	f := OrderFilter{User: "alice", SKU: "S0", Limit: 3}
+	f := order.Filter{User: "alice", SKU: "S0", Limit: 3}
 	var seen []string
 	for {
 		page, next, err := db.ListOrders(f)
@@ -129,11 +129,11 @@ func TestListPagesEveryMatchOnceInCreationOrder(t *testing.T) {
 		t.Fatalf("seen %v", seen)
 	}
 	// Time range [from, to).
-	page, _, _ := db.ListOrders(OrderFilter{From: t0.Add(10 * time.Second), To: t0.Add(13 * time.Second)})
+	page, _, _ := db.ListOrders(order.Filter{From: t0.Add(10 * time.Second), To: t0.Add(13 * time.Second)})
 	if fmt.Sprint(ids(page)) != "[o010 o011 o012]" {
 		t.Fatalf("range %v", ids(page))
 	}
-	if _, _, err := db.ListOrders(OrderFilter{Cursor: "!!"}); err != ErrBadCursor {
+	if _, _, err := db.ListOrders(order.Filter{Cursor: "!!"}); err != ErrBadCursor {
 		t.Fatalf("bad cursor: %v", err)
 	}
 }

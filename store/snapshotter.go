@@ -3,7 +3,6 @@ package store
 import (
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -15,8 +14,6 @@ type Snapshotter struct {
 	db       *DB
 	queue    chan Snapshot
 	interval time.Duration
-	dropped  atomic.Int64
-	written  atomic.Int64
 	stop     chan struct{}
 	done     sync.WaitGroup
 	log      *slog.Logger
@@ -36,12 +33,8 @@ func (s *Snapshotter) Put(snap Snapshot) {
 	select {
 	case s.queue <- snap:
 	default:
-		s.dropped.Add(1)
 	}
 }
-
-// Stats returns how many snapshots were written and dropped.
-func (s *Snapshotter) Stats() (written, dropped int64) { return s.written.Load(), s.dropped.Load() }
 
 // Close writes what is queued and stops.
 func (s *Snapshotter) Close() {
@@ -65,9 +58,7 @@ func (s *Snapshotter) run() {
 		clear(latest)
 		if err := s.db.SaveSnapshots(batch); err != nil {
 			s.log.Warn("snapshot batch not written; actors will replay further on activation", "err", err, "n", len(batch))
-			return
 		}
-		s.written.Add(int64(len(batch)))
 	}
 	add := func(snap Snapshot) {
 		k := snapKey{snap.Kind, snap.Key}

@@ -1,6 +1,10 @@
 // Package store wraps bbolt: node-local snapshots of actor state and the
-// read-model indexes. Everything here is a cache of the event streams and can
-// be deleted; the node rebuilds it from JetStream.
+// read model (order documents, their indexes, counts and analytics).
+// Everything here is a cache of the event streams and can be deleted; the
+// node rebuilds it from JetStream.
+//
+// It may import the domain and api (the shapes of the analytics it keeps),
+// nothing else of oms.
 package store
 
 import (
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -109,7 +114,7 @@ func (db *DB) SaveSnapshots(batch []Snapshot) error {
 // DropSnapshots deletes every snapshot of kind k.
 func (db *DB) DropSnapshots(k Kind) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(k.bucket()); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(k.bucket()); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return err
 		}
 		_, err := tx.CreateBucket(k.bucket())

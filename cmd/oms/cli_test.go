@@ -135,8 +135,11 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 	// Replaying again within the duplicate window stores nothing new.
 	omsCLI(t, p.url, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order."+ids[0], "--to", "copy.orders")
 	copyStream, _ := js.Stream(ctx, "COPY")
-	src, err := jetstream.Tail(ctx, stream, jetstream.OrderEventsPrefix+ids[0], 0)
-	if err != nil {
+	var src []*natsjs.RawStreamMsg
+	if err := jetstream.Fold(ctx, stream, jetstream.OrderEventsPrefix+ids[0], 0, func(m *natsjs.RawStreamMsg) error {
+		src = append(src, m)
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "copies stored", func() (bool, string) {

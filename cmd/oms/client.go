@@ -256,8 +256,8 @@ func clusterCommand() *cli.Command {
 					return err
 				}
 				defer closeFn()
-				var st api.ClusterStatus
-				if err := cl.Request(c.Context, api.SubjectClusterStatus, struct{}{}, &st); err != nil {
+				st, err := cl.ClusterStatus(c.Context)
+				if err != nil {
 					return err
 				}
 				if c.Bool("json") {

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/oms-project/oms/actors"
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
@@ -137,23 +138,20 @@ func (p *process) kill(t *testing.T) {
 // eventually polls cond until it holds or the limit passes.
 var eventually = poll.Until
 
-// foldFromStream rebuilds an order from its events, independently of oms.
+// foldFromStream rebuilds an order from its events, independently of the
+// node that wrote them.
 func foldFromStream(ctx context.Context, t *testing.T, s natsjs.Stream, id string) (order.Order, []order.Event) {
 	t.Helper()
-	msgs, err := jetstream.Tail(ctx, s, jetstream.OrderEventsPrefix+id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var st order.State
 	var events []order.Event
-	for _, m := range msgs {
-		var e order.Event
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			t.Fatal(err)
-		}
+	err := actors.OrderHistory(ctx, s, id, 0, func(seq uint64, e order.Event) error {
 		st = order.Evolve(st, e)
-		st.Order.Version = m.Sequence
+		st.Order.Version = seq
 		events = append(events, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return st.Order, events
 }
@@ -321,17 +319,10 @@ func skuHistory(ctx context.Context, js natsjs.JetStream, sku string) ([]invento
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := jetstream.Tail(ctx, s, jetstream.SKUEventsPrefix+sku, 0)
-	if err != nil {
-		return nil, err
-	}
 	var out []inventory.Event
-	for _, m := range msgs {
-		events, err := inventory.DecodeEvents(m.Data)
-		if err != nil {
-			return nil, fmt.Errorf("%s at %d: %w", sku, m.Sequence, err)
-		}
-		out = append(out, events...)
-	}
-	return out, nil
+	err = actors.SKUHistory(ctx, s, sku, 0, func(_ uint64, e inventory.Event) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
 }

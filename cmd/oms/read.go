@@ -18,7 +18,6 @@ import (
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
-	"github.com/oms-project/oms/store"
 )
 
 // parseTime reads RFC 3339 or a duration before now ("24h").
@@ -59,7 +58,7 @@ func listCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			f := api.ListOrders{User: c.String("user"), Status: c.String("status"), Source: c.String("source"),
+			f := order.Filter{User: c.String("user"), Status: c.String("status"), Source: c.String("source"),
 				PromotionCode: c.String("promo"), SKU: c.String("sku"), From: from, To: to, Limit: c.Int("limit"),
 				Cursor: c.String("cursor")}
 			cl, closeFn, err := dial(c)
@@ -164,7 +163,7 @@ func watchCommand() *cli.Command {
 							e.Type, e.Status, e.Reservation, e.By)
 					}
 					if c.Bool("until-done") && e.Status.Terminal() {
-						return jetstream.ErrStopWatching
+						return jetstream.ErrStop
 					}
 					return nil
 				})
@@ -190,17 +189,12 @@ func reportCommand() *cli.Command {
 				return err
 			}
 			defer closeFn()
-			var sum struct {
-				Years  []store.PeriodAnalytics `json:"years"`
-				Months []store.PeriodAnalytics `json:"months"`
-			}
-			if err := cl.Request(c.Context, api.SubjectAnalyticsSummary, api.Summary{Year: c.Int("year")}, &sum); err != nil {
+			sum, err := cl.Summary(c.Context, c.Int("year"))
+			if err != nil {
 				return err
 			}
-			var promos struct {
-				Promotions []store.PromotionAnalytics `json:"promotions"`
-			}
-			if err := cl.Request(c.Context, api.SubjectAnalyticsPromotions, struct{}{}, &promos); err != nil {
+			promos, err := cl.Promotions(c.Context)
+			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
@@ -221,7 +215,7 @@ func reportCommand() *cli.Command {
 	}
 }
 
-func row(tw *tabwriter.Writer, name string, a store.Analytics, basket float64, aov map[string]int64) {
+func row(tw *tabwriter.Writer, name string, a api.Analytics, basket float64, aov map[string]int64) {
 	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\t\n", name, a.Orders, a.Paid, a.Completed, a.Cancelled,
 		basket, money(a.Revenue), money(aov))
 }

@@ -15,14 +15,14 @@ import (
 	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/node"
 	"github.com/oms-project/oms/order"
-	"github.com/oms-project/oms/service"
 	"github.com/oms-project/oms/simulator"
 )
 
 func serveCommand() *cli.Command {
 	d := config.Default()
-	flags := withFileSource([]cli.Flag{
+	flags := withFileSource(append([]cli.Flag{
 		&cli.StringFlag{Name: "node-name", Value: d.NodeName, EnvVars: []string{"OMS_NODE_NAME"}, Usage: "name of this node"},
 		&cli.StringFlag{Name: "data-dir", Value: d.DataDir, EnvVars: []string{"OMS_DATA_DIR"}, Usage: "JetStream store and bbolt files"},
 		&cli.StringFlag{Name: "nats-listen", Value: d.NatsListen, EnvVars: []string{"OMS_NATS_LISTEN"}, Usage: "client address of the embedded NATS server"},
@@ -48,7 +48,8 @@ func serveCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "roles", Value: cli.NewStringSlice(d.Roles...), EnvVars: []string{"OMS_ROLES"},
 			Usage: "what this node runs: command (actors, commands, provider events) and/or query (read model, lookups, lists, analytics, feeds)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OMS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
-	})
+		&cli.BoolFlag{Name: "nats-log", EnvVars: []string{"OMS_NATS_LOG"}, Usage: "show the embedded NATS server's own log on stderr"},
+	}, tuningFlags()...))
 	flags = append(flags, &cli.StringFlag{Name: "config", EnvVars: []string{"OMS_CONFIG"},
 		Usage: "YAML file of settings, keyed by flag name (flags and environment variables override it)"})
 	return &cli.Command{
@@ -98,13 +99,16 @@ func loadConfigFile(flags []cli.Flag) cli.BeforeFunc {
 	}
 }
 
-func serve(c *cli.Context) error {
-	tuneGC()
+// configFrom maps the serve flags into the node's configuration: the one
+// place where flags, environment variables and the config file become a
+// config.Config.
+func configFrom(c *cli.Context) (config.Config, error) {
 	cfg := config.Default()
 	cfg.NodeName = c.String("node-name")
 	cfg.DataDir = c.String("data-dir")
 	cfg.NatsListen = c.String("nats-listen")
 	cfg.NatsURL = c.String("nats-url")
+	cfg.NatsLog = c.Bool("nats-log")
 	cfg.ClusterListen = c.String("cluster-listen")
 	cfg.ClusterName = c.String("cluster-name")
 	cfg.Routes = splitList(c.StringSlice("routes"))
@@ -129,7 +133,18 @@ func serve(c *cli.Context) error {
 	cfg.Simulator.MaxDelay = c.Duration("sim-max-delay")
 	cfg.Simulator.OrdersPerSecond = c.Float64("sim-orders-per-second")
 	cfg.Simulator.SKUs = c.Int("sim-skus")
+	for _, t := range tunables {
+		t.read(c, &cfg.Tuning)
+	}
+	return cfg, cfg.Validate()
+}
 
+func serve(c *cli.Context) error {
+	tuneGC()
+	cfg, err := configFrom(c)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return fmt.Errorf("log-level: %w", err)
@@ -139,17 +154,17 @@ func serve(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	node, err := service.Start(startCtx, cfg, log)
+	n, err := node.Start(startCtx, cfg, log)
 	cancel()
 	if err != nil {
 		return err
 	}
 	fmt.Printf("oms %s serving (%s)\n  NATS:     %s\n  data dir: %s\n  try:      nats req oms.orders.get '{\"id\":\"...\"}' (or: oms status)\n",
-		cfg.NodeName, strings.Join(cfg.Roles, ", "), node.ClientURL(), cfg.DataDir)
+		cfg.NodeName, strings.Join(cfg.Roles, ", "), n.ClientURL(), cfg.DataDir)
 	var sim *simulator.Simulator
 	if cfg.Simulate {
-		if sim, err = simulator.Start(ctx, node.Conn(), cfg.Simulator, log); err != nil {
-			node.Stop()
+		if sim, err = simulator.Start(ctx, n.Conn(), cfg.Simulator, log); err != nil {
+			n.Stop()
 			return err
 		}
 		fmt.Printf("  simulators: payments (%.0f%% succeed), delivery, shopper at %.1f orders/s\n",
@@ -168,10 +183,10 @@ func serve(c *cli.Context) error {
 			if sim != nil {
 				sim.Stop()
 			}
-			node.Stop()
+			n.Stop()
 			return nil
 		case <-tick:
-			st, err := node.Status()
+			st, err := n.Status()
 			if err != nil {
 				log.Warn("status", "err", err)
 				continue

@@ -1,5 +1,7 @@
 // Package poll waits in tests for a condition with a deadline, instead of
 // sleeping for a fixed time and hoping.
+//
+// It imports nothing of oms.
 package poll
 
 import (

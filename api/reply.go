@@ -1,0 +1,120 @@
+package api
+
+import (
+	"time"
+
+	"github.com/oms-project/oms/order"
+)
+
+// OrderPage is the reply of oms.orders.list; Next is the cursor of the next
+// page, empty on the last.
+type OrderPage struct {
+	Orders []order.Order `json:"orders"`
+	Next   string        `json:"next"`
+}
+
+// Change is one order event with its stream sequence (the feed cursor).
+type Change struct {
+	Seq   uint64      `json:"seq"`
+	Event order.Event `json:"event"`
+}
+
+// Changes is the reply of oms.orders.changes. Resume with After = Last.
+type Changes struct {
+	Changes []Change `json:"changes"`
+	Last    uint64   `json:"last"`
+}
+
+// Analytics is an aggregate over a period or a promotion code. Revenue is
+// per currency: what was paid, less refunds of cancelled paid orders.
+type Analytics struct {
+	Orders    int64            `json:"orders"`
+	Paid      int64            `json:"paidOrders"`
+	Cancelled int64            `json:"cancelledOrders"`
+	Completed int64            `json:"completedOrders"`
+	Units     int64            `json:"units"`
+	Revenue   map[string]int64 `json:"revenue"`
+}
+
+// PeriodAnalytics is one year's or month's aggregate.
+type PeriodAnalytics struct {
+	Period string `json:"period"`
+	Analytics
+	AverageBasketSize float64          `json:"averageBasketSize"`
+	AverageOrderValue map[string]int64 `json:"averageOrderValue"`
+}
+
+// PromotionAnalytics is one promotion code's aggregate.
+type PromotionAnalytics struct {
+	Code string `json:"code"`
+	Analytics
+	AverageBasketSize float64          `json:"averageBasketSize"`
+	AverageOrderValue map[string]int64 `json:"averageOrderValue"`
+}
+
+// SummaryReply is the reply of oms.analytics.summary: every year (or the
+// one asked for) and that year's months.
+type SummaryReply struct {
+	Year   int               `json:"year"`
+	Years  []PeriodAnalytics `json:"years"`
+	Months []PeriodAnalytics `json:"months"`
+}
+
+// PromotionsReply is the reply of oms.analytics.promotions, most orders first.
+type PromotionsReply struct {
+	Promotions []PromotionAnalytics `json:"promotions"`
+}
+
+// RebuildReport says what a rebuild did.
+type RebuildReport struct {
+	Node    string  `json:"node"`
+	What    string  `json:"what"`
+	Events  uint64  `json:"events"`
+	Orders  int     `json:"orders"`
+	SKUs    int     `json:"skus"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Status is the reply of oms.status.
+type Status struct {
+	Node        string           `json:"node"`
+	Roles       []string         `json:"roles"`
+	Orders      map[string]int64 `json:"orders"`
+	ReadModel   ReadModel        `json:"readModel"`
+	ActiveOrder int              `json:"activeOrderActors"`
+	ActiveSKU   int              `json:"activeSkuActors"`
+	Partitions  int              `json:"partitions"`
+}
+
+// ReadModel reports how far the read side is behind the order stream.
+type ReadModel struct {
+	Applied uint64 `json:"appliedSequence"`
+	Stream  uint64 `json:"streamSequence"`
+	Lag     uint64 `json:"lag"`
+	Gaps    uint64 `json:"gaps"`
+}
+
+// ClusterStatus is the reply of oms.cluster.status: the live members as
+// the answering node sees them, and the partitions each owns.
+type ClusterStatus struct {
+	Node       string          `json:"node"`
+	Partitions int             `json:"partitions"`
+	Members    []ClusterMember `json:"members"`
+	Streams    []StreamReplica `json:"streams,omitempty"`
+}
+
+// StreamReplica says where a stream's replicas are and which one leads.
+type StreamReplica struct {
+	Stream   string   `json:"stream"`
+	Leader   string   `json:"leader"`
+	Replicas []string `json:"replicas"`
+	Current  []string `json:"current"`
+}
+
+// ClusterMember is one live node.
+type ClusterMember struct {
+	Name       string    `json:"name"`
+	Started    time.Time `json:"started"`
+	Roles      []string  `json:"roles"`
+	Partitions []int     `json:"partitions"`
+}

@@ -1,0 +1,188 @@
+package api
+
+import (
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/oms-project/oms/order"
+)
+
+// MaxKeyLength bounds idempotency keys and command IDs.
+const MaxKeyLength = 200
+
+// PlaceOrder is the body of oms.orders.place. IdempotencyKey makes retries
+// safe: the same user and key always name the same order.
+type PlaceOrder struct {
+	IdempotencyKey       string            `json:"idempotencyKey,omitempty"`
+	User                 string            `json:"user"`
+	Items                []order.Item      `json:"items"`
+	Currency             string            `json:"currency"`
+	Destination          order.Destination `json:"destination"`
+	PromotionCodes       []string          `json:"promotionCodes,omitempty"`
+	Source               string            `json:"source,omitempty"`
+	Notes                string            `json:"notes,omitempty"`
+	DeliveryInstructions string            `json:"deliveryInstructions,omitempty"`
+	PaymentMethod        string            `json:"paymentMethod,omitempty"`
+	// By is who placed it (the user, or a support agent); default: user.
+	By string `json:"by,omitempty"`
+}
+
+// Command returns the domain command this request asks for, under meta.
+func (r PlaceOrder) Command(meta order.Meta) order.Place {
+	return order.Place{Meta: meta, User: r.User, Items: r.Items, Currency: r.Currency, Destination: r.Destination,
+		PromotionCodes: r.PromotionCodes, Source: r.Source, Notes: r.Notes,
+		DeliveryInstructions: r.DeliveryInstructions, PaymentMethod: r.PaymentMethod}
+}
+
+// Validate names the first bad field. The order's own rules are the
+// domain's (order.Place.Validate), checked here before any actor is asked.
+func (r PlaceOrder) Validate() error {
+	if err := maxLength("idempotencyKey", r.IdempotencyKey, MaxKeyLength); err != nil {
+		return err
+	}
+	return r.Command(order.Meta{ID: "-", OrderID: "-"}).Validate()
+}
+
+// GetOrder is the body of oms.orders.get. With MinVersion the reply waits
+// (up to the request timeout) until the read side has seen that stream
+// sequence: pass the version a write returned to read your own write.
+type GetOrder struct {
+	ID         string `json:"id"`
+	MinVersion uint64 `json:"minVersion,omitempty"`
+}
+
+// Validate checks the order ID.
+func (r GetOrder) Validate() error { return orderID("id", r.ID) }
+
+// CancelOrder is the body of oms.orders.cancel. CommandID, if given, makes a
+// retried cancel a no-op.
+type CancelOrder struct {
+	ID        string `json:"id"`
+	Reason    string `json:"reason,omitempty"`
+	By        string `json:"by,omitempty"`
+	CommandID string `json:"commandId,omitempty"`
+}
+
+// Validate checks the order ID and the command ID's length; the domain
+// checks the rest when it decides.
+func (r CancelOrder) Validate() error { return orderCommand(r.ID, r.CommandID) }
+
+// UpdateOrder is the body of oms.orders.update; absent fields are unchanged.
+type UpdateOrder struct {
+	ID                   string             `json:"id"`
+	Destination          *order.Destination `json:"destination,omitempty"`
+	DeliveryInstructions *string            `json:"deliveryInstructions,omitempty"`
+	Notes                *string            `json:"notes,omitempty"`
+	By                   string             `json:"by,omitempty"`
+	CommandID            string             `json:"commandId,omitempty"`
+}
+
+// Validate checks the order ID and the command ID's length; the domain
+// checks the rest when it decides.
+func (r UpdateOrder) Validate() error { return orderCommand(r.ID, r.CommandID) }
+
+// SetStock is the body of oms.stock.set: the quantity on hand.
+type SetStock struct {
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+}
+
+// Validate checks the SKU and the quantity.
+func (r SetStock) Validate() error {
+	if err := sku("sku", r.SKU); err != nil {
+		return err
+	}
+	if r.Quantity < 0 {
+		return &order.ValidationError{Field: "quantity", Message: "must not be negative"}
+	}
+	return nil
+}
+
+// GetStock is the body of oms.stock.get.
+type GetStock struct {
+	SKU string `json:"sku"`
+}
+
+// Validate checks the SKU.
+func (r GetStock) Validate() error { return sku("sku", r.SKU) }
+
+// GetChanges is the body of oms.orders.changes: the order's events after
+// stream sequence After, waiting up to WaitMs for the first one.
+type GetChanges struct {
+	ID     string `json:"id"`
+	After  uint64 `json:"after"`
+	Limit  int    `json:"limit,omitempty"`
+	WaitMs int    `json:"waitMs,omitempty"`
+}
+
+// Validate checks the order ID.
+func (r GetChanges) Validate() error { return orderID("id", r.ID) }
+
+// Summary asks oms.analytics.summary for one year (0: every year).
+type Summary struct {
+	Year int `json:"year,omitempty"`
+}
+
+// Validate checks the year.
+func (r Summary) Validate() error {
+	if r.Year < 0 || r.Year > 9999 {
+		return &order.ValidationError{Field: "year", Message: "must be a year such as 2026"}
+	}
+	return nil
+}
+
+// Promotions asks oms.analytics.promotions for every promotion code.
+type Promotions struct{}
+
+// StatusRequest asks oms.status and oms.cluster.status.
+type StatusRequest struct{}
+
+// What a node can rebuild.
+const (
+	RebuildReadModel = "readmodel"
+	RebuildSnapshots = "snapshots"
+)
+
+// Rebuild asks a node to drop and rebuild its read model ("readmodel") or
+// its actor snapshots ("snapshots") from the streams.
+type Rebuild struct {
+	What string `json:"what"`
+}
+
+// Validate checks what is to be rebuilt.
+func (r Rebuild) Validate() error {
+	if r.What != RebuildReadModel && r.What != RebuildSnapshots {
+		return &order.ValidationError{Field: "what", Message: "must be readmodel or snapshots"}
+	}
+	return nil
+}
+
+// orderCommand checks what every command on an existing order carries.
+func orderCommand(id, commandID string) error {
+	if err := orderID("id", id); err != nil {
+		return err
+	}
+	return maxLength("commandId", commandID, MaxKeyLength)
+}
+
+func orderID(field, id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return &order.ValidationError{Field: field, Message: "must be an order UUID"}
+	}
+	return nil
+}
+
+func sku(field, s string) error {
+	if !order.ValidSKU(s) {
+		return &order.ValidationError{Field: field, Message: "must be 1-64 letters, digits, '-' or '_'"}
+	}
+	return nil
+}
+
+func maxLength(field, s string, n int) error {
+	if len(s) > n {
+		return &order.ValidationError{Field: field, Message: fmt.Sprintf("at most %d characters", n)}
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+)
+
+// Decider decides a command at its order's actor.
+type Decider interface {
+	Order(ctx context.Context, cmd order.Command) (order.Order, error)
+}
+
+// Inbound applies provider events to their orders.
+type Inbound struct {
+	Orders Decider
+	Log    *slog.Logger
+}
+
+// Handle applies one provider event, stored at
+// oms.inbound.<partition>.<payments|delivery>.<orderId>, to its order. An
+// event the order refuses is recorded in the order's stream (order.rejected)
+// and acknowledged; one that is malformed, names an unknown order or reuses
+// an ID with another payload is an error the pipeline dead-letters.
+func (in Inbound) Handle(ctx context.Context, m jetstream.Msg) error {
+	received := time.Now().UTC()
+	if md, err := m.Metadata(); err == nil {
+		received = md.Timestamp.UTC()
+	}
+	cmd, err := inboundCommand(m.Subject(), m.Data(), received)
+	if err != nil {
+		return err
+	}
+	_, err = in.Orders.Order(ctx, cmd)
+	if errors.Is(err, order.ErrIllegalTransition) || errors.Is(err, order.ErrPaymentMismatch) {
+		in.Log.Info("provider event refused", "order_id", cmd.Target(), "reason", err)
+		return nil
+	}
+	return err
+}
+
+// Attrs names the order an inbound message is about, for log lines.
+func (Inbound) Attrs(m jetstream.Msg) []any {
+	tok := strings.Split(m.Subject(), ".")
+	return []any{"order_id", tok[len(tok)-1]}
+}
+
+// inboundCommand decodes a provider event stored at
+// oms.inbound.<partition>.<payments|delivery>.<orderId>.
+func inboundCommand(subject string, data []byte, received time.Time) (order.Command, error) {
+	tok := strings.Split(subject, ".")
+	if len(tok) != 5 {
+		return nil, &order.ValidationError{Field: "subject", Message: "not a provider event subject: " + subject}
+	}
+	kind, orderID := tok[3], tok[4]
+	var cmd interface {
+		order.Command
+		Validate() error
+	}
+	switch kind {
+	case "payments":
+		var ev api.PaymentEvent
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "payment", orderID, received)
+		if err != nil {
+			return nil, err
+		}
+		cmd = order.RecordPayment{Meta: meta, Type: ev.Type, Amount: ev.Amount, Currency: ev.Currency,
+			Provider: ev.Provider, Reference: ev.Reference, Method: ev.Method}
+	case "delivery":
+		var ev api.DeliveryEvent
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "delivery", orderID, received)
+		if err != nil {
+			return nil, err
+		}
+		cmd = order.RecordDelivery{Meta: meta, Type: ev.Type, Provider: ev.Provider, TrackingNumber: ev.TrackingNumber}
+	default:
+		return nil, &order.ValidationError{Field: "subject", Message: "not a provider event subject: " + subject}
+	}
+	return cmd, cmd.Validate()
+}
+
+// providerMeta decodes a provider event into ev and checks the fields every
+// provider event carries: its ID, and an order ID that matches the subject.
+func providerMeta(data []byte, ev any, env *api.ProviderEnvelope, kind, orderID string, received time.Time) (order.Meta, error) {
+	if err := json.Unmarshal(data, ev); err != nil {
+		return order.Meta{}, &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
+	}
+	if env.ID == "" {
+		return order.Meta{}, &order.ValidationError{Field: "id", Message: "is required"}
+	}
+	if env.OrderID != orderID {
+		return order.Meta{}, &order.ValidationError{Field: "orderId", Message: "does not match the subject's order " + orderID}
+	}
+	at := env.OccurredAt
+	if at.IsZero() {
+		at = received
+	}
+	return order.Meta{ID: kind + ":" + env.ID, OrderID: orderID, At: at, By: kind + ":" + env.Provider}, nil
+}

@@ -1,0 +1,78 @@
+// Package endpoint declares the operations oms serves and adapts them to
+// transports. Each operation is declared once, with a typed handler; the
+// adapter decodes the request, runs its Validate method (which names the
+// bad field), calls the handler, and maps the error through the api error
+// table, logging an internal error's detail under a correlation ID that the
+// caller gets instead. nats.go/micro serves the operations; any other
+// transport serves the same declarations.
+//
+// It may import api and order (whose ValidationError names a bad field),
+// nothing else of oms.
+package endpoint
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/order"
+)
+
+// Operation is one request-reply operation.
+type Operation struct {
+	// Name is the micro endpoint's name (orders_place).
+	Name string
+	// Subject is the NATS subject it is served on (oms.orders.place).
+	Subject string
+	handle  func(ctx context.Context, data []byte) (any, error)
+}
+
+// validator is a request that checks itself.
+type validator interface{ Validate() error }
+
+// New declares an operation whose requests are Req and replies Resp.
+func New[Req, Resp any](name, subject string, fn func(context.Context, Req) (Resp, error)) Operation {
+	return Operation{Name: name, Subject: subject, handle: func(ctx context.Context, data []byte) (any, error) {
+		var req Req
+		if err := Decode(data, &req); err != nil {
+			return nil, err
+		}
+		if v, ok := any(req).(validator); ok {
+			if err := v.Validate(); err != nil {
+				return nil, err
+			}
+		}
+		return fn(ctx, req)
+	}}
+}
+
+// Handle decodes data as the operation's request, validates it and calls
+// the operation.
+func (o Operation) Handle(ctx context.Context, data []byte) (any, error) { return o.handle(ctx, data) }
+
+// Decode reads a JSON request body into v. An empty body is an empty
+// request (every field at its zero value).
+func Decode(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
+	}
+	return nil
+}
+
+// Fault returns the wire form of err. An internal error is logged here with
+// its detail, under a fresh correlation ID that the caller gets instead.
+func Fault(log *slog.Logger, operation string, err error) *api.Error {
+	if api.KindOf(err) != api.KindInternal {
+		return api.ErrorOf(err, "")
+	}
+	id := nuid.Next()
+	log.Error("internal error", "operation", operation, "correlation_id", id, "err", err)
+	return api.ErrorOf(err, id)
+}

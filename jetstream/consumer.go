@@ -1,0 +1,189 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Msg is what a handler sees of a delivered message. natsjs.Msg satisfies
+// it, and so can a plain struct in a test: handlers never acknowledge, the
+// runtime does.
+type Msg interface {
+	Subject() string
+	Data() []byte
+	Headers() nats.Header
+	Metadata() (*natsjs.MsgMetadata, error)
+}
+
+// Handler processes one message. Returning nil acknowledges it; an error
+// the pipeline's classifier calls retryable redelivers it with backoff
+// until MaxAttempts; any other error, or a panic, sends it to the
+// dead-letter stream with the reason, and the consumer goes on.
+type Handler func(ctx context.Context, m Msg) error
+
+// Pipeline runs one durable consumer's handler with everything every
+// consumer needs around it: a timeout per message, recovery from panics,
+// the one retry policy, dead letters after a bounded number of attempts,
+// and a log line naming what the message was about.
+type Pipeline struct {
+	// Name is the source of its dead letters (oms.deadletter.<Name>) and
+	// of its log lines.
+	Name   string
+	Handle Handler
+	// JS stores dead letters.
+	JS      natsjs.JetStream
+	Log     *slog.Logger
+	Timeout time.Duration
+	// MaxAttempts bounds deliveries of a message that keeps failing.
+	MaxAttempts int
+	Backoff     Backoff
+	// Retryable classifies errors; nil: every error is retryable.
+	Retryable func(error) bool
+	// Workers > 0 handles messages on that many goroutines, every message
+	// with the same Key on the same one, in delivery order; 0 handles them
+	// one at a time in delivery order.
+	Workers int
+	Key     func(Msg) string
+	// Attrs names what a message is about in log lines (order_id).
+	Attrs func(Msg) []any
+}
+
+// errPanicked marks a handler that panicked: never retried, since the
+// same message would panic again.
+var errPanicked = errors.New("handler panicked")
+
+// Consume pulls from cons until the returned stop is called. stop stops
+// pulling, cancels the handlers' context and waits for them to return;
+// messages they did not finish are redelivered after the ack wait.
+func (p *Pipeline) Consume(cons natsjs.Consumer, opts ...natsjs.PullConsumeOpt) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	// running counts the handlers at work; admit guards it, so that no
+	// handler starts once stop has begun to wait.
+	var running sync.WaitGroup
+	var admit sync.RWMutex
+	stopped := false
+	callback := func(m natsjs.Msg) {
+		admit.RLock()
+		if stopped {
+			admit.RUnlock()
+			return
+		}
+		running.Add(1)
+		admit.RUnlock()
+		defer running.Done()
+		p.process(ctx, m)
+	}
+	if p.Workers > 0 {
+		workers := make([]chan natsjs.Msg, p.Workers)
+		for i := range workers {
+			workers[i] = make(chan natsjs.Msg, 8)
+			running.Add(1)
+			go func(ch chan natsjs.Msg) {
+				defer running.Done()
+				for {
+					select {
+					case m := <-ch:
+						p.process(ctx, m)
+					case <-ctx.Done():
+						return
+					}
+				}
+			}(workers[i])
+		}
+		callback = func(m natsjs.Msg) {
+			w := 0
+			if p.Key != nil {
+				w = PartitionOf(p.Key(m), len(workers))
+			}
+			select {
+			case workers[w] <- m:
+			case <-ctx.Done():
+			}
+		}
+	}
+	halt := func() {
+		admit.Lock()
+		stopped = true
+		admit.Unlock()
+		cancel()
+		running.Wait()
+	}
+	cc, err := cons.Consume(callback, opts...)
+	if err != nil {
+		halt()
+		return nil, fmt.Errorf("%s: consume: %w", p.Name, err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cc.Stop()
+			halt()
+		})
+	}, nil
+}
+
+// process runs the handler on one message and settles it.
+func (p *Pipeline) process(ctx context.Context, m natsjs.Msg) {
+	hctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	err := p.call(hctx, m)
+	cancel()
+	switch {
+	case err == nil:
+		_ = m.Ack()
+		return
+	case ctx.Err() != nil:
+		return // stopping: whoever pulls next gets it after the ack wait
+	}
+	attrs := p.attrs(m)
+	if errors.Is(err, errPanicked) || (p.Retryable != nil && !p.Retryable(err)) {
+		p.deadLetter(ctx, m, err, attrs)
+		return
+	}
+	failures := 1
+	if md, mdErr := m.Metadata(); mdErr == nil {
+		failures = int(md.NumDelivered)
+	}
+	if failures >= p.MaxAttempts {
+		p.deadLetter(ctx, m, fmt.Errorf("failed %d times: %w", failures, err), attrs)
+		return
+	}
+	p.Log.Warn(p.Name+": message not processed; will retry", append(attrs, "attempt", failures, "err", err)...)
+	_ = m.NakWithDelay(p.Backoff.Delay(failures))
+}
+
+// call runs the handler, turning a panic into an error with its stack.
+func (p *Pipeline) call(ctx context.Context, m Msg) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v\n%s", errPanicked, r, debug.Stack())
+		}
+	}()
+	return p.Handle(ctx, m)
+}
+
+func (p *Pipeline) deadLetter(ctx context.Context, m natsjs.Msg, reason error, attrs []any) {
+	p.Log.Error(p.Name+": message dead-lettered", append(attrs, "subject", m.Subject(), "reason", reason)...)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.Timeout)
+	defer cancel()
+	if err := DeadLetter(dctx, p.JS, p.Name, m, reason); err != nil {
+		p.Log.Error(p.Name+": dead-letter failed; leaving the message for redelivery", append(attrs, "err", err)...)
+		_ = m.NakWithDelay(p.Backoff.Max)
+		return
+	}
+	_ = m.Term()
+}
+
+func (p *Pipeline) attrs(m Msg) []any {
+	if p.Attrs == nil {
+		return nil
+	}
+	return p.Attrs(m)
+}

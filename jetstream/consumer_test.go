@@ -1,0 +1,174 @@
+package jetstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/internal/natstest"
+	"github.com/oms-project/oms/internal/poll"
+	"github.com/oms-project/oms/jetstream"
+)
+
+var errPermanent = errors.New("permanent")
+
+// pipelineOn runs handle on a fresh durable consumer of the outbox stream's
+// notifications.
+func pipelineOn(t *testing.T, env *natstest.Env, name string, workers int, handle jetstream.Handler) {
+	t.Helper()
+	cons, err := env.JS.CreateOrUpdateConsumer(env.Ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: name,
+		FilterSubject: jetstream.NotificationsPrefix + ">", AckPolicy: natsjs.AckExplicitPolicy,
+		AckWait: 5 * time.Second, MaxDeliver: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &jetstream.Pipeline{Name: name, Handle: handle, JS: env.JS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Timeout: time.Second, MaxAttempts: 3, Backoff: jetstream.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond},
+		Retryable: func(err error) bool { return !errors.Is(err, errPermanent) }, Workers: workers,
+		Key: func(m jetstream.Msg) string { return strings.TrimPrefix(m.Subject(), jetstream.NotificationsPrefix) }}
+	stop, err := p.Consume(cons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+}
+
+func deadLetters(t *testing.T, env *natstest.Env, source string) []*natsjs.RawStreamMsg {
+	t.Helper()
+	s, err := env.JS.Stream(env.Ctx, jetstream.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*natsjs.RawStreamMsg
+	if err := jetstream.Fold(env.Ctx, s, jetstream.DeadLetterPrefix+source, 0, func(m *natsjs.RawStreamMsg) error {
+		out = append(out, m)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestPipelineDeadLettersWhatCannotBeProcessed: a message whose handler
+// keeps failing is tried MaxAttempts times and dead-lettered; a permanent
+// error and a panic are dead-lettered at once, the panic with its stack;
+// and the messages behind them are processed all the same.
+func TestPipelineDeadLettersWhatCannotBeProcessed(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	var tries sync.Map
+	var ok atomic.Int64
+	pipelineOn(t, env, "poison", 0, func(_ context.Context, m jetstream.Msg) error {
+		n, _ := tries.LoadOrStore(m.Subject(), new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		switch string(m.Data()) {
+		case "flaky":
+			return errors.New("still failing")
+		case "permanent":
+			return fmt.Errorf("refused: %w", errPermanent)
+		case "panic":
+			var p *struct{ x int }
+			return fmt.Errorf("%d", p.x)
+		}
+		ok.Add(1)
+		return nil
+	})
+	for i, body := range []string{"flaky", "permanent", "panic", "fine", "fine"} {
+		if _, err := env.JS.Publish(env.Ctx, jetstream.NotificationsPrefix+strconv.Itoa(i), []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.Until(t, 20*time.Second, "three dead letters and two processed", func() (bool, string) {
+		n := len(deadLetters(t, env, "poison"))
+		return n == 3 && ok.Load() == 2, fmt.Sprintf("%d dead letters, %d processed", n, ok.Load())
+	})
+	reasons := map[string]string{}
+	for _, m := range deadLetters(t, env, "poison") {
+		reasons[string(m.Data)] = m.Header.Get(jetstream.HeaderReason)
+	}
+	if !strings.Contains(reasons["flaky"], "failed 3 times") {
+		t.Errorf("flaky: reason %q", reasons["flaky"])
+	}
+	if !strings.Contains(reasons["panic"], "nil pointer") || !strings.Contains(reasons["panic"], "consumer_test.go") {
+		t.Errorf("panic: reason %q, want the panic and its stack", reasons["panic"])
+	}
+	for subject, want := range map[string]int64{"0": 3, "1": 1, "2": 1} {
+		n, _ := tries.Load(jetstream.NotificationsPrefix + subject)
+		if got := n.(*atomic.Int64).Load(); got != want {
+			t.Errorf("message %s tried %d times, want %d", subject, got, want)
+		}
+	}
+}
+
+// TestPipelineWorkersKeepOrderPerKey: with several workers, the messages of
+// one key are handled one at a time in stream order.
+func TestPipelineWorkersKeepOrderPerKey(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	var mu sync.Mutex
+	seen := map[string][]int{}
+	busy := map[string]bool{}
+	overlap := atomic.Bool{}
+	var done atomic.Int64
+	pipelineOn(t, env, "ordered", 4, func(_ context.Context, m jetstream.Msg) error {
+		key := m.Subject()
+		mu.Lock()
+		if busy[key] {
+			overlap.Store(true)
+		}
+		busy[key] = true
+		mu.Unlock()
+		time.Sleep(100 * time.Microsecond)
+		n, _ := strconv.Atoi(string(m.Data()))
+		mu.Lock()
+		busy[key] = false
+		seen[key] = append(seen[key], n)
+		mu.Unlock()
+		done.Add(1)
+		return nil
+	})
+	const keys, per = 8, 25
+	for i := range per {
+		for k := range keys {
+			if _, err := env.JS.PublishAsync(jetstream.NotificationsPrefix+strconv.Itoa(k), []byte(strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	<-env.JS.PublishAsyncComplete()
+	poll.Until(t, 20*time.Second, "every message handled", func() (bool, string) {
+		return done.Load() == keys*per, fmt.Sprint(done.Load())
+	})
+	if overlap.Load() {
+		t.Fatal("two messages of one key were handled at once")
+	}
+	for key, ns := range seen {
+		for i, n := range ns {
+			if n != i {
+				t.Fatalf("%s handled out of order: %v", key, ns)
+			}
+		}
+	}
+}
+
+// TestBackoffGrowsWithinBounds: each delay lies in the upper half of the
+// doubled base, capped at Max.
+func TestBackoffGrowsWithinBounds(t *testing.T) {
+	b := jetstream.Backoff{Base: 100 * time.Millisecond, Max: time.Second}
+	for failures, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond,
+		4: 800 * time.Millisecond, 5: time.Second, 50: time.Second} {
+		for range 100 {
+			if d := b.Delay(failures); d < want/2 || d > want {
+				t.Fatalf("after %d failures: %s, want within [%s, %s]", failures, d, want/2, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,101 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/endpoint"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+)
+
+// operations are the node's own operations: its status, the cluster's, and
+// the rebuilds of its local state.
+func (n *Node) operations() []endpoint.Operation {
+	return []endpoint.Operation{
+		endpoint.New("status", api.SubjectStatus, func(ctx context.Context, _ api.StatusRequest) (api.Status, error) {
+			return n.status(ctx)
+		}),
+		endpoint.New("cluster_status", api.SubjectClusterStatus, n.clusterStatus),
+		endpoint.New("admin_rebuild", api.SubjectAdminRebuild, n.rebuild),
+	}
+}
+
+// Status summarises the node: orders by status, read-model lag, live actors.
+func (n *Node) Status() (api.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return n.status(ctx)
+}
+
+func (n *Node) status(ctx context.Context) (api.Status, error) {
+	st := api.Status{Node: n.cfg.NodeName, Roles: n.cfg.Roles, Partitions: n.cfg.Partitions, Orders: map[string]int64{}}
+	if n.commands != nil {
+		st.ActiveOrder, st.ActiveSKU = n.commands.Active()
+	}
+	if n.queries != nil {
+		counts, rm, err := n.queries.ReadModel(ctx)
+		if err != nil {
+			return st, err
+		}
+		st.Orders, st.ReadModel = counts, rm
+	}
+	return st, nil
+}
+
+// ClusterStatus returns the live members and the partitions each owns, as
+// this node sees them.
+func (n *Node) ClusterStatus() api.ClusterStatus {
+	cs := n.cluster.Status()
+	st := api.ClusterStatus{Node: cs.Self, Partitions: cs.Partitions}
+	for _, m := range cs.Members {
+		st.Members = append(st.Members, api.ClusterMember{Name: m.Name, Started: m.Started, Roles: m.Roles, Partitions: m.Owns})
+	}
+	return st
+}
+
+// clusterStatus is ClusterStatus with where each stream's replicas are.
+func (n *Node) clusterStatus(ctx context.Context, _ api.StatusRequest) (api.ClusterStatus, error) {
+	st := n.ClusterStatus()
+	for _, name := range []string{jetstream.StreamOrders, jetstream.StreamSKUs, jetstream.StreamInbound, jetstream.StreamOutbox} {
+		s, err := n.js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		info := s.CachedInfo()
+		r := api.StreamReplica{Stream: name, Replicas: []string{}, Current: []string{}}
+		if c := info.Cluster; c != nil {
+			r.Leader = c.Leader
+			r.Replicas = append(r.Replicas, c.Leader)
+			r.Current = append(r.Current, c.Leader)
+			for _, p := range c.Replicas {
+				r.Replicas = append(r.Replicas, p.Name)
+				if p.Current {
+					r.Current = append(r.Current, p.Name)
+				}
+			}
+		}
+		st.Streams = append(st.Streams, r)
+	}
+	return st, nil
+}
+
+// rebuild drops the read model or the snapshots and rebuilds them.
+func (n *Node) rebuild(ctx context.Context, req api.Rebuild) (api.RebuildReport, error) {
+	// A rebuild outlives an ordinary request.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Hour)
+	defer cancel()
+	switch {
+	case req.What == api.RebuildReadModel && n.queries != nil:
+		return n.queries.RebuildReadModel(ctx, n.cfg.NodeName)
+	case req.What == api.RebuildSnapshots && n.commands != nil:
+		return n.commands.RebuildSnapshots(ctx, n.cfg.NodeName)
+	}
+	role := config.RoleQuery
+	if req.What == api.RebuildSnapshots {
+		role = config.RoleCommand
+	}
+	return api.RebuildReport{}, &order.ValidationError{Field: "what", Message: "this node does not run the " + role + " role"}
+}

@@ -1,0 +1,257 @@
+// Package query is the read side of a node: the projection of the order
+// stream into the node's bbolt read model, and the operations that answer
+// from it (lookups with read-your-writes, lists, the long-poll feed,
+// analytics), and the rebuild of the read model. Reads never queue behind
+// an order actor; an order not projected yet is asked of its actor.
+//
+// It may import the domain, api, endpoint, jetstream and store.
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/endpoint"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/store"
+)
+
+// Orders reads an order's current state from its actor: the command side
+// on a node that runs it, or a remote reader asking the command nodes.
+type Orders interface {
+	GetOrder(ctx context.Context, id string) (order.Order, error)
+}
+
+// Deps is what the read side runs on.
+type Deps struct {
+	DB *store.DB
+	// Stream is the order events stream; NC carries the long poll's
+	// wake-ups (a subscription to the order's subject).
+	Stream natsjs.Stream
+	NC     *nats.Conn
+	Orders Orders
+	// RequestTimeout bounds a lookup's wait for its minVersion and a long
+	// poll's wait.
+	RequestTimeout time.Duration
+	CommitInterval time.Duration
+	Retry          jetstream.Backoff
+	Log            *slog.Logger
+}
+
+// Queries is the read side.
+type Queries struct {
+	d    Deps
+	proj *projector
+}
+
+// Start projects the order stream from the sequence the read model has
+// stored, and returns the read side.
+func Start(ctx context.Context, d Deps) (*Queries, error) {
+	q := &Queries{d: d, proj: newProjector(d.DB, d.Stream, d.CommitInterval, d.Retry, d.Log)}
+	if err := q.proj.start(ctx); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Stop ends the projection.
+func (q *Queries) Stop() { q.proj.stop() }
+
+// Operations are the read side's operations of the API.
+func (q *Queries) Operations() []endpoint.Operation {
+	return []endpoint.Operation{
+		endpoint.New("orders_get", api.SubjectOrdersGet, q.getOrder),
+		endpoint.New("orders_list", api.SubjectOrdersList, q.listOrders),
+		endpoint.New("orders_changes", api.SubjectOrdersChanges, q.orderChanges),
+		endpoint.New("analytics_summary", api.SubjectAnalyticsSummary, q.analyticsSummary),
+		endpoint.New("analytics_promotions", api.SubjectAnalyticsPromotions, q.analyticsPromotions),
+	}
+}
+
+// Settled reports whether the read model already shows that order id can
+// no longer expire. It may lag, never lead: an order it does not know, or
+// shows waiting for payment, is not settled.
+func (q *Queries) Settled(id string) bool {
+	o, ok, err := q.d.DB.Order(id)
+	return err == nil && ok && !o.ExpiryApplies()
+}
+
+// getOrder answers from the read model, so a lookup never queues behind a
+// busy order actor. With minVersion it first waits for the read model to
+// reach that sequence. An order the read model has not seen yet (it was
+// placed a moment ago) is asked of its actor.
+func (q *Queries) getOrder(ctx context.Context, req api.GetOrder) (order.Order, error) {
+	var waited error
+	if req.MinVersion > 0 {
+		// Leave a little of the request's time for the fallback.
+		wctx, cancel := context.WithTimeout(ctx, q.d.RequestTimeout*3/4)
+		waited = q.proj.waitFor(wctx, req.MinVersion)
+		cancel()
+	}
+	o, ok, err := q.d.DB.Order(req.ID)
+	if err != nil {
+		return order.Order{}, err
+	}
+	if ok && o.Version >= req.MinVersion {
+		return o, nil
+	}
+	a, err := q.d.Orders.GetOrder(ctx, req.ID)
+	switch {
+	case errors.Is(err, order.ErrNotFound) && waited != nil:
+		return order.Order{}, waited
+	case err != nil:
+		return order.Order{}, err
+	case a.Version < req.MinVersion:
+		return order.Order{}, &order.ValidationError{Field: "minVersion",
+			Message: fmt.Sprintf("order %s is at version %d, not %d", req.ID, a.Version, req.MinVersion)}
+	}
+	return a, nil
+}
+
+func (q *Queries) listOrders(_ context.Context, f order.Filter) (api.OrderPage, error) {
+	orders, next, err := q.d.DB.ListOrders(f)
+	if errors.Is(err, store.ErrBadCursor) {
+		return api.OrderPage{}, &order.ValidationError{Field: "cursor", Message: "not a cursor this service issued"}
+	}
+	if err != nil {
+		return api.OrderPage{}, err
+	}
+	return api.OrderPage{Orders: orders, Next: next}, nil
+}
+
+// Feed limits.
+const (
+	maxChanges = 1000
+	maxWait    = 30 * time.Second
+)
+
+// orderChanges returns an order's events after a stream sequence, waiting
+// up to waitMs for the first: a long-poll feed for clients that do not use
+// JetStream consumers. The reply's last is the cursor to resume from, so a
+// client that reconnects with it sees no gap and no duplicate.
+func (q *Queries) orderChanges(ctx context.Context, req api.GetChanges) (api.Changes, error) {
+	limit := req.Limit
+	if limit <= 0 || limit > maxChanges {
+		limit = maxChanges
+	}
+	subject := jetstream.OrderEventsPrefix + req.ID
+	// Subscribe before reading, so an event appended in between wakes us.
+	wake := make(chan struct{}, 1)
+	sub, err := q.d.NC.Subscribe(subject, func(*nats.Msg) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return api.Changes{}, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	wait := min(time.Duration(req.WaitMs)*time.Millisecond, maxWait, q.d.RequestTimeout*3/4)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		out := api.Changes{Changes: []api.Change{}, Last: req.After}
+		err := jetstream.Fold(ctx, q.d.Stream, subject, req.After, func(m *natsjs.RawStreamMsg) error {
+			var e order.Event
+			if err := json.Unmarshal(m.Data, &e); err != nil {
+				return err
+			}
+			out.Changes = append(out.Changes, api.Change{Seq: m.Sequence, Event: e})
+			out.Last = m.Sequence
+			if len(out.Changes) == limit {
+				return jetstream.ErrStop
+			}
+			return nil
+		})
+		if err != nil {
+			return api.Changes{}, err
+		}
+		if len(out.Changes) > 0 || wait <= 0 {
+			return out, nil
+		}
+		select {
+		case <-wake:
+		case <-deadline.C:
+			wait = 0
+		case <-ctx.Done():
+			return api.Changes{}, ctx.Err()
+		}
+	}
+}
+
+func (q *Queries) analyticsSummary(_ context.Context, req api.Summary) (api.SummaryReply, error) {
+	years, months, err := q.d.DB.Summary(req.Year)
+	if err != nil {
+		return api.SummaryReply{}, err
+	}
+	if years == nil {
+		years = []api.PeriodAnalytics{}
+	}
+	return api.SummaryReply{Year: req.Year, Years: years, Months: months}, nil
+}
+
+func (q *Queries) analyticsPromotions(context.Context, api.Promotions) (api.PromotionsReply, error) {
+	p, err := q.d.DB.Promotions()
+	if p == nil {
+		p = []api.PromotionAnalytics{}
+	}
+	return api.PromotionsReply{Promotions: p}, err
+}
+
+// ReadModel reports the order counts by status and how far the read model
+// is behind the stream.
+func (q *Queries) ReadModel(ctx context.Context) (map[string]int64, api.ReadModel, error) {
+	counts, err := q.d.DB.StatusCounts()
+	if err != nil {
+		return nil, api.ReadModel{}, err
+	}
+	rm, err := q.d.DB.ReadModel()
+	if err != nil {
+		return nil, api.ReadModel{}, err
+	}
+	st := api.ReadModel{Applied: rm.Applied, Gaps: rm.Gaps}
+	if info, err := q.d.Stream.Info(ctx); err == nil {
+		st.Stream = info.State.LastSeq
+		if info.State.LastSeq > rm.Applied {
+			st.Lag = info.State.LastSeq - rm.Applied
+		}
+	}
+	return counts, st, nil
+}
+
+// RebuildReadModel drops the read model and projects the order stream
+// again from its first event, returning when it has caught up with the
+// stream as it was when the rebuild began.
+func (q *Queries) RebuildReadModel(ctx context.Context, node string) (api.RebuildReport, error) {
+	began := time.Now()
+	info, err := q.d.Stream.Info(ctx)
+	if err != nil {
+		return api.RebuildReport{}, err
+	}
+	q.proj.stop()
+	if err := q.d.DB.DropReadModel(); err != nil {
+		return api.RebuildReport{}, err
+	}
+	if err := q.proj.start(ctx); err != nil {
+		return api.RebuildReport{}, err
+	}
+	if err := q.proj.waitFor(ctx, info.State.LastSeq); err != nil {
+		return api.RebuildReport{}, err
+	}
+	orders, err := q.d.DB.CountOrders()
+	if err != nil {
+		return api.RebuildReport{}, err
+	}
+	return api.RebuildReport{Node: node, What: api.RebuildReadModel, Events: info.State.Msgs, Orders: orders,
+		Seconds: time.Since(began).Seconds()}, nil
+}

@@ -1,0 +1,226 @@
+// Package reactor performs the side effects of appended order events: it
+// reserves, commits and releases stock, asks the payment provider to
+// collect or refund and the carrier to ship, notifies the customer, and
+// arms the reservation's expiry. It runs after the append, from the stream,
+// never before; every effect is idempotent (message IDs derived from the
+// event, holds keyed by order at the SKU), so the redelivery of an event
+// whose effects were cut short by a crash repeats them safely.
+//
+// It sees orders, stock and the outbox only through the small interfaces
+// below. It may import the domain, api and jetstream (for the message it
+// handles), nothing else of oms.
+package reactor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/inventory"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+)
+
+// Orders decides commands at an order's actor and reads its state.
+type Orders interface {
+	Order(ctx context.Context, cmd order.Command) (order.Order, error)
+	GetOrder(ctx context.Context, id string) (order.Order, error)
+}
+
+// Stock decides an inventory command (Reserve, Commit, Release) at the
+// SKU's actor and returns the order's hold and the stock after it.
+type Stock interface {
+	Stock(ctx context.Context, sku string, cmd any) (inventory.Hold, inventory.View, error)
+}
+
+// Outbox collects the messages one event causes; Wait returns once every
+// one is stored. jetstream.Outbox is one.
+type Outbox interface {
+	Publish(subject, msgID string, data []byte)
+	Schedule(key string, at time.Time, data []byte)
+	Wait(ctx context.Context) error
+}
+
+// Reactor turns order events into their effects.
+type Reactor struct {
+	orders    Orders
+	stock     Stock
+	newOutbox func() Outbox
+	now       func() time.Time
+}
+
+// New returns a reactor; newOutbox gives each event its own outbox.
+func New(orders Orders, stock Stock, newOutbox func() Outbox) *Reactor {
+	return &Reactor{orders: orders, stock: stock, newOutbox: newOutbox, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Key is the order an event message is about: the pipeline hands one
+// order's events to one worker, in stream order.
+func Key(m jetstream.Msg) string { return strings.TrimPrefix(m.Subject(), jetstream.OrderEventsPrefix) }
+
+// Handle performs the effects of one order event. It returns once every
+// message the event caused is stored, so that the event is acknowledged
+// only then: a crash before repeats the effects.
+func (r *Reactor) Handle(ctx context.Context, m jetstream.Msg) error {
+	var e order.Event
+	if err := json.Unmarshal(m.Data(), &e); err != nil {
+		return &order.ValidationError{Field: "event", Message: "undecodable order event: " + err.Error()}
+	}
+	out := r.newOutbox()
+	err := r.effects(ctx, e, out)
+	if werr := out.Wait(ctx); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return fmt.Errorf("effects of %s: %w", e.Type, err)
+	}
+	return nil
+}
+
+// effects performs what event e implies outside the order. Messages to
+// providers and customers go to out; the caller waits for them.
+func (r *Reactor) effects(ctx context.Context, e order.Event, out Outbox) error {
+	switch e.Type {
+	case order.EventPlaced:
+		// Arm the durable expiry first: whatever fails below, the event
+		// still waits for the timer to be stored, and it frees the stock of
+		// an order that never gets paid.
+		timer, _ := json.Marshal(map[string]string{"orderId": e.OrderID})
+		out.Schedule(e.OrderID, e.Placed.ReservationExpiresAt, timer)
+		if err := notify(out, e, api.NotifyPlaced, e.Placed.User, ""); err != nil {
+			return err
+		}
+		held, detail, err := r.reserve(ctx, e.OrderID, e.Placed.Items, e.Placed.ReservationExpiresAt)
+		if err != nil {
+			return err
+		}
+		_, err = r.orders.Order(ctx, order.RecordStock{Meta: order.Meta{ID: "stock:" + e.OrderID, OrderID: e.OrderID,
+			At: r.now(), By: "inventory"}, Held: held, Detail: detail})
+		return err
+	case order.EventStockHeld, order.EventPaid:
+		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		if err != nil {
+			return err
+		}
+		if e.Status == order.StatusReceived {
+			return publish(out, jetstream.PaymentRequestsPrefix, e, "payment", api.PaymentRequest{
+				Type: api.PaymentCollect, OrderID: o.ID, User: o.User, Amount: o.Total, Currency: o.Currency,
+				PaymentMethod: o.PaymentInformation.Method, CausedBy: e.ID})
+		}
+		for _, it := range o.Items {
+			if _, _, err := r.stock.Stock(ctx, it.SKU, inventory.Commit{SKU: it.SKU, OrderID: o.ID, At: r.now()}); err != nil {
+				return fmt.Errorf("commit %s: %w", it.SKU, err)
+			}
+		}
+		if err := requestDelivery(out, e, o); err != nil {
+			return err
+		}
+		return notify(out, e, api.NotifyPaid, o.User, "")
+	case order.EventUpdated:
+		if e.Status != order.StatusPaid {
+			return nil
+		}
+		// The parcel has not left: give the carrier the new destination.
+		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		if err != nil {
+			return err
+		}
+		return requestDelivery(out, e, o)
+	case order.EventCancelled, order.EventDeliveryAttemptFailed:
+		if e.Cancel == nil {
+			return nil
+		}
+		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		if err != nil {
+			return err
+		}
+		if e.Cancel.ReleaseStock {
+			for _, it := range o.Items {
+				if _, _, err := r.stock.Stock(ctx, it.SKU, inventory.Release{SKU: it.SKU, OrderID: o.ID,
+					Reason: string(e.Cancel.Reason), ExpiresAt: o.ReservationExpiresAt, At: r.now()}); err != nil {
+					return fmt.Errorf("release %s: %w", it.SKU, err)
+				}
+			}
+		}
+		if err := refund(out, e, o, e.Cancel.RefundDue); err != nil {
+			return err
+		}
+		return notify(out, e, api.NotifyCancelled, o.User, "")
+	case order.EventRejected:
+		if e.Rejected.RefundDue == 0 {
+			return nil
+		}
+		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		if err != nil {
+			return err
+		}
+		return refund(out, e, o, e.Rejected.RefundDue)
+	case order.EventShipped, order.EventCompleted:
+		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		if err != nil {
+			return err
+		}
+		kind := api.NotifyShipped
+		if e.Type == order.EventCompleted {
+			kind = api.NotifyDelivered
+		}
+		return notify(out, e, kind, o.User, o.TrackingNumber)
+	}
+	return nil
+}
+
+// reserve holds every line for the order, stopping at the first line that
+// cannot be held; the cancellation that follows releases the others.
+func (r *Reactor) reserve(ctx context.Context, orderID string, items []order.Item, expires time.Time) (bool, string, error) {
+	for _, it := range items {
+		hold, stock, err := r.stock.Stock(ctx, it.SKU, inventory.Reserve{SKU: it.SKU, OrderID: orderID,
+			Quantity: it.Quantity, ExpiresAt: expires, At: r.now()})
+		if err != nil {
+			return false, "", fmt.Errorf("reserve %s: %w", it.SKU, err)
+		}
+		switch hold.State {
+		case inventory.HoldReserved, inventory.HoldCommitted:
+		default:
+			return false, fmt.Sprintf("%s: %d requested, %d available", it.SKU, it.Quantity, stock.Available), nil
+		}
+	}
+	return true, "", nil
+}
+
+func requestDelivery(out Outbox, e order.Event, o order.Order) error {
+	return publish(out, jetstream.DeliveryRequestPrefix, e, "delivery", api.DeliveryRequest{
+		OrderID: o.ID, User: o.User, Destination: o.Destination, Items: o.Items,
+		DeliveryInstructions: o.DeliveryInstructions, CausedBy: e.ID})
+}
+
+func refund(out Outbox, e order.Event, o order.Order, amount int64) error {
+	if amount == 0 {
+		return nil
+	}
+	return publish(out, jetstream.PaymentRequestsPrefix, e, "refund", api.PaymentRequest{
+		Type: api.PaymentRefund, OrderID: o.ID, User: o.User, Amount: amount, Currency: o.Currency, CausedBy: e.ID})
+}
+
+func notify(out Outbox, e order.Event, kind, user, tracking string) error {
+	note := api.Notification{Type: kind, OrderID: e.OrderID, User: user, Status: e.Status, At: e.At,
+		TrackingNumber: tracking, CausedBy: e.ID}
+	if e.Cancel != nil {
+		note.Reason, note.RefundDue = e.Cancel.Reason, e.Cancel.RefundDue
+	}
+	return publish(out, jetstream.NotificationsPrefix, e, "notify", note)
+}
+
+// publish queues v for prefix+orderID with a Nats-Msg-Id derived from the
+// causing event, so repeating the effect stores it once.
+func publish(out Outbox, prefix string, e order.Event, kind string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data)
+	return nil
+}

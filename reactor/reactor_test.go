@@ -1,0 +1,194 @@
+package reactor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/internal/natstest"
+	"github.com/oms-project/oms/inventory"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/reactor"
+)
+
+const id = "0b6f1c1e-4a8e-4c55-9d8b-3c1d7c3f0a01"
+
+var at = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+// world is what the reactor acts on: orders, stock and an outbox that
+// record every call.
+type world struct {
+	order    order.Order
+	decided  []order.Command
+	stock    []string // "reserve SKU-1", "commit SKU-1", ...
+	short    string   // a SKU with nothing available
+	failSKU  string   // a SKU whose actor fails
+	out      []string // "subject msgID"
+	timers   []string
+	waited   int
+	failWait error
+}
+
+func (w *world) Order(_ context.Context, cmd order.Command) (order.Order, error) {
+	w.decided = append(w.decided, cmd)
+	return w.order, nil
+}
+
+func (w *world) GetOrder(context.Context, string) (order.Order, error) { return w.order, nil }
+
+func (w *world) Stock(_ context.Context, sku string, cmd any) (inventory.Hold, inventory.View, error) {
+	if sku == w.failSKU {
+		return inventory.Hold{}, inventory.View{}, fmt.Errorf("sku actor: %w", api.ErrUnavailable)
+	}
+	switch c := cmd.(type) {
+	case inventory.Reserve:
+		w.stock = append(w.stock, "reserve "+sku)
+		if sku == w.short {
+			return inventory.Hold{State: inventory.HoldRejected}, inventory.View{SKU: sku, Available: 0}, nil
+		}
+		return inventory.Hold{State: inventory.HoldReserved, Quantity: c.Quantity}, inventory.View{SKU: sku}, nil
+	case inventory.Commit:
+		w.stock = append(w.stock, "commit "+sku)
+	case inventory.Release:
+		w.stock = append(w.stock, "release "+sku+" "+c.Reason)
+	}
+	return inventory.Hold{}, inventory.View{}, nil
+}
+
+func (w *world) Publish(subject, msgID string, _ []byte) { w.out = append(w.out, subject+" "+msgID) }
+func (w *world) Schedule(key string, when time.Time, _ []byte) {
+	w.timers = append(w.timers, key+" "+when.Format(time.RFC3339))
+}
+func (w *world) Wait(context.Context) error { w.waited++; return w.failWait }
+
+func twoLines() order.Order {
+	return order.Order{ID: id, User: "alice", Currency: "EUR", Total: 3000, Status: order.StatusReceived,
+		Items:              []order.Item{{SKU: "SKU-1", Quantity: 2, UnitPrice: 1250}, {SKU: "SKU-2", Quantity: 1, UnitPrice: 500}},
+		PaymentInformation: order.PaymentInformation{Method: "card"}, ReservationExpiresAt: at.Add(15 * time.Minute)}
+}
+
+func event(e order.Event) natstest.Msg {
+	e.ID, e.OrderID, e.At, e.V = "evt-"+string(e.Type), id, at, 1
+	data, _ := json.Marshal(e)
+	return natstest.Msg{Subj: jetstream.OrderEventsPrefix + id, Body: data}
+}
+
+func placed(o order.Order) natstest.Msg {
+	return event(order.Event{Type: order.EventPlaced, Status: order.StatusReceived, Reservation: order.ReservationPending,
+		Placed: &order.Placed{User: o.User, Items: o.Items, Currency: o.Currency, Total: o.Total,
+			ReservationExpiresAt: o.ReservationExpiresAt}})
+}
+
+func run(t *testing.T, w *world, m natstest.Msg) error {
+	t.Helper()
+	return reactor.New(w, w, func() reactor.Outbox { return w }).Handle(context.Background(), m)
+}
+
+// TestEffectsOfEachEvent: every event type causes exactly its effects,
+// each outbound message with an ID derived from the event.
+func TestEffectsOfEachEvent(t *testing.T) {
+	o := twoLines()
+	paid := o
+	paid.Status = order.StatusPaid
+	cases := []struct {
+		name   string
+		order  order.Order
+		msg    natstest.Msg
+		stock  []string
+		out    []string
+		timers int
+		decide string
+	}{
+		{name: "placed", order: o, msg: placed(o), stock: []string{"reserve SKU-1", "reserve SKU-2"},
+			out: []string{"notifications." + id + " evt-order.placed:notify"}, timers: 1, decide: "stock held"},
+		{name: "stock held", order: o, msg: event(order.Event{Type: order.EventStockHeld, Status: order.StatusReceived}),
+			out: []string{"payments.requests." + id + " evt-order.stock_held:payment"}},
+		{name: "paid", order: paid, msg: event(order.Event{Type: order.EventPaid, Status: order.StatusPaid}),
+			stock: []string{"commit SKU-1", "commit SKU-2"},
+			out:   []string{"delivery.requests." + id + " evt-order.paid:delivery", "notifications." + id + " evt-order.paid:notify"}},
+		{name: "updated while paid", order: paid, msg: event(order.Event{Type: order.EventUpdated, Status: order.StatusPaid}),
+			out: []string{"delivery.requests." + id + " evt-order.updated:delivery"}},
+		{name: "updated before payment", order: o, msg: event(order.Event{Type: order.EventUpdated, Status: order.StatusReceived})},
+		{name: "cancelled after payment", order: paid, msg: event(order.Event{Type: order.EventCancelled, Status: order.StatusCancelled,
+			Cancel: &order.Cancellation{Reason: order.CancelCustomerRequest, RefundDue: 3000, ReleaseStock: true}}),
+			stock: []string{"release SKU-1 customer_request", "release SKU-2 customer_request"},
+			out:   []string{"payments.requests." + id + " evt-order.cancelled:refund", "notifications." + id + " evt-order.cancelled:notify"}},
+		{name: "last delivery attempt failed", order: paid, msg: event(order.Event{Type: order.EventDeliveryAttemptFailed,
+			Status: order.StatusCancelled, Cancel: &order.Cancellation{Reason: order.CancelDeliveryFailed, RefundDue: 3000}}),
+			out: []string{"payments.requests." + id + " evt-order.delivery_attempt_failed:refund",
+				"notifications." + id + " evt-order.delivery_attempt_failed:notify"}},
+		{name: "delivery attempt failed", order: paid, msg: event(order.Event{Type: order.EventDeliveryAttemptFailed, Status: order.StatusInTransit})},
+		{name: "rejected with refund", order: paid, msg: event(order.Event{Type: order.EventRejected, Status: order.StatusPaid,
+			Rejected: &order.Rejection{CauseType: order.PaymentSucceeded, RefundDue: 3000}}),
+			out: []string{"payments.requests." + id + " evt-order.rejected:refund"}},
+		{name: "rejected without refund", order: paid, msg: event(order.Event{Type: order.EventRejected, Status: order.StatusPaid,
+			Rejected: &order.Rejection{CauseType: order.DeliveryInTransit}})},
+		{name: "shipped", order: paid, msg: event(order.Event{Type: order.EventShipped, Status: order.StatusInTransit}),
+			out: []string{"notifications." + id + " evt-order.shipped:notify"}},
+		{name: "completed", order: paid, msg: event(order.Event{Type: order.EventCompleted, Status: order.StatusCompleted}),
+			out: []string{"notifications." + id + " evt-order.completed:notify"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := &world{order: c.order}
+			if err := run(t, w, c.msg); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(w.stock, c.stock) || !slices.Equal(w.out, c.out) || len(w.timers) != c.timers || w.waited != 1 {
+				t.Fatalf("stock %v, out %v, timers %v, waits %d", w.stock, w.out, w.timers, w.waited)
+			}
+			if c.decide != "" {
+				rs, ok := w.decided[0].(order.RecordStock)
+				if len(w.decided) != 1 || !ok || !rs.Held || rs.ID != "stock:"+id {
+					t.Fatalf("decided %+v", w.decided)
+				}
+			} else if len(w.decided) != 0 {
+				t.Fatalf("decided %+v", w.decided)
+			}
+		})
+	}
+}
+
+// TestPlacementShortOfStock: the first line that cannot be held stops the
+// reservation and the order is told so; the expiry timer is armed anyway.
+func TestPlacementShortOfStock(t *testing.T) {
+	o := twoLines()
+	w := &world{order: o, short: "SKU-1"}
+	if err := run(t, w, placed(o)); err != nil {
+		t.Fatal(err)
+	}
+	rs := w.decided[0].(order.RecordStock)
+	if rs.Held || !strings.Contains(rs.Detail, "SKU-1") || !slices.Equal(w.stock, []string{"reserve SKU-1"}) {
+		t.Fatalf("record %+v after %v", rs, w.stock)
+	}
+	if len(w.timers) != 1 || !strings.HasPrefix(w.timers[0], id+" ") {
+		t.Fatalf("timers %v", w.timers)
+	}
+}
+
+// TestFailuresAreReturnedAfterTheOutboxIsWaited: an effect that fails is an
+// error the pipeline retries (what was queued before it is still stored);
+// a message that is no order event is one it dead-letters.
+func TestFailuresAreReturnedAfterTheOutboxIsWaited(t *testing.T) {
+	o := twoLines()
+	w := &world{order: o, failSKU: "SKU-2"}
+	err := run(t, w, placed(o))
+	if err == nil || !api.Retryable(err) || !errors.Is(err, api.ErrUnavailable) || w.waited != 1 || len(w.timers) != 1 {
+		t.Fatalf("err %v (retryable %v), waits %d, timers %v", err, api.Retryable(err), w.waited, w.timers)
+	}
+	w = &world{order: o, failWait: errors.New("stream gone")}
+	if err := run(t, w, placed(o)); err == nil || !strings.Contains(err.Error(), "stream gone") {
+		t.Fatalf("outbox failure: %v", err)
+	}
+	err = run(t, &world{order: o}, natstest.Msg{Subj: jetstream.OrderEventsPrefix + id, Body: []byte("{not json")})
+	if err == nil || api.Retryable(err) || api.CodeOf(err) != 400 {
+		t.Fatalf("garbage: %v (retryable %v)", err, api.Retryable(err))
+	}
+}
