@@ -18,6 +18,14 @@ import (
 // below the API wrap it so that every transport answers 503.
 var ErrUnavailable = errors.New("temporarily unavailable")
 
+// The edge's refusals: no (valid) credentials, credentials that do not
+// allow the operation, and a caller over its rate.
+var (
+	ErrUnauthenticated = errors.New("authentication required")
+	ErrForbidden       = errors.New("not allowed")
+	ErrTooManyRequests = errors.New("too many requests")
+)
+
 // Kind is the class of an error as the wire carries it.
 type Kind string
 
@@ -31,6 +39,9 @@ const (
 	KindPaymentMismatch     Kind = "payment_mismatch"
 	KindBelowReserved       Kind = "below_reserved"
 	KindNoReservation       Kind = "no_reservation"
+	KindUnauthenticated     Kind = "unauthenticated"
+	KindForbidden           Kind = "forbidden"
+	KindRateLimited         Kind = "rate_limited"
 	KindUnavailable         Kind = "unavailable"
 	KindInternal            Kind = "internal"
 )
@@ -59,6 +70,9 @@ var errorTable = []kindSpec{
 	{kind: KindPaymentMismatch, code: 409, sentinels: []error{order.ErrPaymentMismatch}},
 	{kind: KindBelowReserved, code: 409, sentinels: []error{inventory.ErrBelowReserved}},
 	{kind: KindNoReservation, code: 409, sentinels: []error{inventory.ErrNoReservation}},
+	{kind: KindUnauthenticated, code: 401, sentinels: []error{ErrUnauthenticated}},
+	{kind: KindForbidden, code: 403, sentinels: []error{ErrForbidden}},
+	{kind: KindRateLimited, code: 429, retryable: true, sentinels: []error{ErrTooManyRequests}},
 	{kind: KindUnavailable, code: 503, retryable: true, sentinels: []error{ErrUnavailable},
 		causes: []error{context.DeadlineExceeded, context.Canceled, nats.ErrTimeout, nats.ErrNoResponders,
 			nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrDrainTimeout, natsjs.ErrNoStreamResponse,
@@ -94,7 +108,8 @@ func specOfKind(k Kind) kindSpec {
 // KindOf returns the kind of err.
 func KindOf(err error) Kind { return specOf(err).kind }
 
-// CodeOf returns the HTTP-like status code of err: 400, 404, 409, 503 or 500.
+// CodeOf returns the HTTP status code of err: 400, 401, 403, 404, 409, 429,
+// 503 or 500.
 func CodeOf(err error) int { return specOf(err).code }
 
 // Retryable reports whether trying again may succeed: a message whose

@@ -13,16 +13,17 @@ type OrderPage struct {
 	Next   string        `json:"next"`
 }
 
-// Change is one order event with its stream sequence (the feed cursor).
-type Change struct {
+// OrderChange is one order event with its stream sequence (the feed
+// cursor).
+type OrderChange struct {
 	Seq   uint64      `json:"seq"`
 	Event order.Event `json:"event"`
 }
 
-// Changes is the reply of oms.orders.changes. Resume with After = Last.
-type Changes struct {
-	Changes []Change `json:"changes"`
-	Last    uint64   `json:"last"`
+// ChangePage is the reply of oms.orders.changes. Resume with After = Last.
+type ChangePage struct {
+	Changes []OrderChange `json:"changes"`
+	Last    uint64        `json:"last"`
 }
 
 // Analytics is an aggregate over a period or a promotion code. Revenue is

@@ -11,25 +11,35 @@ import (
 // MaxKeyLength bounds idempotency keys and command IDs.
 const MaxKeyLength = 200
 
+// NewOrder is what is ordered: the basket, where it goes and how it is
+// paid. It is the body of POST /v1/orders, where the token says who orders.
+type NewOrder struct {
+	Items                []order.Item      `json:"items" doc:"1 to 100 lines, one per SKU"`
+	Currency             string            `json:"currency" doc:"ISO 4217 code of every price" example:"EUR"`
+	Destination          order.Destination `json:"destination"`
+	PromotionCodes       []string          `json:"promotionCodes,omitempty" doc:"recorded for analytics, not re-priced"`
+	Source               string            `json:"source,omitempty" enum:"web,app" doc:"default web"`
+	Notes                string            `json:"notes,omitempty" maxLength:"1000"`
+	DeliveryInstructions string            `json:"deliveryInstructions,omitempty" maxLength:"1000"`
+	PaymentMethod        string            `json:"paymentMethod,omitempty" example:"card"`
+}
+
 // PlaceOrder is the body of oms.orders.place. IdempotencyKey makes retries
 // safe: the same user and key always name the same order.
 type PlaceOrder struct {
-	IdempotencyKey       string            `json:"idempotencyKey,omitempty"`
-	User                 string            `json:"user"`
-	Items                []order.Item      `json:"items"`
-	Currency             string            `json:"currency"`
-	Destination          order.Destination `json:"destination"`
-	PromotionCodes       []string          `json:"promotionCodes,omitempty"`
-	Source               string            `json:"source,omitempty"`
-	Notes                string            `json:"notes,omitempty"`
-	DeliveryInstructions string            `json:"deliveryInstructions,omitempty"`
-	PaymentMethod        string            `json:"paymentMethod,omitempty"`
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	User           string `json:"user"`
+	NewOrder
 	// By is who placed it (the user, or a support agent); default: user.
 	By string `json:"by,omitempty"`
+	// AsCustomer, set only by the HTTP edge from a customer's token,
+	// limits the order to that customer.
+	AsCustomer string `json:"-"`
 }
 
 // Command returns the domain command this request asks for, under meta.
 func (r PlaceOrder) Command(meta order.Meta) order.Place {
+	meta.AsCustomer = r.AsCustomer
 	return order.Place{Meta: meta, User: r.User, Items: r.Items, Currency: r.Currency, Destination: r.Destination,
 		PromotionCodes: r.PromotionCodes, Source: r.Source, Notes: r.Notes,
 		DeliveryInstructions: r.DeliveryInstructions, PaymentMethod: r.PaymentMethod}
@@ -50,32 +60,49 @@ func (r PlaceOrder) Validate() error {
 type GetOrder struct {
 	ID         string `json:"id"`
 	MinVersion uint64 `json:"minVersion,omitempty"`
+	// AsCustomer, set only by the HTTP edge, hides other customers' orders.
+	AsCustomer string `json:"-"`
 }
 
 // Validate checks the order ID.
 func (r GetOrder) Validate() error { return orderID("id", r.ID) }
 
+// CancelReason is why an order is cancelled: the body of
+// POST /v1/orders/{id}/cancel.
+type CancelReason struct {
+	Reason string `json:"reason,omitempty" maxLength:"1000" doc:"required when support cancels"`
+}
+
 // CancelOrder is the body of oms.orders.cancel. CommandID, if given, makes a
 // retried cancel a no-op.
 type CancelOrder struct {
-	ID        string `json:"id"`
-	Reason    string `json:"reason,omitempty"`
-	By        string `json:"by,omitempty"`
-	CommandID string `json:"commandId,omitempty"`
+	ID string `json:"id"`
+	CancelReason
+	By         string `json:"by,omitempty"`
+	CommandID  string `json:"commandId,omitempty"`
+	AsCustomer string `json:"-"`
 }
 
 // Validate checks the order ID and the command ID's length; the domain
 // checks the rest when it decides.
 func (r CancelOrder) Validate() error { return orderCommand(r.ID, r.CommandID) }
 
-// UpdateOrder is the body of oms.orders.update; absent fields are unchanged.
-type UpdateOrder struct {
-	ID                   string             `json:"id"`
+// OrderChanges is what may change of an order until it is in transit:
+// the body of PATCH /v1/orders/{id}. Absent fields are unchanged.
+type OrderChanges struct {
 	Destination          *order.Destination `json:"destination,omitempty"`
-	DeliveryInstructions *string            `json:"deliveryInstructions,omitempty"`
-	Notes                *string            `json:"notes,omitempty"`
-	By                   string             `json:"by,omitempty"`
-	CommandID            string             `json:"commandId,omitempty"`
+	DeliveryInstructions *string            `json:"deliveryInstructions,omitempty" maxLength:"1000"`
+	Notes                *string            `json:"notes,omitempty" maxLength:"1000"`
+	Reason               string             `json:"reason,omitempty" maxLength:"1000" doc:"required when support updates"`
+}
+
+// UpdateOrder is the body of oms.orders.update.
+type UpdateOrder struct {
+	ID string `json:"id"`
+	OrderChanges
+	By         string `json:"by,omitempty"`
+	CommandID  string `json:"commandId,omitempty"`
+	AsCustomer string `json:"-"`
 }
 
 // Validate checks the order ID and the command ID's length; the domain
@@ -86,6 +113,8 @@ func (r UpdateOrder) Validate() error { return orderCommand(r.ID, r.CommandID) }
 type SetStock struct {
 	SKU      string `json:"sku"`
 	Quantity int64  `json:"quantity"`
+	// By is who counted it (default: api).
+	By string `json:"by,omitempty"`
 }
 
 // Validate checks the SKU and the quantity.
@@ -110,10 +139,11 @@ func (r GetStock) Validate() error { return sku("sku", r.SKU) }
 // GetChanges is the body of oms.orders.changes: the order's events after
 // stream sequence After, waiting up to WaitMs for the first one.
 type GetChanges struct {
-	ID     string `json:"id"`
-	After  uint64 `json:"after"`
-	Limit  int    `json:"limit,omitempty"`
-	WaitMs int    `json:"waitMs,omitempty"`
+	ID         string `json:"id"`
+	After      uint64 `json:"after"`
+	Limit      int    `json:"limit,omitempty"`
+	WaitMs     int    `json:"waitMs,omitempty"`
+	AsCustomer string `json:"-"`
 }
 
 // Validate checks the order ID.

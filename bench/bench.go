@@ -29,6 +29,7 @@ import (
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/credentials"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/node"
 	"github.com/oms-project/oms/order"
@@ -47,7 +48,10 @@ type Options struct {
 	DataDir        string // empty: a temporary directory, removed afterwards
 	// Server, when set, drives a running deployment at this NATS URL
 	// instead of starting a node; it must run the simulated providers.
-	Server   string
+	Server string
+	// Connect authenticates the load generator to Server (the local node's
+	// admin otherwise).
+	Connect  []nats.Option
 	Progress io.Writer // nil: no progress line
 	Timeout  time.Duration
 }
@@ -183,7 +187,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 	if err := o.Validate(); err != nil {
 		return Result{}, err
 	}
-	url := o.Server
+	url, connect := o.Server, o.Connect
 	if url == "" {
 		n, sim, cleanup, err := startLocal(ctx, o, log)
 		if err != nil {
@@ -192,9 +196,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 		defer cleanup()
 		_ = sim
 		url = n.ClientURL()
+		admin, err := n.Credentials().Connect(credentials.UserAdmin)
+		if err != nil {
+			return Result{}, err
+		}
+		connect = []nats.Option{admin}
 	}
-	// The load generator is a separate client, as a storefront would be.
-	nc, err := nats.Connect(url, nats.Name("oms bench"))
+	// The load generator is a separate client, as a storefront would be
+	// (as the admin: it also follows the notifications and the streams).
+	nc, err := nats.Connect(url, append(connect, nats.Name("oms bench"))...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -368,6 +378,7 @@ func startLocal(ctx context.Context, o Options, log *slog.Logger) (*node.Node, *
 	}
 	cfg := config.Default()
 	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
+	cfg.HTTP.Listen, cfg.HTTP.InternalListen = "", ""
 	if o.Partitions > 0 {
 		cfg.Partitions = o.Partitions
 	}
@@ -401,9 +412,9 @@ func percentiles(ds []time.Duration) (p50, p99, maxv float64) {
 
 func newOrder(r *rand.Rand, i int, skus []string, lines int) api.PlaceOrder {
 	req := api.PlaceOrder{IdempotencyKey: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i),
-		User: fmt.Sprintf("user-%d", r.IntN(100_000)), Currency: "EUR", Source: "web", PaymentMethod: "card",
-		Destination: order.Destination{Country: "DE", PostalCode: "10115", Address: "Invalidenstr. 117",
-			PhoneNumber: "+49 30 1234567"}}
+		User: fmt.Sprintf("user-%d", r.IntN(100_000)), NewOrder: api.NewOrder{Currency: "EUR", Source: "web",
+			PaymentMethod: "card", Destination: order.Destination{Country: "DE", PostalCode: "10115",
+				Address: "Invalidenstr. 117", PhoneNumber: "+49 30 1234567"}}}
 	first := r.IntN(len(skus))
 	for l := range lines {
 		req.Items = append(req.Items, order.Item{SKU: skus[(first+l)%len(skus)], Quantity: 1, UnitPrice: 1999})

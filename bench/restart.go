@@ -16,6 +16,7 @@ import (
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/credentials"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/node"
 	"github.com/oms-project/oms/order"
@@ -46,6 +47,7 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger) (R
 	}
 	cfg := config.Default()
 	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
+	cfg.HTTP.Listen, cfg.HTTP.InternalListen = "", ""
 	began := time.Now()
 	probe, err := writeOrders(ctx, cfg, n)
 	if err != nil {
@@ -60,7 +62,11 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger) (R
 	}
 	defer nd.Stop()
 	res.ReadySeconds = time.Since(began).Seconds()
-	nc, err := nats.Connect(nd.ClientURL())
+	admin, err := nd.Credentials().Connect(credentials.UserAdmin)
+	if err != nil {
+		return res, err
+	}
+	nc, err := nats.Connect(nd.ClientURL(), admin)
 	if err != nil {
 		return res, err
 	}
@@ -126,5 +132,5 @@ func writeOrders(ctx context.Context, cfg config.Config, n int) (string, error) 
 }
 
 func apiUpdate(id string, notes *string) api.UpdateOrder {
-	return api.UpdateOrder{ID: id, Notes: notes, By: "bench"}
+	return api.UpdateOrder{ID: id, OrderChanges: api.OrderChanges{Notes: notes}, By: "bench"}
 }

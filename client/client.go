@@ -116,8 +116,8 @@ func (c *Client) ListOrders(ctx context.Context, f order.Filter) (api.OrderPage,
 }
 
 // Changes returns an order's events after a stream sequence (long-poll).
-func (c *Client) Changes(ctx context.Context, req api.GetChanges) (api.Changes, error) {
-	var ch api.Changes
+func (c *Client) Changes(ctx context.Context, req api.GetChanges) (api.ChangePage, error) {
+	var ch api.ChangePage
 	return ch, c.Request(ctx, api.SubjectOrdersChanges, req, &ch)
 }
 

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -46,7 +48,67 @@ type Config struct {
 	Simulate  bool
 	Simulator Simulator
 
+	Security Security
+	HTTP     HTTP
+
 	Tuning Tuning
+}
+
+// Security is who may reach the node and with what.
+type Security struct {
+	// CredentialsDir holds the generated credentials (default
+	// <data-dir>/credentials): nodes of one cluster share its contents.
+	CredentialsDir string
+	// NatsCreds or NatsNkey authenticate the node to an external NATS
+	// (--nats-url); NatsCA verifies that server's certificate.
+	NatsCreds string
+	NatsNkey  string
+	NatsCA    string
+	// NatsTLS and ClusterTLS are the certificates of the embedded server's
+	// client and route listeners (routes also verify their peers with
+	// ClusterTLS.CA).
+	NatsTLS    TLS
+	ClusterTLS TLS
+	// JWKSFile or JWTSecretFile are the keys bearer tokens are checked
+	// against (default: the generated secret `oms token issue` signs with);
+	// JWTIssuer, if set, and JWTAudience must match the token's.
+	JWKSFile      string
+	JWTSecretFile string
+	JWTIssuer     string
+	JWTAudience   string
+	// WebhookSecrets is the file of providers' webhook secrets (default:
+	// the generated one, with the simulated providers' secrets).
+	WebhookSecrets   string
+	WebhookTolerance time.Duration
+}
+
+// TLS names certificate files.
+type TLS struct {
+	Cert, Key, CA string
+}
+
+// On reports whether a certificate is configured.
+func (t TLS) On() bool { return t.Cert != "" }
+
+// HTTP is the HTTP edge.
+type HTTP struct {
+	// Listen serves customers and webhooks; InternalListen support, admin
+	// and operations. Empty: off.
+	Listen         string
+	InternalListen string
+	TLS            TLS
+	MaxBody        int64
+	Rate           float64
+	Burst          int
+	MaxStreams     int
+}
+
+// CredentialsDirOf is where the node's credentials are.
+func (c Config) CredentialsDirOf() string {
+	if c.Security.CredentialsDir != "" {
+		return c.Security.CredentialsDir
+	}
+	return filepath.Join(c.DataDir, "credentials")
 }
 
 // Tuning holds the knobs a deployment rarely changes. Each default is the
@@ -137,6 +199,9 @@ type Simulator struct {
 	// `make run` shows orders flowing with nothing else running.
 	OrdersPerSecond float64
 	SKUs            int
+	// Webhooks makes the simulated providers post signed webhooks to the
+	// node's HTTP listener instead of publishing on NATS.
+	Webhooks bool
 }
 
 // Default returns the single-node development configuration.
@@ -158,6 +223,9 @@ func Default() Config {
 		Simulate:            true,
 		Simulator: Simulator{PaymentSuccessRate: 0.9, DeliveryAttemptFailure: 0.1,
 			MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second, OrdersPerSecond: 1, SKUs: 20},
+		Security: Security{JWTAudience: "oms", WebhookTolerance: 5 * time.Minute},
+		HTTP: HTTP{Listen: "127.0.0.1:8080", InternalListen: "127.0.0.1:8081", MaxBody: 64 << 10, Rate: 50, Burst: 100,
+			MaxStreams: 4096},
 		Tuning: DefaultTuning(),
 	}
 }
@@ -249,6 +317,46 @@ func (c Config) Validate() error {
 	}
 	if c.Simulate && !c.Has(RoleCommand) {
 		bad("simulate", "the simulators need the command role on the same node")
+	}
+	if c.Simulate && c.Simulator.Webhooks && c.HTTP.Listen == "" {
+		bad("sim-webhooks", "needs --http-listen: the simulators post webhooks to it")
+	}
+	for name, addr := range map[string]string{"http-listen": c.HTTP.Listen, "internal-listen": c.HTTP.InternalListen} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "want host:port, got %q", addr)
+		}
+	}
+	if c.HTTP.Listen != "" && c.HTTP.Listen == c.HTTP.InternalListen && !strings.HasSuffix(c.HTTP.Listen, ":0") {
+		bad("internal-listen", "must differ from --http-listen (%s): the internal API is for staff only", c.HTTP.Listen)
+	}
+	if c.HTTP.MaxBody < 1<<10 {
+		bad("http-max-body", "must be at least 1KiB, got %d", c.HTTP.MaxBody)
+	}
+	if c.HTTP.Rate < 0 || c.HTTP.Burst < 1 {
+		bad("http-rate", "must not be negative, with a burst of at least 1 (got %v, %d)", c.HTTP.Rate, c.HTTP.Burst)
+	}
+	if c.HTTP.MaxStreams < 1 {
+		bad("http-max-streams", "must be at least 1")
+	}
+	for name, t := range map[string]TLS{"http-tls": c.HTTP.TLS, "nats-tls": c.Security.NatsTLS, "cluster-tls": c.Security.ClusterTLS} {
+		if (t.Cert == "") != (t.Key == "") {
+			bad(name+"-cert", "give both the certificate and its key (--%s-cert, --%s-key)", name, name)
+		}
+	}
+	if c.Security.NatsCreds != "" && c.Security.NatsNkey != "" {
+		bad("nats-creds", "give --nats-creds or --nats-nkey, not both")
+	}
+	if c.NatsURL == "" && (c.Security.NatsCreds != "" || c.Security.NatsNkey != "") {
+		bad("nats-creds", "authenticates to an external NATS: give --nats-url too")
+	}
+	if c.Security.JWKSFile != "" && c.Security.JWTSecretFile != "" {
+		bad("jwks-file", "give --jwks-file or --jwt-secret-file, not both")
+	}
+	if c.Security.WebhookTolerance < time.Second {
+		bad("webhook-tolerance", "must be at least 1s, got %s", c.Security.WebhookTolerance)
 	}
 	s := c.Simulator
 	if s.PaymentSuccessRate < 0 || s.PaymentSuccessRate > 1 {

@@ -44,5 +44,17 @@ func (l *Limiter) Go(work func(context.Context), busy func()) {
 	}()
 }
 
+// Acquire takes a slot for a request handled on the caller's goroutine (an
+// HTTP request has its own); ok is false when the bound is reached.
+func (l *Limiter) Acquire() (release func(), ok bool) {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		return nil, false
+	}
+	l.wg.Add(1)
+	return func() { <-l.slots; l.wg.Done() }, true
+}
+
 // Wait returns once no request is in flight.
 func (l *Limiter) Wait() { l.wg.Wait() }

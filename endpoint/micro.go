@@ -31,9 +31,9 @@ func ServeMicro(nc *nats.Conn, version string, ops []Operation, lim *Limiter, lo
 	}
 	m := &Micro{nc: nc, svc: svc, lim: lim, log: log}
 	for _, op := range ops {
-		if err := svc.AddEndpoint(op.Name, m.handler(op), micro.WithEndpointSubject(op.Subject)); err != nil {
+		if err := svc.AddEndpoint(op.Name(), m.handler(op), micro.WithEndpointSubject(op.Subject())); err != nil {
 			_ = svc.Stop()
-			return nil, fmt.Errorf("endpoint %s: %w", op.Subject, err)
+			return nil, fmt.Errorf("endpoint %s: %w", op.Subject(), err)
 		}
 	}
 	return m, nil
@@ -53,8 +53,8 @@ func (m *Micro) handler(op Operation) micro.HandlerFunc {
 		reply, data := req.Reply(), req.Data()
 		m.lim.Go(func(ctx context.Context) {
 			out, err := op.Handle(ctx, data)
-			m.respond(op.Name, reply, out, err)
-		}, func() { m.respond(op.Name, reply, nil, ErrBusy) })
+			m.respond(op.Name(), reply, out, err)
+		}, func() { m.respond(op.Name(), reply, nil, ErrBusy) })
 	}
 }
 

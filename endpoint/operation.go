@@ -3,11 +3,13 @@
 // adapter decodes the request, runs its Validate method (which names the
 // bad field), calls the handler, and maps the error through the api error
 // table, logging an internal error's detail under a correlation ID that the
-// caller gets instead. nats.go/micro serves the operations; any other
-// transport serves the same declarations.
+// caller gets instead. nats.go/micro serves every operation on its subject;
+// the HTTP edge serves the same declarations on their routes (Bind), which
+// say who may call them and how the request comes from the HTTP request
+// and the caller.
 //
-// It may import api and order (whose ValidationError names a bad field),
-// nothing else of oms.
+// It may import api, auth and order (whose ValidationError names a bad
+// field), nothing else of oms.
 package endpoint
 
 import (
@@ -22,37 +24,58 @@ import (
 	"github.com/oms-project/oms/order"
 )
 
-// Operation is one request-reply operation.
-type Operation struct {
+// Operation is one request-reply operation: served over micro on its
+// subject, and over HTTP on each of its routes.
+type Operation interface {
 	// Name is the micro endpoint's name (orders_place).
-	Name string
+	Name() string
 	// Subject is the NATS subject it is served on (oms.orders.place).
-	Subject string
-	handle  func(ctx context.Context, data []byte) (any, error)
+	Subject() string
+	// Handle decodes data as the operation's request, validates it and
+	// calls the operation.
+	Handle(ctx context.Context, data []byte) (any, error)
+	// Routes are where it is served over HTTP.
+	Routes() []Route
+}
+
+// Op is an operation whose requests are Req and replies Resp.
+type Op[Req, Resp any] struct {
+	name, subject string
+	fn            func(context.Context, Req) (Resp, error)
+	routes        []Route
 }
 
 // validator is a request that checks itself.
 type validator interface{ Validate() error }
 
 // New declares an operation whose requests are Req and replies Resp.
-func New[Req, Resp any](name, subject string, fn func(context.Context, Req) (Resp, error)) Operation {
-	return Operation{Name: name, Subject: subject, handle: func(ctx context.Context, data []byte) (any, error) {
-		var req Req
-		if err := Decode(data, &req); err != nil {
-			return nil, err
-		}
-		if v, ok := any(req).(validator); ok {
-			if err := v.Validate(); err != nil {
-				return nil, err
-			}
-		}
-		return fn(ctx, req)
-	}}
+func New[Req, Resp any](name, subject string, fn func(context.Context, Req) (Resp, error)) *Op[Req, Resp] {
+	return &Op[Req, Resp]{name: name, subject: subject, fn: fn}
 }
 
-// Handle decodes data as the operation's request, validates it and calls
-// the operation.
-func (o Operation) Handle(ctx context.Context, data []byte) (any, error) { return o.handle(ctx, data) }
+func (o *Op[Req, Resp]) Name() string    { return o.name }
+func (o *Op[Req, Resp]) Subject() string { return o.subject }
+func (o *Op[Req, Resp]) Routes() []Route { return o.routes }
+
+func (o *Op[Req, Resp]) Handle(ctx context.Context, data []byte) (any, error) {
+	var req Req
+	if err := Decode(data, &req); err != nil {
+		return nil, err
+	}
+	return o.Call(ctx, req)
+}
+
+// Call validates req and calls the operation: what every transport does
+// once it has the request.
+func (o *Op[Req, Resp]) Call(ctx context.Context, req Req) (Resp, error) {
+	if v, ok := any(req).(validator); ok {
+		if err := v.Validate(); err != nil {
+			var zero Resp
+			return zero, err
+		}
+	}
+	return o.fn(ctx, req)
+}
 
 // Decode reads a JSON request body into v. An empty body is an empty
 // request (every field at its zero value).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -98,11 +99,7 @@ func Replay(ctx context.Context, js natsjs.JetStream, o ReplayOptions, fn func(n
 // after, as it is appended, until ctx ends or fn returns an error (or
 // ErrStop). Resuming with the last sequence fn saw continues with
 // no gap and no duplicate.
-func Watch(ctx context.Context, js natsjs.JetStream, stream, subject string, after uint64, fn func(natsjs.Msg, uint64) error) error {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return err
-	}
+func Watch(ctx context.Context, s natsjs.Stream, subject string, after uint64, fn func(natsjs.Msg, uint64) error) error {
 	oc, err := s.OrderedConsumer(ctx, natsjs.OrderedConsumerConfig{FilterSubjects: []string{subject},
 		DeliverPolicy: natsjs.DeliverByStartSequencePolicy, OptStartSeq: after + 1})
 	if err != nil {
@@ -116,7 +113,9 @@ func Watch(ctx context.Context, js natsjs.JetStream, stream, subject string, aft
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, natsjs.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+			// Nothing appended within the wait: wait again. (The client
+			// reports an idle wait as no messages, a deadline, or a timeout.)
+			if errors.Is(err, natsjs.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
 				continue
 			}
 			return err

@@ -1,8 +1,10 @@
 package jetstream
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,7 +27,20 @@ type ServerOptions struct {
 	ClusterName   string
 	// Log shows the server's own log on stderr.
 	Log bool
+	// Users are the only clients the server lets in, each with its
+	// permissions; with none, anyone may connect (tests of this package).
+	Users []*server.NkeyUser
+	// RoutePassword authenticates the routes between the cluster's servers
+	// (as RouteUser), both ways.
+	RoutePassword string
+	// TLS, when set, is required of client connections; ClusterTLS of
+	// routes.
+	TLS        *tls.Config
+	ClusterTLS *tls.Config
 }
+
+// RouteUser is the user the cluster's routes authenticate as.
+const RouteUser = "oms-route"
 
 // StartServer runs an embedded nats-server with JetStream and waits until it
 // accepts connections.
@@ -51,6 +66,10 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 		NoLog:      true,
 		// Order events can be batched by one actor; leave headroom.
 		MaxPayload: 4 << 20,
+		Nkeys:      o.Users,
+	}
+	if o.TLS != nil {
+		opts.TLSConfig, opts.TLS, opts.TLSVerify = o.TLS, true, o.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 	}
 	if o.ClusterListen != "" {
 		chost, cportStr, err := net.SplitHostPort(o.ClusterListen)
@@ -62,11 +81,28 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 			return nil, fmt.Errorf("cluster listen port %q: %w", cportStr, err)
 		}
 		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: chost, Port: cport}
+		if o.RoutePassword != "" {
+			opts.Cluster.Username, opts.Cluster.Password = RouteUser, o.RoutePassword
+		}
+		if o.ClusterTLS != nil {
+			opts.Cluster.TLSConfig = o.ClusterTLS
+		}
 		if len(o.Routes) > 0 {
-			opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))
+			for _, r := range server.RoutesFromStr(strings.Join(o.Routes, ",")) {
+				if o.RoutePassword != "" && r.User == nil {
+					r.User = url.UserPassword(RouteUser, o.RoutePassword)
+				}
+				opts.Routes = append(opts.Routes, r)
+			}
 		}
 	}
 	opts.NoLog = !o.Log
+	// The server logs a port it cannot bind and waits; say so at once.
+	for _, addr := range []string{o.Listen, o.ClusterListen} {
+		if err := free(addr); err != nil {
+			return nil, err
+		}
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -80,4 +116,16 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 		return nil, fmt.Errorf("nats server on %s did not become ready within 60s", o.Listen)
 	}
 	return s, nil
+}
+
+// free checks that addr (host:port, port 0 always free) can be listened on.
+func free(addr string) error {
+	if addr == "" || strings.HasSuffix(addr, ":0") {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("nats listen %s: %w", addr, err)
+	}
+	return ln.Close()
 }

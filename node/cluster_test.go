@@ -37,8 +37,11 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-func clusterConfig(t *testing.T, name string, port int, peers []int) config.Config {
+// clusterConfig is one node of a test cluster; creds is the credentials
+// directory the nodes of one cluster share.
+func clusterConfig(t *testing.T, creds, name string, port int, peers []int) config.Config {
 	cfg := testConfig(t.TempDir())
+	cfg.Security.CredentialsDir = creds
 	cfg.NodeName = name
 	cfg.Partitions = 16
 	cfg.Replicas = 3
@@ -87,9 +90,10 @@ func TestClusterSurvivesNodeLossAndJoin(t *testing.T) {
 	began := time.Now()
 	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), what) }
 	ports := freePorts(t, 4)
+	creds := t.TempDir()
 	hs := startCluster(t, []config.Config{
-		clusterConfig(t, "n1", ports[0], ports[:3]), clusterConfig(t, "n2", ports[1], ports[:3]),
-		clusterConfig(t, "n3", ports[2], ports[:3]),
+		clusterConfig(t, creds, "n1", ports[0], ports[:3]), clusterConfig(t, creds, "n2", ports[1], ports[:3]),
+		clusterConfig(t, creds, "n3", ports[2], ports[:3]),
 	})
 	eventually(t, 30*time.Second, "three members", func() (bool, string) {
 		m := members(hs[1])
@@ -208,7 +212,7 @@ func TestClusterSurvivesNodeLossAndJoin(t *testing.T) {
 	})
 
 	// A fourth node joins while orders flow, and takes partitions.
-	n4 := startNode(t, clusterConfig(t, "n4", ports[3], ports))
+	n4 := startNode(t, clusterConfig(t, creds, "n4", ports[3], ports))
 	joinDone := make(chan struct{})
 	go func() { defer close(joinDone); load(n2.ctx, []*harness{n2, n3, n4}, "b", 150) }()
 	eventually(t, 30*time.Second, "n4 owns partitions", func() (bool, string) {

@@ -33,7 +33,11 @@ func TestFeedResumesWithoutGapOrDuplicate(t *testing.T) {
 		defer cancel()
 		last := from
 		n := 0
-		err := jetstream.Watch(ctx, h.js, jetstream.StreamOrders, jetstream.OrderEventsPrefix+o.ID, from,
+		stream, err := h.js.Stream(ctx, jetstream.StreamOrders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = jetstream.Watch(ctx, stream, jetstream.OrderEventsPrefix+o.ID, from,
 			func(m natsjs.Msg, seq uint64) error {
 				var e order.Event
 				if err := json.Unmarshal(m.Data(), &e); err != nil {
@@ -96,7 +100,7 @@ func TestLongPollWakesOnAppend(t *testing.T) {
 	h.setStock("POLL", 10)
 	o := h.place(placeReq("k-poll", order.Item{SKU: "POLL", Quantity: 1, UnitPrice: 300}))
 	held := h.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
-	got := make(chan api.Changes, 1)
+	got := make(chan api.ChangePage, 1)
 	go func() {
 		ch, err := h.c.Changes(h.ctx, api.GetChanges{ID: o.ID, After: held.Version, WaitMs: 10_000})
 		if err != nil {
@@ -112,7 +116,7 @@ func TestLongPollWakesOnAppend(t *testing.T) {
 		return n >= 1, fmt.Sprintf("%d changes requests", n)
 	})
 	notes := "ring"
-	upd, err := h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o.ID, Notes: &notes})
+	upd, err := h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o.ID, OrderChanges: api.OrderChanges{Notes: &notes}})
 	if err != nil {
 		t.Fatal(err)
 	}

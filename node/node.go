@@ -23,10 +23,13 @@ import (
 
 	"github.com/oms-project/oms/actors"
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/auth"
 	"github.com/oms-project/oms/cluster"
 	"github.com/oms-project/oms/command"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/credentials"
 	"github.com/oms-project/oms/endpoint"
+	"github.com/oms-project/oms/httpapi"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/query"
@@ -64,6 +67,10 @@ type Node struct {
 	// forwarded from other nodes together.
 	limiter *endpoint.Limiter
 
+	creds *credentials.Set
+	ops   []endpoint.Operation
+	http  *httpapi.Server // nil with no HTTP listener
+
 	closers []func()
 	stop    sync.Once
 }
@@ -86,6 +93,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 		name string
 		run  func(context.Context) error
 	}{
+		{"credentials", n.openCredentials},
 		{"nats", n.connect},
 		{"streams", n.ensureStreams},
 		{"store", n.openStore},
@@ -94,6 +102,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 		{"in-flight limit", n.startLimiter},
 		{"command side", n.startCommands},
 		{"api", n.serveAPI},
+		{"http", n.serveHTTP},
 	}
 	for _, step := range steps {
 		if err := step.run(ctx); err != nil {
@@ -115,16 +124,57 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 // registered earlier.
 func (n *Node) onStop(fn func()) { n.closers = append(n.closers, fn) }
 
+// openCredentials reads the credentials directory, creating what is
+// missing (on the first start of a node, or of a cluster's first node).
+func (n *Node) openCredentials(context.Context) error {
+	creds, err := credentials.Ensure(n.cfg.CredentialsDirOf())
+	n.creds = creds
+	return err
+}
+
 // connect starts the embedded NATS server (unless an external one is
 // configured) and opens the pipeline's and the command path's connections.
+// The embedded server lets in only the users of the credentials, each
+// with its permissions; the node connects as its own user.
 func (n *Node) connect(context.Context) error {
-	cfg := n.cfg
+	cfg, sec := n.cfg, n.cfg.Security
 	opts := []nats.Option{nats.Name("oms " + cfg.NodeName), nats.MaxReconnects(-1)}
 	url := cfg.NatsURL
+	switch {
+	case url != "" && sec.NatsCreds != "":
+		opts = append(opts, nats.UserCredentials(sec.NatsCreds))
+	case url != "" && sec.NatsNkey != "":
+		nkey, err := nats.NkeyOptionFromSeed(sec.NatsNkey)
+		if err != nil {
+			return fmt.Errorf("--nats-nkey: %w", err)
+		}
+		opts = append(opts, nkey)
+	case url == "":
+		nkey, err := n.creds.Connect(credentials.UserNode)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, nkey)
+	}
+	if url != "" && sec.NatsCA != "" {
+		opts = append(opts, nats.RootCAs(sec.NatsCA))
+	}
 	if url == "" {
-		srv, err := jetstream.StartServer(jetstream.ServerOptions{Listen: cfg.NatsListen,
+		so := jetstream.ServerOptions{Listen: cfg.NatsListen,
 			StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Name: cfg.NodeName,
-			ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, ClusterName: cfg.ClusterName, Log: cfg.NatsLog})
+			ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, ClusterName: cfg.ClusterName, Log: cfg.NatsLog,
+			Users: n.creds.ServerUsers(cfg.Partitions)}
+		var err error
+		if so.RoutePassword, err = n.creds.RoutePassword(); err != nil {
+			return err
+		}
+		if so.TLS, err = serverTLS(sec.NatsTLS, false); err != nil {
+			return fmt.Errorf("--nats-tls: %w", err)
+		}
+		if so.ClusterTLS, err = serverTLS(sec.ClusterTLS, true); err != nil {
+			return fmt.Errorf("--cluster-tls: %w", err)
+		}
+		srv, err := jetstream.StartServer(so)
 		if err != nil {
 			return err
 		}
@@ -133,6 +183,11 @@ func (n *Node) connect(context.Context) error {
 		url = srv.ClientURL()
 		// In-process connection: no loopback TCP on the hot path.
 		opts = append(opts, nats.InProcessServer(srv))
+		if so.TLS != nil {
+			// The node talks to its own server: it trusts exactly the
+			// certificate that server presents.
+			opts = append(opts, nats.Secure(pinned(so.TLS.Certificates[0])))
+		}
 	}
 	var err error
 	if n.nc, n.js, err = dial(url, opts...); err != nil {
@@ -336,20 +391,92 @@ func (n *Node) pipeline(name string, h jetstream.Handler, workers int, key func(
 
 // serveAPI serves every operation this node's roles have over micro.
 func (n *Node) serveAPI(context.Context) error {
-	ops := n.operations()
+	n.ops = n.operations()
 	if n.commands != nil {
-		ops = append(ops, n.commands.Operations()...)
+		n.ops = append(n.ops, n.commands.Operations()...)
 	}
 	if n.queries != nil {
-		ops = append(ops, n.queries.Operations()...)
+		n.ops = append(n.ops, n.queries.Operations()...)
 	}
-	m, err := endpoint.ServeMicro(n.cmdNC, Version, ops, n.limiter, n.log)
+	m, err := endpoint.ServeMicro(n.cmdNC, Version, n.ops, n.limiter, n.log)
 	if err != nil {
 		return err
 	}
 	n.onStop(m.Stop)
 	return nil
 }
+
+// serveHTTP serves the same operations over HTTP, with the live events and
+// the webhooks, on the external and internal listeners.
+func (n *Node) serveHTTP(context.Context) error {
+	h, sec := n.cfg.HTTP, n.cfg.Security
+	if h.Listen == "" && h.InternalListen == "" {
+		return nil
+	}
+	secretFile := sec.JWTSecretFile
+	if secretFile == "" && sec.JWKSFile == "" {
+		secretFile = n.creds.TokenSecretFile()
+	}
+	keys, err := auth.ReadKeys(sec.JWKSFile, secretFile, sec.JWTAudience, sec.JWTIssuer)
+	if err != nil {
+		return fmt.Errorf("token keys: %w", err)
+	}
+	verifier, err := auth.NewVerifier(keys)
+	if err != nil {
+		return err
+	}
+	webhooks := sec.WebhookSecrets
+	if webhooks == "" {
+		webhooks = n.creds.WebhookFile()
+	}
+	secrets, err := auth.NewWebhookSecrets(webhooks)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := serverTLS(h.TLS, false)
+	if err != nil {
+		return fmt.Errorf("--http-tls: %w", err)
+	}
+	limits := httpapi.DefaultLimits()
+	limits.MaxBody, limits.Rate, limits.Burst, limits.MaxStreams = h.MaxBody, h.Rate, h.Burst, h.MaxStreams
+	srv := httpapi.New(httpapi.Deps{Operations: n.ops, Verifier: verifier, Webhooks: secrets,
+		WebhookTolerance: sec.WebhookTolerance, Inbound: inbound{n.js}, Events: events{n.orders}, Owner: n.owner,
+		Limiter: n.limiter, Limits: limits, Version: Version, Log: n.log})
+	if err := srv.Listen(h.Listen, h.InternalListen, tlsCfg); err != nil {
+		return err
+	}
+	n.http = srv
+	n.onStop(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return nil
+}
+
+// owner says whose order id is: from the read model if this node has one,
+// else from the order's actor.
+func (n *Node) owner(ctx context.Context, id string) (string, error) {
+	if n.queries != nil {
+		return n.queries.Owner(ctx, id)
+	}
+	o, err := n.commands.GetOrder(ctx, id)
+	return o.User, err
+}
+
+// HTTPAddr is where a listener of the HTTP edge listens ("" when off).
+func (n *Node) HTTPAddr(l endpoint.Listener) string {
+	if n.http == nil {
+		return ""
+	}
+	return n.http.Addr(l)
+}
+
+// Operations are the operations the node serves.
+func (n *Node) Operations() []endpoint.Operation { return n.ops }
+
+// Credentials are the node's credentials.
+func (n *Node) Credentials() *credentials.Set { return n.creds }
 
 // ClientURL is where NATS clients reach this node.
 func (n *Node) ClientURL() string {

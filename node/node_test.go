@@ -20,6 +20,7 @@ import (
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/credentials"
 	"github.com/oms-project/oms/internal/poll"
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"
@@ -38,6 +39,7 @@ func testConfig(dir string) config.Config {
 	c.Tuning.ReactorWorkers = 8
 	c.IdleTimeout = 30 * time.Second
 	c.RequestTimeout = 5 * time.Second
+	c.HTTP.Listen, c.HTTP.InternalListen = "127.0.0.1:0", "127.0.0.1:0"
 	return c
 }
 
@@ -65,7 +67,11 @@ func startNode(t testing.TB, cfg config.Config) *harness {
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}
-	nc, err := nats.Connect(n.ClientURL())
+	var opts []nats.Option
+	if cfg.Security.NatsTLS.On() {
+		opts = append(opts, nats.RootCAs(cfg.Security.NatsTLS.Cert)) // the tests' certificates sign themselves
+	}
+	nc, err := connectAs(n, credentials.UserNode, opts...)
 	if err != nil {
 		n.Stop()
 		t.Fatal(err)
@@ -74,6 +80,16 @@ func startNode(t testing.TB, cfg config.Config) *harness {
 	h := &harness{t: t, node: n, nc: nc, js: js, c: client.New(nc), ctx: ctx}
 	t.Cleanup(h.stop)
 	return h
+}
+
+// connectAs connects to n as one of its NATS users: tests inject and
+// inspect the streams as the node itself.
+func connectAs(n *node.Node, u credentials.User, opts ...nats.Option) (*nats.Conn, error) {
+	nkey, err := n.Credentials().Connect(u)
+	if err != nil {
+		return nil, err
+	}
+	return nats.Connect(n.ClientURL(), append(opts, nkey)...)
 }
 
 func (h *harness) stop() {
@@ -95,9 +111,9 @@ func (h *harness) startSimulator(cfg config.Simulator) (stop func()) {
 }
 
 func placeReq(key string, items ...order.Item) api.PlaceOrder {
-	return api.PlaceOrder{IdempotencyKey: key, User: "alice", Items: items, Currency: "EUR",
+	return api.PlaceOrder{IdempotencyKey: key, User: "alice", NewOrder: api.NewOrder{Items: items, Currency: "EUR",
 		Destination: order.Destination{Country: "DE", PostalCode: "10115", Address: "Invalidenstr. 1",
-			PhoneNumber: "+49 30 1234567"}, PromotionCodes: []string{"BF26"}, Source: "web", PaymentMethod: "card"}
+			PhoneNumber: "+49 30 1234567"}, PromotionCodes: []string{"BF26"}, Source: "web", PaymentMethod: "card"}}
 }
 
 func (h *harness) setStock(sku string, qty int64) {
@@ -312,7 +328,7 @@ func TestCustomerCancelAndUpdateRules(t *testing.T) {
 	// Cancel before payment: stock returns.
 	o := h.place(placeReq("k-c1", order.Item{SKU: "SKU-A", Quantity: 4, UnitPrice: 100}))
 	h.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
-	c, err := h.c.CancelOrder(h.ctx, api.CancelOrder{ID: o.ID, Reason: "changed my mind"})
+	c, err := h.c.CancelOrder(h.ctx, api.CancelOrder{ID: o.ID, CancelReason: api.CancelReason{Reason: "changed my mind"}})
 	if err != nil || c.Status != order.StatusCancelled || c.CancelReason != order.CancelCustomerRequest {
 		t.Fatalf("cancel: %+v %v", c, err)
 	}
@@ -331,20 +347,20 @@ func TestCustomerCancelAndUpdateRules(t *testing.T) {
 	o2 := h.place(placeReq("k-u1", order.Item{SKU: "SKU-A", Quantity: 1, UnitPrice: 100}))
 	h.waitOrder(o2.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
 	instr := "leave at the door"
-	u, err := h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o2.ID, DeliveryInstructions: &instr,
-		Destination: &order.Destination{Country: "FR", PostalCode: "75001", Address: "1 Rue de Rivoli", PhoneNumber: "+33 1 23456789"}})
+	u, err := h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o2.ID, OrderChanges: api.OrderChanges{DeliveryInstructions: &instr,
+		Destination: &order.Destination{Country: "FR", PostalCode: "75001", Address: "1 Rue de Rivoli", PhoneNumber: "+33 1 23456789"}}})
 	if err != nil || u.DeliveryInstructions != instr || u.Destination.Country != "FR" {
 		t.Fatalf("update before transit: %+v %v", u, err)
 	}
 	h.pay(o2, "p-u1", order.PaymentSucceeded, 100)
 	h.waitOrder(o2.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
 	notes := "gift"
-	if _, err := h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o2.ID, Notes: &notes}); err != nil {
+	if _, err := h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o2.ID, OrderChanges: api.OrderChanges{Notes: &notes}}); err != nil {
 		t.Fatalf("update while paid: %v", err)
 	}
 	h.ship(o2, "d-u1", order.DeliveryInTransit)
 	h.waitOrder(o2.ID, statusIs(order.StatusInTransit, order.ReservationCommitted), "in transit")
-	_, err = h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o2.ID, Notes: &notes})
+	_, err = h.c.UpdateOrder(h.ctx, api.UpdateOrder{ID: o2.ID, OrderChanges: api.OrderChanges{Notes: &notes}})
 	if !errors.As(err, &ce) || ce.Code != 409 {
 		t.Fatalf("update in transit: %v", err)
 	}
@@ -357,7 +373,7 @@ func TestCustomerCancelAndUpdateRules(t *testing.T) {
 	h.waitOrder(o3.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
 	h.pay(o3, "p-c3", order.PaymentSucceeded, 1400)
 	h.waitOrder(o3.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
-	c3, err := h.c.CancelOrder(h.ctx, api.CancelOrder{ID: o3.ID, Reason: "too slow"})
+	c3, err := h.c.CancelOrder(h.ctx, api.CancelOrder{ID: o3.ID, CancelReason: api.CancelReason{Reason: "too slow"}})
 	if err != nil || c3.RefundDue != 1400 {
 		t.Fatalf("cancel paid: %+v %v", c3, err)
 	}

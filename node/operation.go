@@ -2,9 +2,11 @@ package node
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/auth"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/endpoint"
 	"github.com/oms-project/oms/jetstream"
@@ -14,13 +16,21 @@ import (
 // operations are the node's own operations: its status, the cluster's, and
 // the rebuilds of its local state.
 func (n *Node) operations() []endpoint.Operation {
-	return []endpoint.Operation{
-		endpoint.New("status", api.SubjectStatus, func(ctx context.Context, _ api.StatusRequest) (api.Status, error) {
-			return n.status(ctx)
-		}),
-		endpoint.New("cluster_status", api.SubjectClusterStatus, n.clusterStatus),
-		endpoint.New("admin_rebuild", api.SubjectAdminRebuild, n.rebuild),
+	none := func(context.Context, auth.Principal, *struct{}) (api.StatusRequest, error) {
+		return api.StatusRequest{}, nil
 	}
+	status := endpoint.New("status", api.SubjectStatus, func(ctx context.Context, _ api.StatusRequest) (api.Status, error) {
+		return n.status(ctx)
+	})
+	endpoint.Bind(status, endpoint.Staff(http.MethodGet, "/v1/status", "orders by status, read-model lag and live actors of the node answering"), none)
+	cluster := endpoint.New("cluster_status", api.SubjectClusterStatus, n.clusterStatus)
+	endpoint.Bind(cluster, endpoint.Staff(http.MethodGet, "/v1/cluster", "members, the partitions each owns, and the streams' replicas"), none)
+	rebuild := endpoint.New("admin_rebuild", api.SubjectAdminRebuild, n.rebuild)
+	endpoint.Bind(rebuild, endpoint.Staff(http.MethodPost, "/v1/admin/rebuild", "rebuild the read model or the snapshots from the streams", auth.RoleAdmin),
+		func(_ context.Context, _ auth.Principal, in *struct{ Body api.Rebuild }) (api.Rebuild, error) {
+			return in.Body, nil
+		})
+	return []endpoint.Operation{status, cluster, rebuild}
 }
 
 // Status summarises the node: orders by status, read-model lag, live actors.

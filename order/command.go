@@ -19,18 +19,24 @@ type Command interface {
 	// Fingerprint identifies the payload, leaving out when and by whom it
 	// arrived, so a retried command matches its first delivery.
 	Fingerprint() string
+	// Customer is the customer the command acts for, if any: to a customer,
+	// another customer's order does not exist.
+	Customer() string
 }
 
-// Meta is what every command carries.
+// Meta is what every command carries. By is who gave it, for the audit
+// trail; AsCustomer, when set, limits it to that customer's own orders.
 type Meta struct {
-	ID      string    `json:"id"`
-	OrderID string    `json:"orderId"`
-	At      time.Time `json:"at"`
-	By      string    `json:"by"`
+	ID         string    `json:"id"`
+	OrderID    string    `json:"orderId"`
+	At         time.Time `json:"at"`
+	By         string    `json:"by"`
+	AsCustomer string    `json:"asCustomer,omitempty"`
 }
 
 func (m Meta) CommandID() string { return m.ID }
 func (m Meta) Target() string    { return m.OrderID }
+func (m Meta) Customer() string  { return m.AsCustomer }
 
 // Place creates an order. Prices are what the storefront charged; promotion
 // codes are recorded for analytics, not re-priced here.
@@ -54,12 +60,14 @@ type Cancel struct {
 }
 
 // Update changes what may change before the parcel leaves: destination,
-// delivery instructions and notes. Nil fields are left as they are.
+// delivery instructions and notes. Nil fields are left as they are; Reason
+// says why, for the audit trail.
 type Update struct {
 	Meta
 	Destination          *Destination `json:"destination,omitempty"`
 	DeliveryInstructions *string      `json:"deliveryInstructions,omitempty"`
 	Notes                *string      `json:"notes,omitempty"`
+	Reason               string       `json:"reason,omitempty"`
 }
 
 // RecordStock is the inventory's answer to the order's reservation request:
@@ -167,6 +175,9 @@ func (c Place) Validate() error {
 	if strings.TrimSpace(c.User) == "" {
 		return invalid("user", "is required")
 	}
+	if c.AsCustomer != "" && c.AsCustomer != c.User {
+		return invalid("user", "a customer places orders for themselves only")
+	}
 	if len(c.Items) == 0 {
 		return invalid("items", "at least one item is required")
 	}
@@ -260,6 +271,9 @@ func (c Update) Validate() error {
 	}
 	if c.Notes != nil && len(*c.Notes) > MaxTextLength {
 		return invalid("notes", "at most %d characters", MaxTextLength)
+	}
+	if len(c.Reason) > MaxTextLength {
+		return invalid("reason", "at most %d characters", MaxTextLength)
 	}
 	return nil
 }

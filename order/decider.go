@@ -39,6 +39,11 @@ const paymentCaptured = "captured"
 // provider event returns an order.rejected event to record together with the
 // error, so the refusal is durable and a redelivery is a no-op.
 func Decide(p Policy, s State, c Command) (*Event, error) {
+	// Before anything else, so that not even the outcome of an earlier
+	// command tells a customer about another customer's order.
+	if cu := c.Customer(); cu != "" && s.Exists() && s.Order.User != cu {
+		return nil, fmt.Errorf("order %s: %w", c.Target(), ErrNotFound)
+	}
 	if h, ok := s.appliedHash(c.CommandID()); ok {
 		if h == c.Fingerprint() {
 			return nil, nil
@@ -69,7 +74,7 @@ func Decide(p Policy, s State, c Command) (*Event, error) {
 			return nil, &TransitionError{Action: "update", Status: o.Status}
 		}
 		e := newEvent(s, c.Meta, c.Fingerprint(), EventUpdated)
-		e.Update = &Changes{Destination: c.Destination, DeliveryInstructions: c.DeliveryInstructions, Notes: c.Notes}
+		e.Update = &Changes{Destination: c.Destination, DeliveryInstructions: c.DeliveryInstructions, Notes: c.Notes, Reason: c.Reason}
 		return e, nil
 	case RecordStock:
 		if o.Status != StatusReceived || o.Reservation != ReservationPending {
@@ -282,6 +287,7 @@ func Evolve(s State, e Event) State {
 			o.Notes = *u.Notes
 		}
 		change.What = "updated " + u.fields()
+		change.Why = u.Reason
 	case EventShipped, EventDeliveryAttemptFailed, EventCompleted:
 		d := e.Delivery
 		if d.Provider != "" {

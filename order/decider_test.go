@@ -378,3 +378,39 @@ func TestEvolveNeverWritesIntoAnotherStatesArrays(t *testing.T) {
 		t.Fatalf("second state %v, original %d changes", b.Order.UpdatedBy, len(s.Order.ChangeHistory))
 	}
 }
+
+// TestCustomersSeeOnlyTheirOwnOrders: a command acting for a customer on
+// another customer's order finds no order, even when its ID is one the
+// order has applied (which would otherwise answer the earlier outcome); on
+// their own order it is decided as usual. A customer places only for
+// themselves.
+func TestCustomersSeeOnlyTheirOwnOrders(t *testing.T) {
+	s := build(t, []string{"place", "stock_held"}) // placed by u1
+	notes := "mine now"
+	theirs := Update{Meta: Meta{ID: "update-1", OrderID: oid, At: t0, By: "u2", AsCustomer: "u2"}, Notes: &notes}
+	if _, err := Decide(testPolicy, s, theirs); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another customer's update: %v", err)
+	}
+	e, _ := Decide(testPolicy, s, Update{Meta: Meta{ID: "update-1", OrderID: oid, At: t0, By: "u1"}, Notes: &notes})
+	applied := Evolve(s, *e)
+	if _, err := Decide(testPolicy, applied, theirs); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another customer's retry of an applied ID: %v", err)
+	}
+	cancel := Cancel{Meta: Meta{ID: "cancel-9", OrderID: oid, At: t0, By: "u2", AsCustomer: "u2"}}
+	if _, err := Decide(testPolicy, s, cancel); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another customer's cancel: %v", err)
+	}
+	cancel.By, cancel.AsCustomer = "u1", "u1"
+	if e, err := Decide(testPolicy, s, cancel); err != nil || e.Type != EventCancelled {
+		t.Fatalf("own cancel: %v %v", e, err)
+	}
+	place := placeCmd()
+	place.AsCustomer = "someone-else"
+	if _, err := Decide(testPolicy, State{}, place); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("placing for another customer: %v", err)
+	}
+	place.AsCustomer = place.User
+	if e, err := Decide(testPolicy, State{}, place); err != nil || e.Type != EventPlaced {
+		t.Fatalf("placing for oneself: %v %v", e, err)
+	}
+}

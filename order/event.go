@@ -87,6 +87,7 @@ type Changes struct {
 	Destination          *Destination `json:"destination,omitempty"`
 	DeliveryInstructions *string      `json:"deliveryInstructions,omitempty"`
 	Notes                *string      `json:"notes,omitempty"`
+	Reason               string       `json:"reason,omitempty"`
 }
 
 // Rejection records an inbound provider event the order refused, so a

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -19,6 +20,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/auth"
 	"github.com/oms-project/oms/endpoint"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
@@ -66,15 +68,86 @@ func Start(ctx context.Context, d Deps) (*Queries, error) {
 // Stop ends the projection.
 func (q *Queries) Stop() { q.proj.stop() }
 
-// Operations are the read side's operations of the API.
+// Operations are the read side's operations of the API, each with the
+// HTTP routes it is served on.
 func (q *Queries) Operations() []endpoint.Operation {
-	return []endpoint.Operation{
-		endpoint.New("orders_get", api.SubjectOrdersGet, q.getOrder),
-		endpoint.New("orders_list", api.SubjectOrdersList, q.listOrders),
-		endpoint.New("orders_changes", api.SubjectOrdersChanges, q.orderChanges),
-		endpoint.New("analytics_summary", api.SubjectAnalyticsSummary, q.analyticsSummary),
-		endpoint.New("analytics_promotions", api.SubjectAnalyticsPromotions, q.analyticsPromotions),
+	get := endpoint.New("orders_get", api.SubjectOrdersGet, q.getOrder)
+	for _, r := range []endpoint.Route{
+		endpoint.Customers(http.MethodGet, "/v1/orders/{id}", "read an order"),
+		endpoint.Staff(http.MethodGet, "/v1/orders/{id}", "read an order"),
+	} {
+		endpoint.Bind(get, r, func(_ context.Context, p auth.Principal, in *getInput) (api.GetOrder, error) {
+			return api.GetOrder{ID: in.ID, MinVersion: in.MinVersion, AsCustomer: customer(p)}, nil
+		})
 	}
+	list := endpoint.New("orders_list", api.SubjectOrdersList, q.listOrders)
+	for _, r := range []endpoint.Route{
+		endpoint.Customers(http.MethodGet, "/v1/orders", "list one's orders"),
+		endpoint.Staff(http.MethodGet, "/v1/orders", "list orders"),
+	} {
+		endpoint.Bind(list, r, func(_ context.Context, p auth.Principal, in *listInput) (order.Filter, error) {
+			f := order.Filter{User: in.User, Status: in.Status, Source: in.Source, PromotionCode: in.PromotionCode,
+				SKU: in.SKU, From: in.From, To: in.To, Limit: in.Limit, Cursor: in.Cursor}
+			if p.IsCustomer() {
+				f.User = p.Subject
+			}
+			return f, nil
+		})
+	}
+	changes := endpoint.New("orders_changes", api.SubjectOrdersChanges, q.orderChanges)
+	for _, r := range []endpoint.Route{
+		endpoint.Customers(http.MethodGet, "/v1/orders/{id}/changes", "long-poll an order's changes"),
+		endpoint.Staff(http.MethodGet, "/v1/orders/{id}/changes", "long-poll an order's changes"),
+	} {
+		endpoint.Bind(changes, r, func(_ context.Context, p auth.Principal, in *changesInput) (api.GetChanges, error) {
+			return api.GetChanges{ID: in.ID, After: in.After, Limit: in.Limit, WaitMs: in.WaitMs, AsCustomer: customer(p)}, nil
+		})
+	}
+	summary := endpoint.New("analytics_summary", api.SubjectAnalyticsSummary, q.analyticsSummary)
+	endpoint.Bind(summary, endpoint.Staff(http.MethodGet, "/v1/analytics/summary", "orders, revenue and basket size per year and month"),
+		func(_ context.Context, _ auth.Principal, in *summaryInput) (api.Summary, error) {
+			return api.Summary{Year: in.Year}, nil
+		})
+	promotions := endpoint.New("analytics_promotions", api.SubjectAnalyticsPromotions, q.analyticsPromotions)
+	endpoint.Bind(promotions, endpoint.Staff(http.MethodGet, "/v1/analytics/promotions", "orders and revenue per promotion code"),
+		func(context.Context, auth.Principal, *struct{}) (api.Promotions, error) { return api.Promotions{}, nil })
+	return []endpoint.Operation{get, list, changes, summary, promotions}
+}
+
+// HTTP inputs of the query operations.
+type (
+	getInput struct {
+		ID         string `path:"id" format:"uuid" doc:"the order"`
+		MinVersion uint64 `query:"minVersion" doc:"wait until the read side has seen this version (read your writes)"`
+	}
+	listInput struct {
+		User          string    `query:"user" doc:"the customer (staff only: a customer lists its own orders)"`
+		Status        string    `query:"status" enum:"order_received,order_paid,order_inTransit,order_completed,order_cancelled"`
+		Source        string    `query:"source" enum:"web,app"`
+		PromotionCode string    `query:"promotionCode"`
+		SKU           string    `query:"sku"`
+		From          time.Time `query:"from" doc:"created at or after"`
+		To            time.Time `query:"to" doc:"created before"`
+		Limit         int       `query:"limit" minimum:"0" maximum:"500" doc:"page size (default 50)"`
+		Cursor        string    `query:"cursor" doc:"the next cursor of the page before"`
+	}
+	changesInput struct {
+		ID     string `path:"id" format:"uuid" doc:"the order"`
+		After  uint64 `query:"after" doc:"the last version seen"`
+		Limit  int    `query:"limit" minimum:"0" maximum:"1000"`
+		WaitMs int    `query:"waitMs" minimum:"0" maximum:"30000" doc:"how long to wait for the first change"`
+	}
+	summaryInput struct {
+		Year int `query:"year" minimum:"0" maximum:"9999" doc:"one year, with its months (0: every year)"`
+	}
+)
+
+// customer is the customer a principal acts for, if it is one.
+func customer(p auth.Principal) string {
+	if p.IsCustomer() {
+		return p.Subject
+	}
+	return ""
 }
 
 // Settled reports whether the read model already shows that order id can
@@ -101,6 +174,9 @@ func (q *Queries) getOrder(ctx context.Context, req api.GetOrder) (order.Order, 
 	if err != nil {
 		return order.Order{}, err
 	}
+	if ok && req.AsCustomer != "" && o.User != req.AsCustomer {
+		return order.Order{}, notFound(req.ID)
+	}
 	if ok && o.Version >= req.MinVersion {
 		return o, nil
 	}
@@ -110,11 +186,27 @@ func (q *Queries) getOrder(ctx context.Context, req api.GetOrder) (order.Order, 
 		return order.Order{}, waited
 	case err != nil:
 		return order.Order{}, err
+	case req.AsCustomer != "" && a.User != req.AsCustomer:
+		return order.Order{}, notFound(req.ID)
 	case a.Version < req.MinVersion:
 		return order.Order{}, &order.ValidationError{Field: "minVersion",
 			Message: fmt.Sprintf("order %s is at version %d, not %d", req.ID, a.Version, req.MinVersion)}
 	}
 	return a, nil
+}
+
+// notFound is what a customer hears of an order that is not theirs: the
+// same as of one that does not exist.
+func notFound(id string) error { return fmt.Errorf("order %s: %w", id, order.ErrNotFound) }
+
+// Owner returns the customer an order belongs to, from the read model or,
+// for an order not projected yet, its actor.
+func (q *Queries) Owner(ctx context.Context, id string) (string, error) {
+	if o, ok, err := q.d.DB.Order(id); err != nil || ok {
+		return o.User, err
+	}
+	o, err := q.d.Orders.GetOrder(ctx, id)
+	return o.User, err
 }
 
 func (q *Queries) listOrders(_ context.Context, f order.Filter) (api.OrderPage, error) {
@@ -138,7 +230,12 @@ const (
 // up to waitMs for the first: a long-poll feed for clients that do not use
 // JetStream consumers. The reply's last is the cursor to resume from, so a
 // client that reconnects with it sees no gap and no duplicate.
-func (q *Queries) orderChanges(ctx context.Context, req api.GetChanges) (api.Changes, error) {
+func (q *Queries) orderChanges(ctx context.Context, req api.GetChanges) (api.ChangePage, error) {
+	if req.AsCustomer != "" {
+		if owner, err := q.Owner(ctx, req.ID); err != nil || owner != req.AsCustomer {
+			return api.ChangePage{}, notFound(req.ID)
+		}
+	}
 	limit := req.Limit
 	if limit <= 0 || limit > maxChanges {
 		limit = maxChanges
@@ -153,20 +250,20 @@ func (q *Queries) orderChanges(ctx context.Context, req api.GetChanges) (api.Cha
 		}
 	})
 	if err != nil {
-		return api.Changes{}, err
+		return api.ChangePage{}, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	wait := min(time.Duration(req.WaitMs)*time.Millisecond, maxWait, q.d.RequestTimeout*3/4)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
-		out := api.Changes{Changes: []api.Change{}, Last: req.After}
+		out := api.ChangePage{Changes: []api.OrderChange{}, Last: req.After}
 		err := jetstream.Fold(ctx, q.d.Stream, subject, req.After, func(m *natsjs.RawStreamMsg) error {
 			var e order.Event
 			if err := json.Unmarshal(m.Data, &e); err != nil {
 				return err
 			}
-			out.Changes = append(out.Changes, api.Change{Seq: m.Sequence, Event: e})
+			out.Changes = append(out.Changes, api.OrderChange{Seq: m.Sequence, Event: e})
 			out.Last = m.Sequence
 			if len(out.Changes) == limit {
 				return jetstream.ErrStop
@@ -174,7 +271,7 @@ func (q *Queries) orderChanges(ctx context.Context, req api.GetChanges) (api.Cha
 			return nil
 		})
 		if err != nil {
-			return api.Changes{}, err
+			return api.ChangePage{}, err
 		}
 		if len(out.Changes) > 0 || wait <= 0 {
 			return out, nil
@@ -184,7 +281,7 @@ func (q *Queries) orderChanges(ctx context.Context, req api.GetChanges) (api.Cha
 		case <-deadline.C:
 			wait = 0
 		case <-ctx.Done():
-			return api.Changes{}, ctx.Err()
+			return api.ChangePage{}, ctx.Err()
 		}
 	}
 }

@@ -2,16 +2,21 @@
 // shopper, so a single `oms serve` shows orders flowing end to end. The
 // providers speak the same subjects a real integration would.
 //
-// It may import api, client, config, jetstream and the domain: what an
+// It may import api, auth (to sign webhooks), client, config, credentials
+// (the providers' consumer names), jetstream and the domain: what an
 // outside integration would use.
 package simulator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +25,10 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/auth"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/credentials"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
@@ -36,16 +43,33 @@ type Simulator struct {
 	mu   sync.Mutex
 	rand *rand.Rand
 	// retry paces a request whose event could not be published.
-	retry jetstream.Backoff
+	retry    jetstream.Backoff
+	webhooks *Webhooks
 
 	stops  []func()
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
+// Webhooks is where the simulated providers post their events when they
+// speak HTTP: the node's external listener, signing with their secrets.
+type Webhooks struct {
+	// URL is the listener's base, http://127.0.0.1:8080.
+	URL     string
+	Secrets func(provider string) [][]byte
+	Client  *http.Client
+}
+
+// Providers' names, as their events and webhook secrets name them.
+const (
+	PaymentProvider  = "simpay"
+	DeliveryProvider = "simship"
+)
+
 // Start subscribes the providers to oms's request subjects and, if
-// OrdersPerSecond > 0, starts placing orders.
-func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.Logger) (*Simulator, error) {
+// OrdersPerSecond > 0, starts placing orders. With webhooks, the providers
+// post their events as signed webhooks instead of publishing them.
+func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.Logger, webhooks ...Webhooks) (*Simulator, error) {
 	js, err := natsjs.New(nc)
 	if err != nil {
 		return nil, err
@@ -54,12 +78,15 @@ func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.L
 	s := &Simulator{cfg: cfg, js: js, client: client.New(nc), log: log.With("component", "simulator"),
 		rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), cancel: cancel,
 		retry: jetstream.Backoff{Base: 100 * time.Millisecond, Max: 10 * time.Second}}
+	if len(webhooks) > 0 {
+		s.webhooks = &webhooks[0]
+	}
 	for _, sub := range []struct {
 		name, filter string
 		handle       func(context.Context, natsjs.Msg)
 	}{
-		{"sim-payments", jetstream.PaymentRequestsPrefix + ">", s.pay},
-		{"sim-delivery", jetstream.DeliveryRequestPrefix + ">", s.deliver},
+		{credentials.PaymentsConsumer, jetstream.PaymentRequestsPrefix + ">", s.pay},
+		{credentials.DeliveryConsumer, jetstream.DeliveryRequestPrefix + ">", s.deliver},
 	} {
 		cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{
 			Durable: sub.name, FilterSubject: sub.filter, AckPolicy: natsjs.AckExplicitPolicy,
@@ -125,7 +152,29 @@ func (s *Simulator) emit(ctx context.Context, subject, id string, v any) error {
 	if err != nil {
 		return err
 	}
-	return jetstream.Publish(ctx, s.js, subject, id, data)
+	if s.webhooks == nil {
+		return jetstream.Publish(ctx, s.js, subject, id, data)
+	}
+	kind, provider := "payments", PaymentProvider
+	if strings.HasPrefix(subject, jetstream.DeliveryEventsPrefix) {
+		kind, provider = "delivery", DeliveryProvider
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.webhooks.URL+"/webhooks/"+kind+"/"+provider, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(auth.SignatureHeader, auth.SignWebhook(time.Now(), data, s.webhooks.Secrets(provider)...))
+	resp, err := s.webhooks.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return fmt.Errorf("webhook %s: %s: %s", kind, resp.Status, body)
+	}
+	return nil
 }
 
 func (s *Simulator) pay(ctx context.Context, m natsjs.Msg) {
@@ -143,7 +192,7 @@ func (s *Simulator) pay(ctx context.Context, m natsjs.Msg) {
 		return
 	}
 	ev := api.PaymentEvent{ProviderEnvelope: api.ProviderEnvelope{ID: "sim-" + req.CausedBy, Type: order.PaymentSucceeded,
-		OrderID: req.OrderID, Provider: "simpay", OccurredAt: time.Now().UTC()},
+		OrderID: req.OrderID, Provider: PaymentProvider, OccurredAt: time.Now().UTC()},
 		Amount: req.Amount, Currency: req.Currency, Reference: "SP-" + prefix(req.CausedBy, 12), Method: req.PaymentMethod}
 	if s.float() >= s.cfg.PaymentSuccessRate {
 		ev.Type = order.PaymentFailed
@@ -178,7 +227,7 @@ func (s *Simulator) deliver(ctx context.Context, m natsjs.Msg) {
 	tracking := "SIM" + prefix(req.OrderID, 8)
 	ev := func(kind, suffix string) api.DeliveryEvent {
 		return api.DeliveryEvent{ProviderEnvelope: api.ProviderEnvelope{ID: base + suffix, Type: kind,
-			OrderID: req.OrderID, Provider: "simship"}, TrackingNumber: tracking}
+			OrderID: req.OrderID, Provider: DeliveryProvider}, TrackingNumber: tracking}
 	}
 	subject := jetstream.DeliveryEventsPrefix + req.OrderID
 	steps := []api.DeliveryEvent{ev(order.DeliveryInTransit, "-transit")}
@@ -239,9 +288,9 @@ func (s *Simulator) randomOrder() api.PlaceOrder {
 	defer s.mu.Unlock()
 	r := s.rand
 	req := api.PlaceOrder{IdempotencyKey: uuid.NewString(), User: fmt.Sprintf("user-%03d", r.IntN(500)),
-		Currency: "EUR", Source: []string{"web", "app"}[r.IntN(2)], PaymentMethod: "card",
-		Destination: order.Destination{Country: "DE", PostalCode: "10115", Address: "Invalidenstr. 117, Berlin",
-			PhoneNumber: "+49 30 1234567"}}
+		NewOrder: api.NewOrder{Currency: "EUR", Source: []string{"web", "app"}[r.IntN(2)], PaymentMethod: "card",
+			Destination: order.Destination{Country: "DE", PostalCode: "10115", Address: "Invalidenstr. 117, Berlin",
+				PhoneNumber: "+49 30 1234567"}}}
 	if r.IntN(4) == 0 {
 		req.PromotionCodes = []string{"BLACKFRIDAY"}
 	}

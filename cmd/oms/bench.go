@@ -66,6 +66,13 @@ func benchCommand() *cli.Command {
 			o := bench.Options{Orders: c.Int("orders"), Rate: c.Float64("rate"), Concurrency: c.Int("concurrency"),
 				SKUs: c.Int("skus"), Lines: c.Int("lines"), PaymentFailure: c.Float64("payment-failure"),
 				Partitions: c.Int("partitions"), DataDir: c.String("data-dir"), Server: c.String("target")}
+			if o.Server != "" {
+				connect, err := clientAuth(c)
+				if err != nil {
+					return err
+				}
+				o.Connect = connect
+			}
 			if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 				o.Progress = os.Stderr
 			}

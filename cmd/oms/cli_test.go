@@ -16,16 +16,18 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/credentials"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
 
 // omsCLI runs the oms binary against url and returns its stdout.
-func omsCLI(t *testing.T, url string, args ...string) string {
+// omsCLI runs the CLI against p, as the admin.
+func omsCLI(t *testing.T, p *process, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, omsBinary, append([]string{"--server", url}, args...)...)
+	cmd := exec.CommandContext(ctx, omsBinary, append([]string{"--server", p.url, "--nkey", p.nkey(credentials.UserAdmin)}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
@@ -43,10 +45,10 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 	defer cancel()
 	p := startProcess(t, t.TempDir(), "--simulate", "--sim-orders-per-second", "0", "--sim-min-delay", "10ms",
 		"--sim-max-delay", "50ms", "--sim-payment-success", "1", "--sim-delivery-failure", "0")
-	omsCLI(t, p.url, "stock", "set", "CLI-1", "100")
+	omsCLI(t, p, "stock", "set", "CLI-1", "100")
 	var ids []string
 	for i := range 5 {
-		out := omsCLI(t, p.url, "order", "place", "--user", "cli-user", "--item", "CLI-1:2:1500", "--country", "DE",
+		out := omsCLI(t, p, "order", "place", "--user", "cli-user", "--item", "CLI-1:2:1500", "--country", "DE",
 			"--postal-code", "10115", "--address", "Street 1", "--phone", "+49 30 1234567", "--promo", "CLIPROMO",
 			"--idempotency-key", fmt.Sprint("cli-", i))
 		var o order.Order
@@ -56,20 +58,20 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 		ids = append(ids, o.ID)
 	}
 	// watch follows the first order to completion and prints every change.
-	lines := strings.Split(strings.TrimSpace(omsCLI(t, p.url, "order", "watch", ids[0], "--until-done", "--json")), "\n")
-	var lastChange api.Change
+	lines := strings.Split(strings.TrimSpace(omsCLI(t, p, "order", "watch", ids[0], "--until-done", "--json")), "\n")
+	var lastChange api.OrderChange
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &lastChange); err != nil || lastChange.Event.Status != order.StatusCompleted || len(lines) != 5 {
 		t.Fatalf("watch printed %d lines, last %+v (%v)", len(lines), lastChange, err)
 	}
 	eventually(t, 30*time.Second, "all completed", func() (bool, string) {
 		var page api.OrderPage
-		out := omsCLI(t, p.url, "order", "list", "--user", "cli-user", "--status", "order_completed", "--json", "--all")
+		out := omsCLI(t, p, "order", "list", "--user", "cli-user", "--status", "order_completed", "--json", "--all")
 		if err := json.Unmarshal([]byte(out), &page); err != nil {
 			return false, err.Error()
 		}
 		return len(page.Orders) == 5, fmt.Sprintf("%d completed", len(page.Orders))
 	})
-	table := omsCLI(t, p.url, "order", "list", "--promo", "CLIPROMO")
+	table := omsCLI(t, p, "order", "list", "--promo", "CLIPROMO")
 	if strings.Count(table, "order_completed") != 5 {
 		t.Fatalf("list table:\n%s", table)
 	}
@@ -80,13 +82,13 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 			Paid   int64  `json:"paidOrders"`
 		} `json:"promotions"`
 	}
-	if err := json.Unmarshal([]byte(omsCLI(t, p.url, "report", "--json")), &report); err != nil ||
+	if err := json.Unmarshal([]byte(omsCLI(t, p, "report", "--json")), &report); err != nil ||
 		len(report.Promotions) != 1 || report.Promotions[0].Orders != 5 || report.Promotions[0].Paid != 5 {
 		t.Fatalf("report: %+v %v", report, err)
 	}
 
 	// Replay the order stream to a file: one JSON line per stored event.
-	nc, _, js := connect(t, p.url)
+	nc, _, js := connect(t, p)
 	stream, err := js.Stream(ctx, jetstream.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +98,7 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "orders.jsonl")
-	omsCLI(t, p.url, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order.>", "--out", file)
+	omsCLI(t, p, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order.>", "--out", file)
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
@@ -131,9 +133,9 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 	if _, err := js.Publish(ctx, "copy.orders", []byte(`{"already":"there"}`)); err != nil {
 		t.Fatal(err)
 	}
-	omsCLI(t, p.url, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order."+ids[0], "--to", "copy.orders", "--rate", "1000")
+	omsCLI(t, p, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order."+ids[0], "--to", "copy.orders", "--rate", "1000")
 	// Replaying again within the duplicate window stores nothing new.
-	omsCLI(t, p.url, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order."+ids[0], "--to", "copy.orders")
+	omsCLI(t, p, "replay", "--stream", jetstream.StreamOrders, "--subject", "oms.events.order."+ids[0], "--to", "copy.orders")
 	copyStream, _ := js.Stream(ctx, "COPY")
 	var src []*natsjs.RawStreamMsg
 	if err := jetstream.Fold(ctx, stream, jetstream.OrderEventsPrefix+ids[0], 0, func(m *natsjs.RawStreamMsg) error {
@@ -179,7 +181,7 @@ func TestServeReadsConfigFile(t *testing.T) {
 	// startProcess passes --partitions 16, which must win over the file.
 	p := startProcess(t, filepath.Join(dir, "data"), "--config", path)
 	var st api.Status
-	if err := json.Unmarshal([]byte(omsCLI(t, p.url, "status")), &st); err != nil {
+	if err := json.Unmarshal([]byte(omsCLI(t, p, "status")), &st); err != nil {
 		t.Fatal(err)
 	}
 	if st.Node != "from-file" || st.Partitions != 16 {

@@ -138,7 +138,7 @@ func orderCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					req := api.CancelOrder{ID: a[0], Reason: c.String("reason"), By: c.String("by")}
+					req := api.CancelOrder{ID: a[0], CancelReason: api.CancelReason{Reason: c.String("reason")}, By: c.String("by")}
 					return call(c, func(ctx context.Context, cl *client.Client) (any, error) { return cl.CancelOrder(ctx, req) })
 				},
 			},
@@ -166,12 +166,12 @@ func placeOrder(c *cli.Context) error {
 		}
 		items = append(items, it)
 	}
-	req := api.PlaceOrder{IdempotencyKey: c.String("idempotency-key"), User: c.String("user"), Items: items,
-		Currency: c.String("currency"), Source: c.String("source"), Notes: c.String("notes"),
+	req := api.PlaceOrder{IdempotencyKey: c.String("idempotency-key"), User: c.String("user"), NewOrder: api.NewOrder{
+		Items: items, Currency: c.String("currency"), Source: c.String("source"), Notes: c.String("notes"),
 		DeliveryInstructions: c.String("delivery-instructions"), PaymentMethod: c.String("payment-method"),
 		PromotionCodes: c.StringSlice("promo"),
 		Destination: order.Destination{Country: c.String("country"), PostalCode: c.String("postal-code"),
-			Address: c.String("address"), PhoneNumber: c.String("phone")}}
+			Address: c.String("address"), PhoneNumber: c.String("phone")}}}
 	return call(c, func(ctx context.Context, cl *client.Client) (any, error) { return cl.PlaceOrder(ctx, req) })
 }
 

@@ -46,7 +46,7 @@ func TestClusterOfProcessesSurvivesKill9(t *testing.T) {
 	}
 	clients := make([]*client.Client, 3)
 	for i, p := range procs {
-		nc, cl, _ := connect(t, p.url)
+		nc, cl, _ := connect(t, p)
 		_ = nc
 		cl.Timeout = 3 * time.Second
 		clients[i] = cl
@@ -72,7 +72,7 @@ func TestClusterOfProcessesSurvivesKill9(t *testing.T) {
 	victim--
 	survivor := (victim + 1) % 3
 	// The providers run in the test, connected to a survivor.
-	snc, _, _ := connect(t, procs[survivor].url)
+	snc, _, _ := connect(t, procs[survivor])
 	sim, err := simulator.Start(ctx, snc, config.Simulator{PaymentSuccessRate: 1, MinDelay: 10 * time.Millisecond,
 		MaxDelay: 50 * time.Millisecond, SKUs: 1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -91,9 +91,9 @@ func TestClusterOfProcessesSurvivesKill9(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := from + w; i < to; i += 4 {
-					req := api.PlaceOrder{IdempotencyKey: fmt.Sprint("k9-", i), User: "u", Currency: "EUR",
+					req := api.PlaceOrder{IdempotencyKey: fmt.Sprint("k9-", i), User: "u", NewOrder: api.NewOrder{Currency: "EUR",
 						Items:       []order.Item{{SKU: "K9", Quantity: 1, UnitPrice: 100}},
-						Destination: order.Destination{Country: "DE", PostalCode: "1", Address: "a", PhoneNumber: "+49 30 1234567"}}
+						Destination: order.Destination{Country: "DE", PostalCode: "1", Address: "a", PhoneNumber: "+49 30 1234567"}}}
 					if o, err := clients[nodes[i%len(nodes)]].PlaceOrder(ctx, req); err == nil {
 						mu.Lock()
 						acked = append(acked, o.ID)
@@ -131,7 +131,7 @@ func TestClusterOfProcessesSurvivesKill9(t *testing.T) {
 		})
 	}
 	t.Logf("all %d acknowledged orders final %s after the kill", len(ids), time.Since(killed).Round(time.Millisecond))
-	_, _, js := connect(t, procs[survivor].url)
+	_, _, js := connect(t, procs[survivor])
 	stream, err := js.Stream(ctx, jetstream.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +192,7 @@ func startCluster(t *testing.T) ([]*process, error) {
 	procs := make([]*process, 3)
 	errs := make([]error, 3)
 	dataDirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	creds := t.TempDir() // the nodes of one cluster share their credentials
 	var wg sync.WaitGroup
 	for i := range 3 {
 		var routes []string
@@ -204,7 +205,8 @@ func startCluster(t *testing.T) ([]*process, error) {
 		go func() {
 			defer wg.Done()
 			procs[i], errs[i] = launch(t, dataDirs[i], "--node-name", fmt.Sprint("p", i+1),
-				"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--routes", strings.Join(routes, ","))
+				"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--routes", strings.Join(routes, ","),
+				"--credentials-dir", creds)
 		}()
 	}
 	wg.Wait()

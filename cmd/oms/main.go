@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -32,15 +31,11 @@ func tuneGC() {
 func main() {
 	bench.Version = version
 	app := &cli.App{
-		Name:    "oms",
-		Usage:   "order management system on NATS JetStream",
-		Version: version,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "server", Aliases: []string{"s"}, Value: "nats://127.0.0.1:4222",
-				EnvVars: []string{"OMS_SERVER"}, Usage: "NATS URL of a running oms (client commands)"},
-			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "request timeout (client commands)"},
-		},
-		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), clusterCommand(), reportCommand(), replayCommand(), rebuildCommand(), benchCommand()},
+		Name:     "oms",
+		Usage:    "order management system on NATS JetStream",
+		Version:  version,
+		Flags:    clientFlags(),
+		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), clusterCommand(), reportCommand(), replayCommand(), rebuildCommand(), tokenCommand(), benchCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "oms:", err)

@@ -23,6 +23,7 @@ import (
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/credentials"
 	"github.com/oms-project/oms/internal/poll"
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"
@@ -49,13 +50,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// process is one `oms serve` child.
+// process is one `oms serve` child: its NATS URL, its HTTP listeners and
+// the directory of its credentials.
 type process struct {
-	cmd *exec.Cmd
-	url string
-	out *strings.Builder
-	mu  sync.Mutex
+	cmd      *exec.Cmd
+	url      string
+	http     string
+	internal string
+	creds    string
+	out      *strings.Builder
+	mu       sync.Mutex
 }
+
+// nkey is the seed file of one of the process's NATS users.
+func (p *process) nkey(u credentials.User) string { return filepath.Join(p.creds, string(u)+".nk") }
 
 func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 	t.Helper()
@@ -70,13 +78,18 @@ func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 // of ending the test.
 func launch(t *testing.T, dataDir string, extra ...string) (*process, error) {
 	args := append([]string{"serve", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--simulate=false",
-		"--status-interval", "0", "--partitions", "16"}, extra...)
+		"--status-interval", "0", "--partitions", "16", "--http-listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(omsBinary, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	p := &process{cmd: cmd, out: &strings.Builder{}}
+	p := &process{cmd: cmd, out: &strings.Builder{}, creds: filepath.Join(dataDir, "credentials")}
+	for i, a := range extra {
+		if a == "--credentials-dir" && i+1 < len(extra) {
+			p.creds = extra[i+1]
+		}
+	}
 	// The log goes to the same buffer, for the failure messages.
 	cmd.Stderr = writerFunc(func(b []byte) (int, error) {
 		p.mu.Lock()
@@ -96,9 +109,26 @@ func launch(t *testing.T, dataDir string, extra ...string) (*process, error) {
 			line := sc.Text()
 			p.mu.Lock()
 			p.out.WriteString(line + "\n")
+			if f := strings.Fields(line); len(f) >= 2 {
+				switch f[0] {
+				case "HTTP:":
+					p.http = f[1]
+				case "internal:":
+					p.internal = f[1]
+				}
+			}
 			p.mu.Unlock()
+			// The data dir line follows the listeners: the process is ready.
+			if f := strings.Fields(line); len(f) == 3 && f[0] == "data" && f[1] == "dir:" {
+				p.mu.Lock()
+				url := p.url
+				p.mu.Unlock()
+				urls <- url
+			}
 			if f := strings.Fields(line); len(f) == 2 && f[0] == "NATS:" {
-				urls <- f[1]
+				p.mu.Lock()
+				p.url = f[1]
+				p.mu.Unlock()
 			}
 		}
 	}()
@@ -109,16 +139,18 @@ func launch(t *testing.T, dataDir string, extra ...string) (*process, error) {
 		return nil, fmt.Errorf("oms serve %s; its output:\n%s", why, p.out.String())
 	}
 	select {
-	case p.url = <-urls:
+	case <-urls:
 	case <-exited:
 		select {
-		case p.url = <-urls:
+		case <-urls:
 		default:
 			return fail("exited before it was ready")
 		}
 	case <-time.After(60 * time.Second):
-		return fail("did not report its NATS address in 60s")
+		return fail("did not report its addresses in 60s")
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return p, nil
 }
 
@@ -156,9 +188,15 @@ func foldFromStream(ctx context.Context, t *testing.T, s natsjs.Stream, id strin
 	return st.Order, events
 }
 
-func connect(t *testing.T, url string) (*nats.Conn, *client.Client, natsjs.JetStream) {
+// connect connects to p as the node's own user, which may read and write
+// every stream (a test injects and inspects events).
+func connect(t *testing.T, p *process) (*nats.Conn, *client.Client, natsjs.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(0))
+	nkey, err := nats.NkeyOptionFromSeed(p.nkey(credentials.UserNode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(p.url, nats.MaxReconnects(0), nkey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +219,7 @@ func TestHardStopAndRestart(t *testing.T) {
 		MinDelay: 50 * time.Millisecond, MaxDelay: 400 * time.Millisecond, SKUs: 1}
 
 	a := startProcess(t, dir)
-	nc, cl, _ := connect(t, a.url)
+	nc, cl, _ := connect(t, a)
 	skus := []string{"CRASH-A", "CRASH-B", "CRASH-C"}
 	for _, s := range skus {
 		if _, err := cl.SetStock(ctx, s, 10_000); err != nil {
@@ -197,10 +235,10 @@ func TestHardStopAndRestart(t *testing.T) {
 	const total = 200
 	var acked []string
 	for i := range total {
-		req := api.PlaceOrder{IdempotencyKey: fmt.Sprintf("crash-%d", i), User: "u", Currency: "EUR",
+		req := api.PlaceOrder{IdempotencyKey: fmt.Sprintf("crash-%d", i), User: "u", NewOrder: api.NewOrder{Currency: "EUR",
 			Items: []order.Item{{SKU: skus[i%3], Quantity: 1 + int64(i%2), UnitPrice: 250},
 				{SKU: skus[(i+1)%3], Quantity: 1, UnitPrice: 100}},
-			Destination: order.Destination{Country: "NL", PostalCode: "1011", Address: "Dam 1", PhoneNumber: "+31 20 1234567"}}
+			Destination: order.Destination{Country: "NL", PostalCode: "1011", Address: "Dam 1", PhoneNumber: "+31 20 1234567"}}}
 		o, err := cl.PlaceOrder(ctx, req)
 		if err != nil {
 			t.Fatalf("place %d: %v", i, err)
@@ -212,7 +250,7 @@ func TestHardStopAndRestart(t *testing.T) {
 	nc.Close()
 
 	b := startProcess(t, dir)
-	nc2, cl2, js2 := connect(t, b.url)
+	nc2, cl2, js2 := connect(t, b)
 	orders, err := js2.Stream(ctx, jetstream.StreamOrders)
 	if err != nil {
 		t.Fatal(err)

@@ -98,9 +98,13 @@ func listCommand() *cli.Command {
 
 func dial(c *cli.Context) (*client.Client, func(), error) {
 	url := c.String("server")
-	nc, err := nats.Connect(url, nats.Name("oms cli"))
+	opts, err := clientAuth(c)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w (is `oms serve` running? set --server or OMS_SERVER)", url, err)
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Name("oms cli"))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w (is `oms serve` running? set --server or OMS_SERVER; --nkey or --creds if it needs other credentials)", url, err)
 	}
 	cl := client.New(nc)
 	cl.Timeout = c.Duration("timeout")
@@ -149,14 +153,18 @@ func watchCommand() *cli.Command {
 			defer closeFn()
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			err = jetstream.Watch(ctx, js, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a[0], c.Uint64("from"),
+			stream, err := js.Stream(ctx, jetstream.StreamOrders)
+			if err != nil {
+				return err
+			}
+			err = jetstream.Watch(ctx, stream, jetstream.OrderEventsPrefix+a[0], c.Uint64("from"),
 				func(m natsjs.Msg, seq uint64) error {
 					var e order.Event
 					if err := json.Unmarshal(m.Data(), &e); err != nil {
 						return err
 					}
 					if c.Bool("json") {
-						b, _ := json.Marshal(api.Change{Seq: seq, Event: e})
+						b, _ := json.Marshal(api.OrderChange{Seq: seq, Event: e})
 						fmt.Println(string(b))
 					} else {
 						fmt.Printf("%d\t%s\t%-30s\t%-16s\treservation=%s\tby=%s\n", seq, e.At.Format(time.RFC3339),

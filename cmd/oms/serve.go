@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -14,7 +17,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
 
+	"github.com/oms-project/oms/auth"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/endpoint"
 	"github.com/oms-project/oms/node"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/simulator"
@@ -49,6 +54,37 @@ func serveCommand() *cli.Command {
 			Usage: "what this node runs: command (actors, commands, provider events) and/or query (read model, lookups, lists, analytics, feeds)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OMS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 		&cli.BoolFlag{Name: "nats-log", EnvVars: []string{"OMS_NATS_LOG"}, Usage: "show the embedded NATS server's own log on stderr"},
+		&cli.BoolFlag{Name: "sim-webhooks", EnvVars: []string{"OMS_SIM_WEBHOOKS"}, Usage: "the simulated providers post signed webhooks to --http-listen instead of publishing on NATS"},
+
+		&cli.StringFlag{Name: "http-listen", Value: d.HTTP.Listen, EnvVars: []string{"OMS_HTTP_LISTEN"}, Category: "http",
+			Usage: "address of the external HTTP API: customers, live events, providers' webhooks (empty: off)"},
+		&cli.StringFlag{Name: "internal-listen", Value: d.HTTP.InternalListen, EnvVars: []string{"OMS_INTERNAL_LISTEN"}, Category: "http",
+			Usage: "address of the internal HTTP API: support, admin, operations (empty: off)"},
+		&cli.StringFlag{Name: "http-tls-cert", EnvVars: []string{"OMS_HTTP_TLS_CERT"}, Category: "http", Usage: "serve both HTTP listeners over TLS with this certificate (PEM)"},
+		&cli.StringFlag{Name: "http-tls-key", EnvVars: []string{"OMS_HTTP_TLS_KEY"}, Category: "http", Usage: "the key of --http-tls-cert (PEM)"},
+		&cli.Int64Flag{Name: "http-max-body", Value: d.HTTP.MaxBody, EnvVars: []string{"OMS_HTTP_MAX_BODY"}, Category: "http", Usage: "largest request body, in bytes"},
+		&cli.Float64Flag{Name: "http-rate", Value: d.HTTP.Rate, EnvVars: []string{"OMS_HTTP_RATE"}, Category: "http", Usage: "requests per second per principal (0: no limit); beyond it 429 with Retry-After"},
+		&cli.IntFlag{Name: "http-burst", Value: d.HTTP.Burst, EnvVars: []string{"OMS_HTTP_BURST"}, Category: "http", Usage: "requests a principal may send at once above its rate"},
+		&cli.IntFlag{Name: "http-max-streams", Value: d.HTTP.MaxStreams, EnvVars: []string{"OMS_HTTP_MAX_STREAMS"}, Category: "http", Usage: "live event streams open at once; beyond it 503"},
+
+		&cli.StringFlag{Name: "credentials-dir", EnvVars: []string{"OMS_CREDENTIALS_DIR"}, Category: "security",
+			Usage: "generated credentials, shared by the nodes of a cluster (default: <data-dir>/credentials)"},
+		&cli.StringFlag{Name: "jwks-file", EnvVars: []string{"OMS_JWKS_FILE"}, Category: "security", Usage: "trust bearer tokens signed with a key of this JWKS document (your identity provider's)"},
+		&cli.StringFlag{Name: "jwt-secret-file", EnvVars: []string{"OMS_JWT_SECRET_FILE"}, Category: "security", Usage: "trust HS256 bearer tokens signed with this secret (default: the generated one)"},
+		&cli.StringFlag{Name: "jwt-issuer", EnvVars: []string{"OMS_JWT_ISSUER"}, Category: "security", Usage: "require this issuer (iss) in bearer tokens"},
+		&cli.StringFlag{Name: "jwt-audience", Value: d.Security.JWTAudience, EnvVars: []string{"OMS_JWT_AUDIENCE"}, Category: "security", Usage: "require this audience (aud) in bearer tokens"},
+		&cli.StringFlag{Name: "webhook-secrets", EnvVars: []string{"OMS_WEBHOOK_SECRETS"}, Category: "security",
+			Usage: "file of \"<provider> <secret>\" lines webhooks are verified against (default: <credentials-dir>/webhooks)"},
+		&cli.DurationFlag{Name: "webhook-tolerance", Value: d.Security.WebhookTolerance, EnvVars: []string{"OMS_WEBHOOK_TOLERANCE"}, Category: "security",
+			Usage: "how far a webhook's signed timestamp may be from now"},
+		&cli.StringFlag{Name: "nats-creds", EnvVars: []string{"OMS_NATS_CREDS"}, Category: "security", Usage: "credentials file (JWT) to connect to --nats-url with"},
+		&cli.StringFlag{Name: "nats-nkey", EnvVars: []string{"OMS_NATS_NKEY"}, Category: "security", Usage: "nkey seed file to connect to --nats-url with"},
+		&cli.StringFlag{Name: "nats-ca", EnvVars: []string{"OMS_NATS_CA"}, Category: "security", Usage: "CA (PEM) that signed --nats-url's certificate"},
+		&cli.StringFlag{Name: "nats-tls-cert", EnvVars: []string{"OMS_NATS_TLS_CERT"}, Category: "security", Usage: "require TLS of the embedded NATS server's clients, with this certificate (PEM)"},
+		&cli.StringFlag{Name: "nats-tls-key", EnvVars: []string{"OMS_NATS_TLS_KEY"}, Category: "security", Usage: "the key of --nats-tls-cert"},
+		&cli.StringFlag{Name: "cluster-tls-cert", EnvVars: []string{"OMS_CLUSTER_TLS_CERT"}, Category: "security", Usage: "route the cluster over TLS with this certificate (PEM)"},
+		&cli.StringFlag{Name: "cluster-tls-key", EnvVars: []string{"OMS_CLUSTER_TLS_KEY"}, Category: "security", Usage: "the key of --cluster-tls-cert"},
+		&cli.StringFlag{Name: "cluster-tls-ca", EnvVars: []string{"OMS_CLUSTER_TLS_CA"}, Category: "security", Usage: "CA (PEM) the routes' peers are verified with"},
 	}, tuningFlags()...))
 	flags = append(flags, &cli.StringFlag{Name: "config", EnvVars: []string{"OMS_CONFIG"},
 		Usage: "YAML file of settings, keyed by flag name (flags and environment variables override it)"})
@@ -133,6 +169,21 @@ func configFrom(c *cli.Context) (config.Config, error) {
 	cfg.Simulator.MaxDelay = c.Duration("sim-max-delay")
 	cfg.Simulator.OrdersPerSecond = c.Float64("sim-orders-per-second")
 	cfg.Simulator.SKUs = c.Int("sim-skus")
+	cfg.Simulator.Webhooks = c.Bool("sim-webhooks")
+	cfg.HTTP.Listen = c.String("http-listen")
+	cfg.HTTP.InternalListen = c.String("internal-listen")
+	cfg.HTTP.TLS = config.TLS{Cert: c.String("http-tls-cert"), Key: c.String("http-tls-key")}
+	cfg.HTTP.MaxBody = c.Int64("http-max-body")
+	cfg.HTTP.Rate = c.Float64("http-rate")
+	cfg.HTTP.Burst = c.Int("http-burst")
+	cfg.HTTP.MaxStreams = c.Int("http-max-streams")
+	cfg.Security = config.Security{CredentialsDir: c.String("credentials-dir"),
+		NatsCreds: c.String("nats-creds"), NatsNkey: c.String("nats-nkey"), NatsCA: c.String("nats-ca"),
+		NatsTLS:    config.TLS{Cert: c.String("nats-tls-cert"), Key: c.String("nats-tls-key")},
+		ClusterTLS: config.TLS{Cert: c.String("cluster-tls-cert"), Key: c.String("cluster-tls-key"), CA: c.String("cluster-tls-ca")},
+		JWKSFile:   c.String("jwks-file"), JWTSecretFile: c.String("jwt-secret-file"), JWTIssuer: c.String("jwt-issuer"),
+		JWTAudience: c.String("jwt-audience"), WebhookSecrets: c.String("webhook-secrets"),
+		WebhookTolerance: c.Duration("webhook-tolerance")}
 	for _, t := range tunables {
 		t.read(c, &cfg.Tuning)
 	}
@@ -159,16 +210,40 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("oms %s serving (%s)\n  NATS:     %s\n  data dir: %s\n  try:      nats req oms.orders.get '{\"id\":\"...\"}' (or: oms status)\n",
-		cfg.NodeName, strings.Join(cfg.Roles, ", "), n.ClientURL(), cfg.DataDir)
+	fmt.Printf("oms %s serving (%s)\n  NATS:     %s\n", cfg.NodeName, strings.Join(cfg.Roles, ", "), n.ClientURL())
+	scheme := "http"
+	if cfg.HTTP.TLS.On() {
+		scheme = "https"
+	}
+	if a := n.HTTPAddr(endpoint.External); a != "" {
+		fmt.Printf("  HTTP:     %s://%s (customers, webhooks; %s://%s/openapi.json)\n", scheme, a, scheme, a)
+	}
+	if a := n.HTTPAddr(endpoint.Internal); a != "" {
+		fmt.Printf("  internal: %s://%s (support, admin)\n", scheme, a)
+	}
+	fmt.Printf("  data dir: %s\n  credentials: %s\n  try:      oms status; curl -H \"Authorization: Bearer $(oms token issue --sub alice)\" %s://%s/v1/orders\n",
+		cfg.DataDir, n.Credentials().Dir, scheme, n.HTTPAddr(endpoint.External))
 	var sim *simulator.Simulator
 	if cfg.Simulate {
-		if sim, err = simulator.Start(ctx, n.Conn(), cfg.Simulator, log); err != nil {
+		var hooks []simulator.Webhooks
+		if cfg.Simulator.Webhooks {
+			h, err := simulatorWebhooks(cfg, n, scheme)
+			if err != nil {
+				n.Stop()
+				return err
+			}
+			hooks = append(hooks, h)
+		}
+		if sim, err = simulator.Start(ctx, n.Conn(), cfg.Simulator, log, hooks...); err != nil {
 			n.Stop()
 			return err
 		}
-		fmt.Printf("  simulators: payments (%.0f%% succeed), delivery, shopper at %.1f orders/s\n",
-			cfg.Simulator.PaymentSuccessRate*100, cfg.Simulator.OrdersPerSecond)
+		via := "NATS"
+		if cfg.Simulator.Webhooks {
+			via = "signed webhooks"
+		}
+		fmt.Printf("  simulators: payments (%.0f%% succeed), delivery (over %s), shopper at %.1f orders/s\n",
+			cfg.Simulator.PaymentSuccessRate*100, via, cfg.Simulator.OrdersPerSecond)
 	}
 	var tick <-chan time.Time
 	if cfg.StatusInterval > 0 {
@@ -195,6 +270,32 @@ func serve(c *cli.Context) error {
 				formatCounts(st.Orders), st.ActiveOrder, st.ActiveSKU, st.ReadModel.Lag)
 		}
 	}
+}
+
+// simulatorWebhooks points the simulated providers at the node's external
+// listener, signing with their secrets from the node's webhook file.
+func simulatorWebhooks(cfg config.Config, n *node.Node, scheme string) (simulator.Webhooks, error) {
+	path := cfg.Security.WebhookSecrets
+	if path == "" {
+		path = n.Credentials().WebhookFile()
+	}
+	secrets, err := auth.NewWebhookSecrets(path)
+	if err != nil {
+		return simulator.Webhooks{}, err
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if cfg.HTTP.TLS.On() {
+		// The simulators talk to this very node: its own certificate is the
+		// one to trust (it must name the listener's address).
+		pem, err := os.ReadFile(cfg.HTTP.TLS.Cert)
+		if err != nil {
+			return simulator.Webhooks{}, err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return simulator.Webhooks{URL: scheme + "://" + n.HTTPAddr(endpoint.External), Secrets: secrets.For, Client: client}, nil
 }
 
 // splitList flattens repeated and comma-separated flag values.

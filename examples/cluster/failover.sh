@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OMS=${OMS:-bin/oms}
 DATA=${DATA:-./data/cluster}
+export OMS_NKEY="$DATA/credentials/admin.nk"
 leader=$("$OMS" --server nats://127.0.0.1:4222 cluster status --json | tr -d '\n ' |
   sed -e 's/.*"stream":"OMS_ORDERS","leader":"\([^"]*\)".*/\1/')
 n=${leader#node}

@@ -13,6 +13,9 @@ RATE=${RATE:-50}
 DURATION=${DURATION:-60}
 [ -x "$OMS" ] || make build >/dev/null
 mkdir -p "$DATA"
+# The three nodes share one credentials directory: the first to start
+# writes it, the others read it. The CLI below uses its admin key.
+export OMS_CREDENTIALS_DIR="$DATA/credentials" OMS_NKEY="$DATA/credentials/admin.nk"
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -26,6 +29,7 @@ for i in 1 2 3; do
   sim=false; [ "$i" = 1 ] && sim=true
   "$OMS" serve --node-name "node$i" --data-dir "$DATA/node$i" \
     --nats-listen "127.0.0.1:422$i" --cluster-listen "127.0.0.1:622$i" --routes "$(routes "$i")" \
+    --http-listen "127.0.0.1:808$i" --internal-listen "127.0.0.1:809$i" \
     --simulate=$sim --sim-orders-per-second "$RATE" --sim-min-delay 50ms --sim-max-delay 300ms \
     --status-interval 0 >"$DATA/node$i.log" 2>&1 &
   pids+=($!)

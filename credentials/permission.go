@@ -1,0 +1,104 @@
+package credentials
+
+import (
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/oms-project/oms/jetstream"
+)
+
+// Provider consumers: a provider's user may pull only its own durable
+// consumer of the outbox, and only its own requests.
+const (
+	PaymentsConsumer = "payments"
+	DeliveryConsumer = "delivery"
+)
+
+// omsStreams are the streams (and the KV buckets' streams) only the node
+// may create, change, purge, delete or delete messages of.
+var omsStreams = []string{jetstream.StreamOrders, jetstream.StreamSKUs, jetstream.StreamInbound,
+	jetstream.StreamOutbox, jetstream.StreamTimers, jetstream.StreamDeadLetter,
+	"KV_OMS_MEMBERS", "KV_OMS_INBOUND_FLOORS"}
+
+// ServerUsers are the NATS users the embedded server accepts, each with its
+// permissions, for a deployment of partitions inbound partitions. Nobody
+// else is let in: there is no anonymous user.
+func (s *Set) ServerUsers(partitions int) []*server.NkeyUser {
+	users := make([]*server.NkeyUser, 0, len(Users))
+	for _, u := range Users {
+		users = append(users, &server.NkeyUser{Nkey: s.public[u], Permissions: Permissions(u, partitions)})
+	}
+	return users
+}
+
+// durables are the durable consumers the pipelines run on, by stream.
+func durables(partitions int) map[string][]string {
+	inbound := make([]string, partitions)
+	for p := range partitions {
+		inbound[p] = jetstream.InboundConsumerName(p)
+	}
+	return map[string][]string{jetstream.StreamOrders: {jetstream.ConsumerReactor},
+		jetstream.StreamTimers: {jetstream.ConsumerTimers}, jetstream.StreamOutbox: {PaymentsConsumer, DeliveryConsumer},
+		jetstream.StreamInbound: inbound}
+}
+
+// Permissions are what user u may publish and subscribe to.
+//
+//   - node: everything (it owns the streams and runs the pipelines).
+//   - admin: the request-reply API, reading every stream (replay, watch,
+//     dead letters), republishing provider events (a dead letter retried);
+//     never writing order or SKU events, node-to-node calls, timers or
+//     membership, nor creating, changing, purging or deleting an oms stream
+//     or deleting the pipelines' consumers.
+//   - payments, delivery: publish their provider events and pull their own
+//     requests from the outbox, nothing else.
+//   - storefront: the order and stock lookups and commands of the
+//     request-reply API, no JetStream API, no event subjects.
+func Permissions(u User, partitions int) *server.Permissions {
+	inbox := &server.SubjectPermission{Allow: []string{"_INBOX.>"}}
+	switch u {
+	case UserNode:
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{">"}}}
+	case UserAdmin:
+		deny := []string{jetstream.OrderEventsPrefix + ">", jetstream.SKUEventsPrefix + ">", "oms.node.>",
+			jetstream.InboundPrefix + ">", "oms.timers.>", "$KV.OMS_MEMBERS.>", "$KV.OMS_INBOUND_FLOORS.>"}
+		for _, st := range omsStreams {
+			for _, op := range []string{"STREAM.CREATE.", "STREAM.UPDATE.", "STREAM.DELETE.", "STREAM.PURGE.", "STREAM.MSG.DELETE."} {
+				deny = append(deny, "$JS.API."+op+st)
+			}
+			deny = append(deny, "$JS.API.CONSUMER.DURABLE.CREATE."+st+".*")
+		}
+		// Its own consumers (a replay's, a watch's) it may delete; the
+		// pipelines' it may not.
+		for st, names := range durables(partitions) {
+			for _, name := range names {
+				deny = append(deny, "$JS.API.CONSUMER.DELETE."+st+"."+name)
+			}
+		}
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny},
+			Subscribe: &server.SubjectPermission{Allow: []string{">"}}}
+	case UserPayments:
+		return providerPermissions(jetstream.PaymentEventsPrefix, jetstream.PaymentRequestsPrefix, PaymentsConsumer)
+	case UserDelivery:
+		return providerPermissions(jetstream.DeliveryEventsPrefix, jetstream.DeliveryRequestPrefix, DeliveryConsumer)
+	case UserStorefront:
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{"oms.orders.>", "oms.stock.get", "$SRV.>"}},
+			Subscribe: inbox}
+	}
+	return &server.Permissions{Publish: &server.SubjectPermission{}, Subscribe: &server.SubjectPermission{}}
+}
+
+// providerPermissions let a provider publish its events and pull its
+// requests through its one durable consumer of the outbox: the consumer
+// can only be created with the provider's requests as its filter.
+func providerPermissions(events, requests, consumer string) *server.Permissions {
+	outbox := jetstream.StreamOutbox
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{Allow: []string{events + ">",
+			"$JS.API.CONSUMER.CREATE." + outbox + "." + consumer + "." + requests + ">",
+			"$JS.API.CONSUMER.INFO." + outbox + "." + consumer,
+			"$JS.API.CONSUMER.MSG.NEXT." + outbox + "." + consumer,
+			"$JS.ACK." + outbox + "." + consumer + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+	}
+}
