@@ -6,6 +6,65 @@ import (
 	"github.com/oms-project/oms/order"
 )
 
+// Kinds of provider event, as their subjects (and webhook paths) name them.
+const (
+	KindPayments = "payments"
+	KindDelivery = "delivery"
+)
+
+// ProviderCommand decodes a provider event of kind (payments or delivery)
+// for order orderID, strictly, and returns the validated command it is:
+// the one way a provider event becomes a command, whether it came over NATS
+// or through a webhook. received is when it arrived, the event's time if
+// it gives none.
+func ProviderCommand(kind, orderID string, data []byte, received time.Time) (order.Command, error) {
+	var cmd interface {
+		order.Command
+		Validate() error
+	}
+	switch kind {
+	case KindPayments:
+		var ev PaymentEvent
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "payment", orderID, received)
+		if err != nil {
+			return nil, err
+		}
+		cmd = order.RecordPayment{Meta: meta, Type: ev.Type, Amount: ev.Amount, Currency: ev.Currency,
+			Provider: ev.Provider, Reference: ev.Reference, Method: ev.Method}
+	case KindDelivery:
+		var ev DeliveryEvent
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "delivery", orderID, received)
+		if err != nil {
+			return nil, err
+		}
+		cmd = order.RecordDelivery{Meta: meta, Type: ev.Type, Provider: ev.Provider, TrackingNumber: ev.TrackingNumber}
+	default:
+		return nil, &order.ValidationError{Field: "subject", Message: "not a kind of provider event: " + kind}
+	}
+	return cmd, cmd.Validate()
+}
+
+// providerMeta decodes a provider event into ev and checks the fields every
+// provider event carries: its ID, and an order ID that matches the subject.
+func providerMeta(data []byte, ev any, env *ProviderEnvelope, kind, orderID string, received time.Time) (order.Meta, error) {
+	if err := Decode(data, ev); err != nil {
+		return order.Meta{}, err
+	}
+	switch {
+	case env.ID == "":
+		return order.Meta{}, &order.ValidationError{Field: "id", Message: "is required"}
+	case len(env.ID) > MaxKeyLength:
+		return order.Meta{}, &order.ValidationError{Field: "id", Message: "at most 200 characters"}
+	case env.OrderID != orderID:
+		return order.Meta{}, &order.ValidationError{Field: "orderId", Message: "does not match the subject's order " + orderID}
+	}
+	at := env.OccurredAt
+	if at.IsZero() {
+		at = received
+	}
+	return order.Meta{ID: kind + ":" + env.ID, OrderID: orderID, At: at, By: kind + ":" + env.Provider}, nil
+}
+
 // ProviderEnvelope is what every provider event carries. ID is the
 // provider's event ID: a redelivery with the same ID applies once.
 type ProviderEnvelope struct {
@@ -13,16 +72,16 @@ type ProviderEnvelope struct {
 	Type       string    `json:"type"`
 	OrderID    string    `json:"orderId"`
 	Provider   string    `json:"provider"`
-	OccurredAt time.Time `json:"occurredAt"`
+	OccurredAt time.Time `json:"occurredAt,omitzero"`
 }
 
 // PaymentEvent is what a payment provider publishes on
 // payments.events.<orderId>.
 type PaymentEvent struct {
 	ProviderEnvelope
-	Amount    int64  `json:"amount"`
-	Currency  string `json:"currency"`
-	Reference string `json:"reference"`
+	Amount    int64  `json:"amount,omitempty" doc:"minor units; required when the payment succeeded"`
+	Currency  string `json:"currency,omitempty" doc:"ISO 4217; required when the payment succeeded"`
+	Reference string `json:"reference,omitempty"`
 	Method    string `json:"method,omitempty"`
 }
 
@@ -30,7 +89,7 @@ type PaymentEvent struct {
 // delivery.events.<orderId>.
 type DeliveryEvent struct {
 	ProviderEnvelope
-	TrackingNumber string `json:"trackingNumber"`
+	TrackingNumber string `json:"trackingNumber,omitempty"`
 }
 
 // Payment request types.
@@ -77,6 +136,7 @@ type Notification struct {
 	Status         order.Status       `json:"status"`
 	Reason         order.CancelReason `json:"reason,omitempty"`
 	RefundDue      int64              `json:"refundDue,omitempty"`
+	RefundCurrency string             `json:"refundCurrency,omitempty"`
 	TrackingNumber string             `json:"trackingNumber,omitempty"`
 	At             time.Time          `json:"at"`
 	CausedBy       string             `json:"causedBy"`

@@ -93,6 +93,9 @@ type ReadModel struct {
 	Stream  uint64 `json:"streamSequence"`
 	Lag     uint64 `json:"lag"`
 	Gaps    uint64 `json:"gaps"`
+	// Skipped counts events the read model could not apply; each is in the
+	// dead-letter stream (oms.deadletter.projection) with the reason.
+	Skipped uint64 `json:"skipped"`
 }
 
 // ClusterStatus is the reply of oms.cluster.status: the live members as

@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/order"
 )
 
@@ -122,10 +123,10 @@ func (r SetStock) Validate() error {
 	if err := sku("sku", r.SKU); err != nil {
 		return err
 	}
-	if r.Quantity < 0 {
-		return &order.ValidationError{Field: "quantity", Message: "must not be negative"}
+	if r.Quantity < 0 || r.Quantity > inventory.MaxOnHand {
+		return &order.ValidationError{Field: "quantity", Message: fmt.Sprintf("must be between 0 and %d", int64(inventory.MaxOnHand))}
 	}
-	return nil
+	return maxLength("by", r.By, order.MaxNameLength)
 }
 
 // GetStock is the body of oms.stock.get.
@@ -140,7 +141,7 @@ func (r GetStock) Validate() error { return sku("sku", r.SKU) }
 // stream sequence After, waiting up to WaitMs for the first one.
 type GetChanges struct {
 	ID         string `json:"id"`
-	After      uint64 `json:"after"`
+	After      uint64 `json:"after,omitempty"`
 	Limit      int    `json:"limit,omitempty"`
 	WaitMs     int    `json:"waitMs,omitempty"`
 	AsCustomer string `json:"-"`

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
@@ -60,48 +58,5 @@ func inboundCommand(subject string, data []byte, received time.Time) (order.Comm
 	if len(tok) != 5 {
 		return nil, &order.ValidationError{Field: "subject", Message: "not a provider event subject: " + subject}
 	}
-	kind, orderID := tok[3], tok[4]
-	var cmd interface {
-		order.Command
-		Validate() error
-	}
-	switch kind {
-	case "payments":
-		var ev api.PaymentEvent
-		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "payment", orderID, received)
-		if err != nil {
-			return nil, err
-		}
-		cmd = order.RecordPayment{Meta: meta, Type: ev.Type, Amount: ev.Amount, Currency: ev.Currency,
-			Provider: ev.Provider, Reference: ev.Reference, Method: ev.Method}
-	case "delivery":
-		var ev api.DeliveryEvent
-		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "delivery", orderID, received)
-		if err != nil {
-			return nil, err
-		}
-		cmd = order.RecordDelivery{Meta: meta, Type: ev.Type, Provider: ev.Provider, TrackingNumber: ev.TrackingNumber}
-	default:
-		return nil, &order.ValidationError{Field: "subject", Message: "not a provider event subject: " + subject}
-	}
-	return cmd, cmd.Validate()
-}
-
-// providerMeta decodes a provider event into ev and checks the fields every
-// provider event carries: its ID, and an order ID that matches the subject.
-func providerMeta(data []byte, ev any, env *api.ProviderEnvelope, kind, orderID string, received time.Time) (order.Meta, error) {
-	if err := json.Unmarshal(data, ev); err != nil {
-		return order.Meta{}, &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
-	}
-	if env.ID == "" {
-		return order.Meta{}, &order.ValidationError{Field: "id", Message: "is required"}
-	}
-	if env.OrderID != orderID {
-		return order.Meta{}, &order.ValidationError{Field: "orderId", Message: "does not match the subject's order " + orderID}
-	}
-	at := env.OccurredAt
-	if at.IsZero() {
-		at = received
-	}
-	return order.Meta{ID: kind + ":" + env.ID, OrderID: orderID, At: at, By: kind + ":" + env.Provider}, nil
+	return api.ProviderCommand(tok[3], tok[4], data, received)
 }

@@ -13,15 +13,12 @@
 package endpoint
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 
 	"github.com/nats-io/nuid"
 
 	"github.com/oms-project/oms/api"
-	"github.com/oms-project/oms/order"
 )
 
 // Operation is one request-reply operation: served over micro on its
@@ -77,17 +74,9 @@ func (o *Op[Req, Resp]) Call(ctx context.Context, req Req) (Resp, error) {
 	return o.fn(ctx, req)
 }
 
-// Decode reads a JSON request body into v. An empty body is an empty
-// request (every field at its zero value).
-func Decode(data []byte, v any) error {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
-	}
-	return nil
-}
+// Decode reads a JSON request body into v, strictly (api.Decode): an
+// unknown or a missing required field is a 400 naming it.
+func Decode(data []byte, v any) error { return api.Decode(data, v) }
 
 // Fault returns the wire form of err. An internal error is logged here with
 // its detail, under a fresh correlation ID that the caller gets instead.

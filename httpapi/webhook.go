@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"reflect"
 	"time"
@@ -50,9 +49,9 @@ func (s *Server) registerWebhooks() {
 		name, prefix, doc string
 		body              reflect.Type
 	}{
-		{"payments", jetstream.PaymentEventsPrefix, "a payment provider's event (payment.succeeded, payment.failed, payment.cancelled)",
+		{api.KindPayments, jetstream.PaymentEventsPrefix, "a payment provider's event (payment.succeeded, payment.failed, payment.cancelled)",
 			reflect.TypeFor[api.PaymentEvent]()},
-		{"delivery", jetstream.DeliveryEventsPrefix, "a carrier's event (delivery.in_transit, delivery.attempt_failed, delivery.delivered)",
+		{api.KindDelivery, jetstream.DeliveryEventsPrefix, "a carrier's event (delivery.in_transit, delivery.attempt_failed, delivery.delivered)",
 			reflect.TypeFor[api.DeliveryEvent]()},
 	} {
 		// The body is read raw, since its signature covers the very bytes;
@@ -62,10 +61,10 @@ func (s *Server) registerWebhooks() {
 			Description: "Signed with HMAC-SHA256 over the timestamp and the body (header Oms-Signature); refused with 401 " +
 				"when unsigned, forged or older than the tolerance. A verified event enters OMS_INBOUND as a NATS-published one does.",
 			Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusServiceUnavailable}}
-		prefix := kind.prefix
+		prefix, name := kind.prefix, kind.name
 		a := s.apis[endpoint.External]
 		huma.Register(a, op, func(ctx context.Context, in *webhookInput) (*acceptedOutput, error) {
-			out, err := s.webhook(ctx, prefix, in)
+			out, err := s.webhook(ctx, name, prefix, in)
 			if err != nil {
 				return nil, s.fail(ctx, op.OperationID, err)
 			}
@@ -78,7 +77,7 @@ func (s *Server) registerWebhooks() {
 }
 
 // webhook verifies a provider's event and takes it.
-func (s *Server) webhook(ctx context.Context, prefix string, in *webhookInput) (Accepted, error) {
+func (s *Server) webhook(ctx context.Context, kind, prefix string, in *webhookInput) (Accepted, error) {
 	err := auth.VerifyWebhook(in.Signature, in.RawBody, s.d.Webhooks.For(in.Provider), time.Now(), s.d.WebhookTolerance)
 	if err != nil {
 		s.d.Log.Warn("webhook refused", "provider", in.Provider, "reason", err)
@@ -88,13 +87,16 @@ func (s *Server) webhook(ctx context.Context, prefix string, in *webhookInput) (
 	if err := json.Unmarshal(in.RawBody, &env); err != nil {
 		return Accepted{}, &order.ValidationError{Field: "body", Message: "invalid JSON: " + err.Error()}
 	}
-	switch {
-	case env.ID == "" || len(env.ID) > api.MaxKeyLength:
-		return Accepted{}, &order.ValidationError{Field: "id", Message: fmt.Sprintf("is required (at most %d characters)", api.MaxKeyLength)}
-	case uuid.Validate(env.OrderID) != nil:
+	if uuid.Validate(env.OrderID) != nil {
 		return Accepted{}, &order.ValidationError{Field: "orderId", Message: "must be an order UUID"}
-	case env.Provider != in.Provider:
+	}
+	if env.Provider != in.Provider {
 		return Accepted{}, &order.ValidationError{Field: "provider", Message: "must be " + in.Provider + ", the provider this webhook is signed for"}
+	}
+	// Refused here what the inbound consumer would dead-letter: the
+	// provider hears of it at once.
+	if _, err := api.ProviderCommand(kind, env.OrderID, in.RawBody, time.Now()); err != nil {
+		return Accepted{}, err
 	}
 	seq, dup, err := s.d.Inbound.Publish(ctx, prefix+env.OrderID, "webhook:"+in.Provider+":"+env.ID, in.RawBody)
 	if err != nil {

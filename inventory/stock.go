@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// MaxOnHand bounds a SKU's stock: totals stay far from overflowing.
+const MaxOnHand = 1_000_000_000_000
+
 // Sentinel errors; callers test them with errors.Is.
 var (
 	ErrNoReservation = errors.New("no reservation held for this order")
@@ -159,8 +162,8 @@ func eventID(parts ...string) string {
 func Decide(s Stock, c any) (*Event, error) {
 	switch c := c.(type) {
 	case SetStock:
-		if c.Quantity < 0 {
-			return nil, fmt.Errorf("quantity must not be negative: %w", ErrInvalid)
+		if c.Quantity < 0 || c.Quantity > MaxOnHand {
+			return nil, fmt.Errorf("quantity must be between 0 and %d: %w", int64(MaxOnHand), ErrInvalid)
 		}
 		if c.Quantity < s.Reserved {
 			return nil, fmt.Errorf("set %s to %d with %d reserved: %w", c.SKU, c.Quantity, s.Reserved, ErrBelowReserved)

@@ -20,8 +20,9 @@ const (
 
 // DeadLetter stores a message that could not be processed, with the reason,
 // under oms.deadletter.<source>, so nothing is lost and nothing blocks its
-// partition. Its message ID is the original's stream and sequence, so a
-// message dead-lettered twice is stored once.
+// partition. Its message ID is the source and the original's stream and
+// sequence, so a message dead-lettered twice by one source is stored once
+// (and each source that could not process it says so).
 func DeadLetter(ctx context.Context, js natsjs.JetStream, source string, msg Msg, reason error) error {
 	m := nats.NewMsg(DeadLetterPrefix + source)
 	m.Data = msg.Data()
@@ -31,7 +32,7 @@ func DeadLetter(ctx context.Context, js natsjs.JetStream, source string, msg Msg
 	if md, err := msg.Metadata(); err == nil {
 		m.Header.Set(HeaderOrigStream, md.Stream)
 		m.Header.Set(HeaderOrigSeq, strconv.FormatUint(md.Sequence.Stream, 10))
-		opts = append(opts, natsjs.WithMsgID(md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10)))
+		opts = append(opts, natsjs.WithMsgID(source+":"+md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10)))
 	}
 	if _, err := js.PublishMsg(ctx, m, opts...); err != nil {
 		return fmt.Errorf("dead-letter %s: %w", msg.Subject(), err)

@@ -303,18 +303,7 @@ func (h *harness) webhook(kind, provider string, body []byte, at time.Time, secr
 	return status, reply
 }
 
-func (h *harness) inboundMessages() uint64 {
-	h.t.Helper()
-	s, err := h.js.Stream(h.ctx, jetstream.StreamInbound)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	info, err := s.Info(h.ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return info.State.Msgs
-}
+func (h *harness) inboundMessages() uint64 { return h.streamMessages(jetstream.StreamInbound) }
 
 // TestWebhooksAreVerified: a signed payment webhook pays the order; a
 // forged, stale, unsigned one or one of an unknown provider is refused

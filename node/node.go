@@ -276,7 +276,9 @@ func (n *Node) startQueries(ctx context.Context) error {
 	}
 	q, err := query.Start(ctx, query.Deps{DB: n.db, Stream: n.orders, NC: n.nc, Orders: orders,
 		RequestTimeout: n.cfg.RequestTimeout, CommitInterval: n.cfg.Tuning.ReadModelCommitInterval,
-		Retry: n.retry(), Log: n.log})
+		Retry: n.retry(), Log: n.log, DeadLetter: func(ctx context.Context, m jetstream.Msg, reason error) error {
+			return jetstream.DeadLetter(ctx, n.js, "projection", m, reason)
+		}})
 	if err != nil {
 		return err
 	}

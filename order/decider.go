@@ -1,6 +1,9 @@
 package order
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+)
 
 // State is what the decider needs: the order and the IDs of the commands it
 // has applied, with the fingerprint of each, for effectively-once handling.
@@ -144,6 +147,9 @@ func decidePayment(s State, c RecordPayment) (*Event, error) {
 	reject := func(code string, refund int64, err error) (*Event, error) {
 		e := newEvent(s, c.Meta, c.Fingerprint(), EventRejected)
 		e.Rejected = &Rejection{CauseType: c.Type, Code: code, Message: err.Error(), RefundDue: refund}
+		if refund > 0 {
+			e.Rejected.RefundCurrency = c.Currency
+		}
 		return e, err
 	}
 	if c.Type != PaymentSucceeded {
@@ -196,7 +202,7 @@ func decideDelivery(p Policy, s State, c RecordDelivery) (*Event, error) {
 			// The parcel goes back to the warehouse; it is restocked after
 			// inspection, outside this system, so stock is not released here.
 			e.Status = StatusCancelled
-			e.Cancel = &Cancellation{Reason: CancelDeliveryFailed, RefundDue: o.Total,
+			e.Cancel = &Cancellation{Reason: CancelDeliveryFailed, RefundDue: o.Total, RefundCurrency: o.Currency,
 				Detail: fmt.Sprintf("%d delivery attempts failed", upd.Attempts)}
 		}
 	case c.Type == DeliveryDelivered && (o.Status == StatusPaid || o.Status == StatusInTransit):
@@ -218,11 +224,10 @@ func cancelled(s State, m Meta, hash string, reason CancelReason, detail string,
 	o := s.Order
 	e := newEvent(s, m, hash, EventCancelled)
 	e.Status, e.Reservation = StatusCancelled, res
-	var refund int64
+	e.Cancel = &Cancellation{Reason: reason, Detail: detail, ReleaseStock: true}
 	if o.Status == StatusPaid || o.PaymentInformation.Status == paymentCaptured {
-		refund = o.PaymentInformation.Amount
+		e.Cancel.RefundDue, e.Cancel.RefundCurrency = o.PaymentInformation.Amount, o.PaymentInformation.Currency
 	}
-	e.Cancel = &Cancellation{Reason: reason, Detail: detail, RefundDue: refund, ReleaseStock: true}
 	return e
 }
 
@@ -308,11 +313,11 @@ func Evolve(s State, e Event) State {
 	case EventRejected:
 		change.What = "rejected " + e.Rejected.CauseType
 		change.Why = e.Rejected.Message
-		o.RefundDue += e.Rejected.RefundDue
+		o = owe(o, e.Rejected.RefundDue, e.Rejected.RefundCurrency)
 	}
 	if e.Cancel != nil {
 		o.CancelReason = e.Cancel.Reason
-		o.RefundDue += e.Cancel.RefundDue
+		o = owe(o, e.Cancel.RefundDue, e.Cancel.RefundCurrency)
 		change.What = "cancelled: " + string(e.Cancel.Reason)
 		change.Why = e.Cancel.Detail
 	}
@@ -328,6 +333,28 @@ func Evolve(s State, e Event) State {
 	o.ChangeHistory = append(o.ChangeHistory[:len(o.ChangeHistory):len(o.ChangeHistory)], change)
 	s.Order = o
 	return s
+}
+
+// owe records amount due back to the customer in currency (the order's if
+// empty). The map is copied, never written in place: another State value
+// may share it.
+func owe(o Order, amount int64, currency string) Order {
+	if amount == 0 {
+		return o
+	}
+	if currency == "" {
+		currency = o.Currency
+	}
+	due := maps.Clone(o.RefundsDue)
+	if due == nil {
+		due = map[string]int64{}
+	}
+	due[currency] += amount
+	o.RefundsDue = due
+	if currency == o.Currency {
+		o.RefundDue += amount
+	}
+	return o
 }
 
 func (c *Changes) fields() string {

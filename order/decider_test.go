@@ -275,7 +275,7 @@ func TestCancelAfterPaymentRecordsRefund(t *testing.T) {
 
 func TestLastDeliveryAttemptCancels(t *testing.T) {
 	s := build(t, stages["in_transit/1failed"])
-	e, err := Decide(testPolicy, s, RecordDelivery{Meta: meta("dlv-9"), Type: DeliveryAttemptFailed})
+	e, err := Decide(testPolicy, s, RecordDelivery{Meta: meta("dlv-9"), Type: DeliveryAttemptFailed, Provider: "ninjavan"})
 	if err != nil || e.Status != StatusCancelled || e.Cancel.Reason != CancelDeliveryFailed {
 		t.Fatalf("got %+v %v", e, err)
 	}
@@ -305,6 +305,22 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"source", func(p *Place) { p.Source = "fax" }},
 		{"notes", func(p *Place) { p.Notes = strings.Repeat("x", MaxTextLength+1) }},
 		{"id", func(p *Place) { p.ID = "" }},
+		// Bounds and the real ISO lists.
+		{"user", func(p *Place) { p.User = strings.Repeat("u", 100_000) }},
+		{"user", func(p *Place) { p.User = "al\x00ice" }},
+		{"by", func(p *Place) { p.By = strings.Repeat("b", MaxNameLength+1) }},
+		{"paymentMethod", func(p *Place) { p.PaymentMethod = strings.Repeat("c", 65) }},
+		{"currency", func(p *Place) { p.Currency = "QQQ" }},
+		{"currency", func(p *Place) { p.Currency = "XXX" }},
+		{"destination.country", func(p *Place) { p.Destination.Country = "XY" }},
+		{"destination.country", func(p *Place) { p.Destination.Country = "ZZ" }},
+		{"destination.country", func(p *Place) { p.Destination.Country = "UK" }},
+		{"destination.address", func(p *Place) { p.Destination.Address = strings.Repeat("a", MaxTextLength+1) }},
+		{"items", func(p *Place) {
+			for i := range p.Items {
+				p.Items[i].UnitPrice = 0
+			}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.field, func(t *testing.T) {
@@ -326,6 +342,29 @@ func TestValidationNamesTheField(t *testing.T) {
 	}
 	if _, err := Decide(testPolicy, s, RecordDelivery{Meta: meta("d-bad"), Type: "delivery.lost"}); err == nil {
 		t.Fatal("unknown delivery type accepted")
+	}
+	for name, c := range map[string]Command{
+		"amount":         RecordPayment{Meta: meta("p-big"), Type: PaymentSucceeded, Amount: MaxAmount + 1, Currency: "EUR", Provider: "sim"},
+		"currency":       RecordPayment{Meta: meta("p-cur"), Type: PaymentSucceeded, Amount: 1, Currency: "QQQ", Provider: "sim"},
+		"provider":       RecordPayment{Meta: meta("p-prov"), Type: PaymentFailed, Provider: "a b"},
+		"reference":      RecordPayment{Meta: meta("p-ref"), Type: PaymentFailed, Provider: "sim", Reference: strings.Repeat("r", 200)},
+		"trackingNumber": RecordDelivery{Meta: meta("d-trk"), Type: DeliveryInTransit, Provider: "nv", TrackingNumber: strings.Repeat("t", 200)},
+		"reason":         Cancel{Meta: meta("c-long"), Reason: strings.Repeat("r", MaxTextLength+1)},
+	} {
+		var ve *ValidationError
+		if _, err := Decide(testPolicy, s, c); !errors.As(err, &ve) || ve.Field != name {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+	for _, code := range []string{"EUR", "USD", "JPY", "XOF", "CHF"} {
+		if !ValidCurrency(code) {
+			t.Errorf("currency %s refused", code)
+		}
+	}
+	for _, code := range []string{"DE", "US", "GB", "FR", "AQ"} {
+		if !ValidCountry(code) {
+			t.Errorf("country %s refused", code)
+		}
 	}
 }
 
@@ -412,5 +451,31 @@ func TestCustomersSeeOnlyTheirOwnOrders(t *testing.T) {
 	place.AsCustomer = place.User
 	if e, err := Decide(testPolicy, State{}, place); err != nil || e.Type != EventPlaced {
 		t.Fatalf("placing for oneself: %v %v", e, err)
+	}
+}
+
+// TestRefundsAreInTheCurrencyPaid: a payment in another currency than the
+// order's is refused and owed back in its own currency; amounts due in two
+// currencies are never added together.
+func TestRefundsAreInTheCurrencyPaid(t *testing.T) {
+	s := build(t, []string{"place", "stock_held"}) // 3000 EUR
+	usd := RecordPayment{Meta: meta("pay-usd"), Type: PaymentSucceeded, Amount: 6000, Currency: "USD", Provider: "sim", Reference: "r"}
+	e, err := Decide(testPolicy, s, usd)
+	if !errors.Is(err, ErrPaymentMismatch) || e.Rejected.RefundDue != 6000 || e.Rejected.RefundCurrency != "USD" {
+		t.Fatalf("USD payment: %+v %v", e, err)
+	}
+	s = Evolve(s, *e)
+	if s.Order.RefundsDue["USD"] != 6000 || s.Order.RefundsDue["EUR"] != 0 || s.Order.RefundDue != 0 {
+		t.Fatalf("after the USD refusal: %v, %d in EUR", s.Order.RefundsDue, s.Order.RefundDue)
+	}
+	e, _ = Decide(testPolicy, s, commands()["pay_ok"])
+	s = Evolve(s, *e)
+	e, _ = Decide(testPolicy, s, Cancel{Meta: meta("cancel-eur"), Reason: "changed my mind"})
+	if e.Cancel.RefundDue != 3000 || e.Cancel.RefundCurrency != "EUR" {
+		t.Fatalf("cancel after payment: %+v", e.Cancel)
+	}
+	s = Evolve(s, *e)
+	if s.Order.RefundsDue["USD"] != 6000 || s.Order.RefundsDue["EUR"] != 3000 || s.Order.RefundDue != 3000 {
+		t.Fatalf("in the end: %v, %d in EUR", s.Order.RefundsDue, s.Order.RefundDue)
 	}
 }

@@ -79,6 +79,8 @@ type Cancellation struct {
 	Reason       CancelReason `json:"reason"`
 	Detail       string       `json:"detail,omitempty"`
 	RefundDue    int64        `json:"refundDue,omitempty"`
+	// RefundCurrency is the refund's currency: the order's if empty.
+	RefundCurrency string `json:"refundCurrency,omitempty"`
 	ReleaseStock bool         `json:"releaseStock"`
 }
 
@@ -97,6 +99,9 @@ type Rejection struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	RefundDue int64  `json:"refundDue,omitempty"`
+	// RefundCurrency is the currency the refused money came in: the
+	// order's if empty.
+	RefundCurrency string `json:"refundCurrency,omitempty"`
 }
 
 // EventID derives an event's ID from its order and cause: one cause yields at

@@ -37,7 +37,17 @@ func (f Filter) Validate() error {
 	if f.Status != "" && !slices.Contains(Statuses, Status(f.Status)) {
 		return invalid("status", "unknown status %s", f.Status)
 	}
-	return nil
+	switch {
+	case f.Source != "" && f.Source != "web" && f.Source != "app":
+		return invalid("source", "must be web or app")
+	case f.SKU != "" && !ValidSKU(f.SKU):
+		return invalid("sku", "must be 1-64 letters, digits, '-' or '_'")
+	case f.PromotionCode != "" && !ValidSKU(f.PromotionCode):
+		return invalid("promotionCode", "must be 1-64 letters, digits, '-' or '_'")
+	case len(f.Cursor) > 512:
+		return invalid("cursor", "not a cursor this service issued")
+	}
+	return text("user", f.User, MaxNameLength, false)
 }
 
 // Matches reports whether o passes every filter (paging aside).

@@ -113,7 +113,11 @@ type Order struct {
 	Reservation              Reservation        `json:"reservation"`
 	ReservationExpiresAt     time.Time          `json:"reservationExpiresAt"`
 	CancelReason             CancelReason       `json:"cancelReason,omitempty"`
+	// RefundDue is what is due back in the order's currency; RefundsDue
+	// is every amount due back, per currency (a payment refused for its
+	// currency is refunded in that currency).
 	RefundDue                int64              `json:"refundDue,omitempty"`
+	RefundsDue               map[string]int64   `json:"refundsDue,omitempty"`
 	CreatedBy                string             `json:"createdBy"`
 	UpdatedBy                []string           `json:"updatedBy"`
 	ChangeHistory            []Change           `json:"changeHistory"`

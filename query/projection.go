@@ -36,6 +36,8 @@ type projector struct {
 	commitEvery time.Duration
 	// retry paces the reopening of a consumer that failed.
 	retry jetstream.Backoff
+	// deadLetter records an event the read model could not apply.
+	deadLetter func(context.Context, jetstream.Msg, error) error
 
 	applied atomic.Uint64
 	mu      sync.Mutex
@@ -44,8 +46,10 @@ type projector struct {
 	done    chan struct{}
 }
 
-func newProjector(db *store.DB, stream natsjs.Stream, commitEvery time.Duration, retry jetstream.Backoff, log *slog.Logger) *projector {
-	return &projector{db: db, stream: stream, commitEvery: commitEvery, retry: retry, log: log, changed: make(chan struct{})}
+func newProjector(db *store.DB, stream natsjs.Stream, commitEvery time.Duration, retry jetstream.Backoff,
+	deadLetter func(context.Context, jetstream.Msg, error) error, log *slog.Logger) *projector {
+	return &projector{db: db, stream: stream, commitEvery: commitEvery, retry: retry, deadLetter: deadLetter, log: log,
+		changed: make(chan struct{})}
 }
 
 // start runs the projection from the stored sequence.
@@ -133,16 +137,18 @@ func (p *projector) run(ctx context.Context, oc natsjs.Consumer, gaps uint64) {
 
 func (p *projector) drain(ctx context.Context, ch <-chan natsjs.Msg, gaps *uint64) error {
 	events := make([]store.AppliedEvent, 0, 1024)
+	msgs := make(map[uint64]natsjs.Msg, 1024)
 	linger := time.NewTimer(0)
 	defer linger.Stop()
 	var lastCommit time.Time
 	for {
 		events = events[:0]
+		clear(msgs)
 		select {
 		case <-ctx.Done():
 			return nil
 		case m := <-ch:
-			events = p.collect(events, m)
+			events = p.collect(ctx, events, msgs, m)
 		}
 		if wait := p.commitEvery - time.Since(lastCommit); wait > 0 {
 			linger.Reset(wait)
@@ -150,7 +156,7 @@ func (p *projector) drain(ctx context.Context, ch <-chan natsjs.Msg, gaps *uint6
 			for len(events) < cap(events) {
 				select {
 				case m := <-ch:
-					events = p.collect(events, m)
+					events = p.collect(ctx, events, msgs, m)
 				case <-linger.C:
 					break gather
 				case <-ctx.Done():
@@ -163,7 +169,7 @@ func (p *projector) drain(ctx context.Context, ch <-chan natsjs.Msg, gaps *uint6
 		for len(events) < cap(events) {
 			select {
 			case m := <-ch:
-				events = p.collect(events, m)
+				events = p.collect(ctx, events, msgs, m)
 			default:
 				break more
 			}
@@ -173,7 +179,11 @@ func (p *projector) drain(ctx context.Context, ch <-chan natsjs.Msg, gaps *uint6
 		}
 		lastCommit = time.Now()
 		if _, err := p.db.ApplyEvents(events); err != nil {
-			return err
+			// Find what the store refuses, one event at a time: those are
+			// dead-lettered and skipped, and the projection goes on.
+			if err := p.applyEach(ctx, events, msgs, err); err != nil {
+				return err
+			}
 		}
 		if st, err := p.db.ReadModel(); err == nil {
 			if st.Gaps > *gaps {
@@ -189,20 +199,49 @@ func (p *projector) drain(ctx context.Context, ch <-chan natsjs.Msg, gaps *uint6
 	}
 }
 
-func (p *projector) collect(events []store.AppliedEvent, m natsjs.Msg) []store.AppliedEvent {
+func (p *projector) collect(ctx context.Context, events []store.AppliedEvent, msgs map[uint64]natsjs.Msg, m natsjs.Msg) []store.AppliedEvent {
 	md, err := m.Metadata()
 	if err != nil {
 		return events
 	}
 	var e order.Event
 	if err := json.Unmarshal(m.Data(), &e); err != nil {
-		p.log.Error("undecodable order event skipped by the read model", "seq", md.Sequence.Stream, "err", err)
-		return events
+		p.deadLetterEvent(ctx, md.Sequence.Stream, m, fmt.Errorf("undecodable order event: %w", err))
+		return append(events, store.AppliedEvent{Seq: md.Sequence.Stream, Skip: true})
 	}
 	if e.OrderID == "" {
 		e.OrderID = strings.TrimPrefix(m.Subject(), jetstream.OrderEventsPrefix)
 	}
+	msgs[md.Sequence.Stream] = m
 	return append(events, store.AppliedEvent{Seq: md.Sequence.Stream, Event: e})
+}
+
+// applyEach applies a batch the store refused event by event, skipping
+// (and dead-lettering) each it refuses alone. It fails only when the store
+// refuses to record anything at all.
+func (p *projector) applyEach(ctx context.Context, events []store.AppliedEvent, msgs map[uint64]natsjs.Msg, batchErr error) error {
+	p.log.Warn("read model refused a batch; applying its events one by one", "events", len(events), "err", batchErr)
+	for _, ae := range events {
+		if _, err := p.db.ApplyEvents([]store.AppliedEvent{ae}); err != nil {
+			p.deadLetterEvent(ctx, ae.Seq, msgs[ae.Seq], err)
+			if _, err := p.db.ApplyEvents([]store.AppliedEvent{{Seq: ae.Seq, Skip: true}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deadLetterEvent records an event the read model cannot apply, with the
+// reason; the read model then moves past it.
+func (p *projector) deadLetterEvent(ctx context.Context, seq uint64, m natsjs.Msg, reason error) {
+	p.log.Error("order event skipped by the read model; it is in the dead-letter stream", "seq", seq, "reason", reason)
+	if m == nil {
+		return
+	}
+	if err := p.deadLetter(ctx, m, reason); err != nil {
+		p.log.Error("read model: dead letter not stored", "seq", seq, "err", err)
+	}
 }
 
 // waitFor blocks until the read model has applied sequence seq.

@@ -46,7 +46,9 @@ type Deps struct {
 	RequestTimeout time.Duration
 	CommitInterval time.Duration
 	Retry          jetstream.Backoff
-	Log            *slog.Logger
+	// DeadLetter stores an event the read model could not apply.
+	DeadLetter func(context.Context, jetstream.Msg, error) error
+	Log        *slog.Logger
 }
 
 // Queries is the read side.
@@ -58,7 +60,7 @@ type Queries struct {
 // Start projects the order stream from the sequence the read model has
 // stored, and returns the read side.
 func Start(ctx context.Context, d Deps) (*Queries, error) {
-	q := &Queries{d: d, proj: newProjector(d.DB, d.Stream, d.CommitInterval, d.Retry, d.Log)}
+	q := &Queries{d: d, proj: newProjector(d.DB, d.Stream, d.CommitInterval, d.Retry, d.DeadLetter, d.Log)}
 	if err := q.proj.start(ctx); err != nil {
 		return nil, err
 	}
@@ -316,7 +318,7 @@ func (q *Queries) ReadModel(ctx context.Context) (map[string]int64, api.ReadMode
 	if err != nil {
 		return nil, api.ReadModel{}, err
 	}
-	st := api.ReadModel{Applied: rm.Applied, Gaps: rm.Gaps}
+	st := api.ReadModel{Applied: rm.Applied, Gaps: rm.Gaps, Skipped: rm.Skipped}
 	if info, err := q.d.Stream.Info(ctx); err == nil {
 		st.Stream = info.State.LastSeq
 		if info.State.LastSeq > rm.Applied {

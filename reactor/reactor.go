@@ -146,7 +146,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, out Outbox) error 
 				}
 			}
 		}
-		if err := refund(out, e, o, e.Cancel.RefundDue); err != nil {
+		if err := refund(out, e, o, e.Cancel.RefundDue, e.Cancel.RefundCurrency); err != nil {
 			return err
 		}
 		return notify(out, e, api.NotifyCancelled, o.User, "")
@@ -158,7 +158,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, out Outbox) error 
 		if err != nil {
 			return err
 		}
-		return refund(out, e, o, e.Rejected.RefundDue)
+		return refund(out, e, o, e.Rejected.RefundDue, e.Rejected.RefundCurrency)
 	case order.EventShipped, order.EventCompleted:
 		o, err := r.orders.GetOrder(ctx, e.OrderID)
 		if err != nil {
@@ -197,19 +197,24 @@ func requestDelivery(out Outbox, e order.Event, o order.Order) error {
 		DeliveryInstructions: o.DeliveryInstructions, CausedBy: e.ID})
 }
 
-func refund(out Outbox, e order.Event, o order.Order, amount int64) error {
+// refund asks the provider to pay amount back, in the currency it came in
+// (the order's when the event names none).
+func refund(out Outbox, e order.Event, o order.Order, amount int64, currency string) error {
 	if amount == 0 {
 		return nil
 	}
+	if currency == "" {
+		currency = o.Currency
+	}
 	return publish(out, jetstream.PaymentRequestsPrefix, e, "refund", api.PaymentRequest{
-		Type: api.PaymentRefund, OrderID: o.ID, User: o.User, Amount: amount, Currency: o.Currency, CausedBy: e.ID})
+		Type: api.PaymentRefund, OrderID: o.ID, User: o.User, Amount: amount, Currency: currency, CausedBy: e.ID})
 }
 
 func notify(out Outbox, e order.Event, kind, user, tracking string) error {
 	note := api.Notification{Type: kind, OrderID: e.OrderID, User: user, Status: e.Status, At: e.At,
 		TrackingNumber: tracking, CausedBy: e.ID}
 	if e.Cancel != nil {
-		note.Reason, note.RefundDue = e.Cancel.Reason, e.Cancel.RefundDue
+		note.Reason, note.RefundDue, note.RefundCurrency = e.Cancel.Reason, e.Cancel.RefundDue, e.Cancel.RefundCurrency
 	}
 	return publish(out, jetstream.NotificationsPrefix, e, "notify", note)
 }

@@ -31,6 +31,7 @@ type world struct {
 	short    string   // a SKU with nothing available
 	failSKU  string   // a SKU whose actor fails
 	out      []string // "subject msgID"
+	bodies   [][]byte
 	timers   []string
 	waited   int
 	failWait error
@@ -62,7 +63,10 @@ func (w *world) Stock(_ context.Context, sku string, cmd any) (inventory.Hold, i
 	return inventory.Hold{}, inventory.View{}, nil
 }
 
-func (w *world) Publish(subject, msgID string, _ []byte) { w.out = append(w.out, subject+" "+msgID) }
+func (w *world) Publish(subject, msgID string, data []byte) {
+	w.out = append(w.out, subject+" "+msgID)
+	w.bodies = append(w.bodies, data)
+}
 func (w *world) Schedule(key string, when time.Time, _ []byte) {
 	w.timers = append(w.timers, key+" "+when.Format(time.RFC3339))
 }
@@ -190,5 +194,21 @@ func TestFailuresAreReturnedAfterTheOutboxIsWaited(t *testing.T) {
 	err = run(t, &world{order: o}, natstest.Msg{Subj: jetstream.OrderEventsPrefix + id, Body: []byte("{not json")})
 	if err == nil || api.Retryable(err) || api.CodeOf(err) != 400 {
 		t.Fatalf("garbage: %v (retryable %v)", err, api.Retryable(err))
+	}
+}
+
+// TestRefundIsInTheCurrencyPaid: a payment refused for its currency is
+// refunded in that currency, not the order's.
+func TestRefundIsInTheCurrencyPaid(t *testing.T) {
+	o := twoLines()
+	w := &world{order: o}
+	err := run(t, w, event(order.Event{Type: order.EventRejected, Status: order.StatusReceived,
+		Rejected: &order.Rejection{CauseType: order.PaymentSucceeded, RefundDue: 6000, RefundCurrency: "USD"}}))
+	var req api.PaymentRequest
+	if err != nil || len(w.bodies) != 1 || json.Unmarshal(w.bodies[0], &req) != nil {
+		t.Fatalf("%v %v", err, w.out)
+	}
+	if req.Type != api.PaymentRefund || req.Amount != 6000 || req.Currency != "USD" {
+		t.Fatalf("refund request %+v", req)
 	}
 }

@@ -56,14 +56,14 @@ func BenchmarkListOrders(b *testing.B) {
 		}
 		e := placed(id, user, at, fmt.Sprint("SKU-", r.IntN(500)), promos...)
 		e.Placed.Source = []string{"web", "app"}[r.IntN(2)]
-		batch = append(batch, AppliedEvent{seq, e})
+		batch = append(batch, AppliedEvent{Seq: seq, Event: e})
 		switch r.IntN(4) {
 		case 1, 2:
 			seq++
-			batch = append(batch, AppliedEvent{seq, paid(id, at)})
+			batch = append(batch, AppliedEvent{Seq: seq, Event: paid(id, at)})
 		case 3:
 			seq++
-			batch = append(batch, AppliedEvent{seq, cancelled(id, at, 0)})
+			batch = append(batch, AppliedEvent{Seq: seq, Event: cancelled(id, at, 0)})
 		}
 		if len(batch) >= cap(batch)-2 {
 			flush()

@@ -29,6 +29,7 @@ var (
 	bucketRMMeta      = []byte("rm_meta")
 	keyRMApplied      = []byte("applied_seq")
 	keyRMGaps         = []byte("gaps")
+	keyRMSkipped      = []byte("skipped")
 	readModelBuckets  = [][]byte{bucketRMOrders, bucketRMIndex, bucketRMStatus, bucketRMAnalytics, bucketRMMeta}
 )
 
@@ -42,10 +43,13 @@ const (
 	idxCreated = "c"
 )
 
-// AppliedEvent is one order event with its stream sequence.
+// AppliedEvent is one order event with its stream sequence. A Skip event
+// is one the read model moves past without applying it (it could not be
+// decoded or applied, and is in the dead-letter stream): it is counted.
 type AppliedEvent struct {
 	Seq   uint64
 	Event order.Event
+	Skip  bool
 }
 
 // ReadModelState says how far the read model is.
@@ -54,6 +58,9 @@ type ReadModelState struct {
 	// Gaps counts times the stream sequence jumped (messages deleted from
 	// the stream, or a bug): each is logged by the projection.
 	Gaps uint64 `json:"gaps"`
+	// Skipped counts events the read model could not apply (each is in the
+	// dead-letter stream with the reason).
+	Skipped uint64 `json:"skipped"`
 }
 
 func u64(b []byte) uint64 {
@@ -74,7 +81,7 @@ func (db *DB) ReadModel() (ReadModelState, error) {
 	var s ReadModelState
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketRMMeta)
-		s.Applied, s.Gaps = u64(m.Get(keyRMApplied)), u64(m.Get(keyRMGaps))
+		s.Applied, s.Gaps, s.Skipped = u64(m.Get(keyRMApplied)), u64(m.Get(keyRMGaps)), u64(m.Get(keyRMSkipped))
 		return nil
 	})
 	return s, err
@@ -118,10 +125,17 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		return 0, nil
 	}
 	applied := 0
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
+		// An event that panics the fold (a malformed one) fails the batch,
+		// which bbolt rolls back; the projection then finds it alone.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("apply order events: panic: %v", r)
+			}
+		}()
 		docs, idx, counts, agg, meta := tx.Bucket(bucketRMOrders), tx.Bucket(bucketRMIndex),
 			tx.Bucket(bucketRMStatus), tx.Bucket(bucketRMAnalytics), tx.Bucket(bucketRMMeta)
-		last, gaps := u64(meta.Get(keyRMApplied)), u64(meta.Get(keyRMGaps))
+		last, gaps, skipped := u64(meta.Get(keyRMApplied)), u64(meta.Get(keyRMGaps)), u64(meta.Get(keyRMSkipped))
 		cache := map[string]*api.Analytics{}
 		aggregate := func(key string) (*api.Analytics, error) {
 			if a, ok := cache[key]; ok {
@@ -147,6 +161,10 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 				gaps++
 			}
 			last = ae.Seq
+			if ae.Skip {
+				skipped++
+				continue
+			}
 			applied++
 			e := ae.Event
 			var old order.Order
@@ -207,6 +225,9 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		if err := putU64(meta, keyRMGaps, gaps); err != nil {
 			return err
 		}
+		if err := putU64(meta, keyRMSkipped, skipped); err != nil {
+			return err
+		}
 		return putU64(meta, keyRMApplied, last)
 	})
 	return applied, err
@@ -243,9 +264,18 @@ func analyze(aggregate func(string) (*api.Analytics, error), old, cur order.Orde
 	becamePaid := cur.PaymentInformation.Status == "succeeded" && old.PaymentInformation.Status != "succeeded"
 	// Only refunds of counted revenue reduce it; a refused duplicate
 	// payment was never revenue.
+	// Revenue and its refunds are counted in the currency the money was
+	// paid in: no two currencies are ever added together.
 	var refund int64
+	paid, refundIn := cur.PaymentInformation.Currency, cur.Currency
+	if paid == "" {
+		paid = cur.Currency
+	}
 	if e.Cancel != nil && old.PaymentInformation.Status == "succeeded" {
 		refund = e.Cancel.RefundDue
+		if e.Cancel.RefundCurrency != "" {
+			refundIn = e.Cancel.RefundCurrency
+		}
 	}
 	for _, k := range keys {
 		a, err := aggregate(k)
@@ -258,10 +288,10 @@ func analyze(aggregate func(string) (*api.Analytics, error), old, cur order.Orde
 		}
 		if becamePaid {
 			a.Paid++
-			a.Revenue[cur.Currency] += cur.Total
+			a.Revenue[paid] += cur.PaymentInformation.Amount
 		}
 		if refund > 0 {
-			a.Revenue[cur.Currency] -= refund
+			a.Revenue[refundIn] -= refund
 		}
 		if old.Status != cur.Status {
 			switch cur.Status {

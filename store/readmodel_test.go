@@ -43,15 +43,15 @@ func openDB(t *testing.T) *DB {
 func TestReadModelAppliesExactlyOnce(t *testing.T) {
 	db := openDB(t)
 	batch := []AppliedEvent{
-		{1, placed("o1", "alice", t0, "A", "BF")},
-		{2, placed("o2", "bob", t0.Add(time.Minute), "B")},
-		{3, paid("o1", t0.Add(2*time.Minute))},
+		{Seq: 1, Event: placed("o1", "alice", t0, "A", "BF")},
+		{Seq: 2, Event: placed("o2", "bob", t0.Add(time.Minute), "B")},
+		{Seq: 3, Event: paid("o1", t0.Add(2*time.Minute))},
 	}
 	if n, err := db.ApplyEvents(batch); err != nil || n != 3 {
 		t.Fatalf("apply: %d %v", n, err)
 	}
 	// Redelivery of the same batch plus one new event: only the new one counts.
-	if n, err := db.ApplyEvents(append(batch, AppliedEvent{4, cancelled("o1", t0.Add(3*time.Minute), 1000)})); err != nil || n != 1 {
+	if n, err := db.ApplyEvents(append(batch, AppliedEvent{Seq: 4, Event: cancelled("o1", t0.Add(3*time.Minute), 1000)})); err != nil || n != 1 {
 		t.Fatalf("reapply: %d %v", n, err)
 	}
 	counts, _ := db.StatusCounts()
@@ -85,7 +85,7 @@ func TestReadModelAppliesExactlyOnce(t *testing.T) {
 		t.Fatalf("received: %v", ids(got))
 	}
 	// A jump in the sequence is counted as a gap.
-	if _, err := db.ApplyEvents([]AppliedEvent{{9, placed("o3", "carol", t0.Add(4*time.Minute), "A")}}); err != nil {
+	if _, err := db.ApplyEvents([]AppliedEvent{{Seq: 9, Event: placed("o3", "carol", t0.Add(4*time.Minute), "A")}}); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := db.ReadModel(); st.Gaps != 1 || st.Applied != 9 {
@@ -106,7 +106,7 @@ func TestListPagesEveryMatchOnceInCreationOrder(t *testing.T) {
 	var batch []AppliedEvent
 	for i := range 120 {
 		user := []string{"alice", "bob", "carol"}[i%3]
-		batch = append(batch, AppliedEvent{uint64(i + 1), placed(fmt.Sprintf("o%03d", i), user, t0.Add(time.Duration(i)*time.Second), fmt.Sprint("S", i%4))})
+		batch = append(batch, AppliedEvent{Seq: uint64(i + 1), Event: placed(fmt.Sprintf("o%03d", i), user, t0.Add(time.Duration(i)*time.Second), fmt.Sprint("S", i%4))})
 	}
 	if _, err := db.ApplyEvents(batch); err != nil {
 		t.Fatal(err)
