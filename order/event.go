@@ -76,12 +76,12 @@ type DeliveryUpdate struct {
 // Cancellation is the payload of order.cancelled (and of a final failed
 // delivery attempt). ReleaseStock tells the reactor to give stock back.
 type Cancellation struct {
-	Reason       CancelReason `json:"reason"`
-	Detail       string       `json:"detail,omitempty"`
-	RefundDue    int64        `json:"refundDue,omitempty"`
+	Reason    CancelReason `json:"reason"`
+	Detail    string       `json:"detail,omitempty"`
+	RefundDue int64        `json:"refundDue,omitempty"`
 	// RefundCurrency is the refund's currency: the order's if empty.
 	RefundCurrency string `json:"refundCurrency,omitempty"`
-	ReleaseStock bool         `json:"releaseStock"`
+	ReleaseStock   bool   `json:"releaseStock"`
 }
 
 // Changes is the payload of order.updated.

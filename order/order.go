@@ -116,13 +116,13 @@ type Order struct {
 	// RefundDue is what is due back in the order's currency; RefundsDue
 	// is every amount due back, per currency (a payment refused for its
 	// currency is refunded in that currency).
-	RefundDue                int64              `json:"refundDue,omitempty"`
-	RefundsDue               map[string]int64   `json:"refundsDue,omitempty"`
-	CreatedBy                string             `json:"createdBy"`
-	UpdatedBy                []string           `json:"updatedBy"`
-	ChangeHistory            []Change           `json:"changeHistory"`
-	CreatedAt                time.Time          `json:"createdAt"`
-	UpdatedAt                time.Time          `json:"updatedAt"`
+	RefundDue     int64            `json:"refundDue,omitempty"`
+	RefundsDue    map[string]int64 `json:"refundsDue,omitempty"`
+	CreatedBy     string           `json:"createdBy"`
+	UpdatedBy     []string         `json:"updatedBy"`
+	ChangeHistory []Change         `json:"changeHistory"`
+	CreatedAt     time.Time        `json:"createdAt"`
+	UpdatedAt     time.Time        `json:"updatedAt"`
 	// Version is the stream sequence of the last event applied, the cursor a
 	// client can use to resume a feed or ask for read-your-writes.
 	Version uint64 `json:"version"`
