@@ -21,6 +21,8 @@ var ErrUnavailable = errors.New("temporarily unavailable")
 // The edge's refusals: no (valid) credentials, credentials that do not
 // allow the operation, and a caller over its rate.
 var (
+	// ErrJobNotFound answers for a job no node started (or that expired).
+	ErrJobNotFound     = errors.New("job not found")
 	ErrUnauthenticated = errors.New("authentication required")
 	ErrForbidden       = errors.New("not allowed")
 	ErrTooManyRequests = errors.New("too many requests")
@@ -63,7 +65,7 @@ type kindSpec struct {
 // consumers' retry decisions all go through it.
 var errorTable = []kindSpec{
 	{kind: KindInvalid, code: 400, sentinels: []error{order.ErrInvalid, inventory.ErrInvalid}},
-	{kind: KindNotFound, code: 404, sentinels: []error{order.ErrNotFound}},
+	{kind: KindNotFound, code: 404, sentinels: []error{order.ErrNotFound, ErrJobNotFound}},
 	{kind: KindExists, code: 409, sentinels: []error{order.ErrAlreadyExists}},
 	{kind: KindIllegalTransition, code: 409, sentinels: []error{order.ErrIllegalTransition}},
 	{kind: KindIdempotencyConflict, code: 409, sentinels: []error{order.ErrIdempotencyConflict}},

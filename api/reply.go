@@ -66,6 +66,30 @@ type PromotionsReply struct {
 	Promotions []PromotionAnalytics `json:"promotions"`
 }
 
+// Job states.
+const (
+	JobRunning   = "running"
+	JobDone      = "done"
+	JobFailed    = "failed"
+	JobCancelled = "cancelled"
+)
+
+// Job is a long operation a node runs in the background (a rebuild): where
+// it stands, and its report once done. Its progress is Done of Total
+// (events for the read model, orders and SKUs for the snapshots).
+type Job struct {
+	ID       string         `json:"id"`
+	Node     string         `json:"node"`
+	What     string         `json:"what"`
+	State    string         `json:"state" enum:"running,done,failed,cancelled"`
+	Done     uint64         `json:"done"`
+	Total    uint64         `json:"total"`
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished,omitzero"`
+	Report   *RebuildReport `json:"report,omitempty"`
+	Error    string         `json:"error,omitempty"`
+}
+
 // RebuildReport says what a rebuild did.
 type RebuildReport struct {
 	Node    string  `json:"node"`

@@ -197,6 +197,19 @@ func orderCommand(id, commandID string) error {
 	return maxLength("commandId", commandID, MaxKeyLength)
 }
 
+// GetJob is the body of oms.admin.jobs.get: a job a node started.
+type GetJob struct {
+	ID string `json:"id"`
+}
+
+// Validate checks the job ID.
+func (r GetJob) Validate() error {
+	if r.ID == "" || len(r.ID) > 64 {
+		return &order.ValidationError{Field: "id", Message: "must be a job ID"}
+	}
+	return nil
+}
+
 func orderID(field, id string) error {
 	if _, err := uuid.Parse(id); err != nil {
 		return &order.ValidationError{Field: field, Message: "must be an order UUID"}

@@ -26,5 +26,6 @@ const (
 	SubjectAnalyticsSummary    = "oms.analytics.summary"
 	SubjectAnalyticsPromotions = "oms.analytics.promotions"
 	SubjectAdminRebuild        = "oms.admin.rebuild"
+	SubjectAdminJobsGet        = "oms.admin.jobs.get"
 	SubjectClusterStatus       = "oms.cluster.status"
 )

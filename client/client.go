@@ -141,8 +141,46 @@ func (c *Client) ClusterStatus(ctx context.Context) (api.ClusterStatus, error) {
 	return out, c.Request(ctx, api.SubjectClusterStatus, api.StatusRequest{}, &out)
 }
 
-// Rebuild asks the node to rebuild its read model or snapshots.
-func (c *Client) Rebuild(ctx context.Context, what string) (api.RebuildReport, error) {
-	var r api.RebuildReport
-	return r, c.Request(ctx, api.SubjectAdminRebuild, api.Rebuild{What: what}, &r)
+// StartRebuild asks a node to rebuild its read model or snapshots, in the
+// background, and returns the job.
+func (c *Client) StartRebuild(ctx context.Context, what string) (api.Job, error) {
+	var j api.Job
+	return j, c.Request(ctx, api.SubjectAdminRebuild, api.Rebuild{What: what}, &j)
+}
+
+// Job returns where a background job stands.
+func (c *Client) Job(ctx context.Context, id string) (api.Job, error) {
+	var j api.Job
+	return j, c.Request(ctx, api.SubjectAdminJobsGet, api.GetJob{ID: id}, &j)
+}
+
+// Rebuild rebuilds a node's read model or snapshots and returns the report
+// once the job is done (or ctx ends); progress, if not nil, hears of it
+// as it goes.
+func (c *Client) Rebuild(ctx context.Context, what string, progress ...func(api.Job)) (api.RebuildReport, error) {
+	j, err := c.StartRebuild(ctx, what)
+	if err != nil {
+		return api.RebuildReport{}, err
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for _, p := range progress {
+			p(j)
+		}
+		switch j.State {
+		case api.JobDone:
+			return *j.Report, nil
+		case api.JobFailed, api.JobCancelled:
+			return api.RebuildReport{}, fmt.Errorf("%s rebuild on %s %s: %s", j.What, j.Node, j.State, j.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return api.RebuildReport{}, fmt.Errorf("rebuild job %s on %s: %w", j.ID, j.Node, ctx.Err())
+		case <-t.C:
+		}
+		if j, err = c.Job(ctx, j.ID); err != nil {
+			return api.RebuildReport{}, err
+		}
+	}
 }

@@ -121,18 +121,8 @@ func Join(ctx context.Context, nc *nats.Conn, js natsjs.JetStream, o Options) (*
 }
 
 // openBucket returns the KV bucket cfg names, creating it if it is missing.
-// In a forming cluster it retries until JetStream answers.
 func (c *Cluster) openBucket(ctx context.Context, cfg natsjs.KeyValueConfig) (natsjs.KeyValue, error) {
-	var kv natsjs.KeyValue
-	err := c.o.Backoff.Retry(ctx, "open bucket "+cfg.Bucket, 2*time.Second, func(ctx context.Context) error {
-		var err error
-		if kv, err = c.js.KeyValue(ctx, cfg.Bucket); err == nil {
-			return nil
-		}
-		kv, err = c.js.CreateKeyValue(ctx, cfg)
-		return err
-	}, c.waiting("open bucket "+cfg.Bucket))
-	return kv, err
+	return jetstream.OpenBucket(ctx, c.js, c.o.Backoff, cfg, c.waiting("open bucket "+cfg.Bucket))
 }
 
 func (c *Cluster) waiting(step string) func(error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -25,8 +26,9 @@ type History struct {
 
 // RebuildSnapshots drops every actor snapshot and writes a fresh one for
 // each order and SKU from its events. Live actors are unaffected; a
-// snapshot never replaces a newer one.
-func (c *Commands) RebuildSnapshots(ctx context.Context, node string) (api.RebuildReport, error) {
+// snapshot never replaces a newer one. progress hears how many orders and
+// SKUs are done of how many.
+func (c *Commands) RebuildSnapshots(ctx context.Context, node string, progress func(done, total uint64)) (api.RebuildReport, error) {
 	began := time.Now()
 	rep := api.RebuildReport{Node: node, What: api.RebuildSnapshots}
 	for _, k := range []store.Kind{store.KindOrder, store.KindSKU} {
@@ -34,22 +36,31 @@ func (c *Commands) RebuildSnapshots(ctx context.Context, node string) (api.Rebui
 			return rep, err
 		}
 	}
-	for _, src := range []struct {
-		stream natsjs.Stream
-		prefix string
-		kind   store.Kind
-		count  *int
+	sources := []struct {
+		stream   natsjs.Stream
+		prefix   string
+		kind     store.Kind
+		count    *int
+		subjects map[string]uint64
 	}{
-		{c.d.History.Orders, jetstream.OrderEventsPrefix, store.KindOrder, &rep.Orders},
-		{c.d.History.SKUs, jetstream.SKUEventsPrefix, store.KindSKU, &rep.SKUs},
-	} {
-		info, err := src.stream.Info(ctx, natsjs.WithSubjectFilter(src.prefix+"*"))
+		{stream: c.d.History.Orders, prefix: jetstream.OrderEventsPrefix, kind: store.KindOrder, count: &rep.Orders},
+		{stream: c.d.History.SKUs, prefix: jetstream.SKUEventsPrefix, kind: store.KindSKU, count: &rep.SKUs},
+	}
+	var total uint64
+	for i := range sources {
+		info, err := sources[i].stream.Info(ctx, natsjs.WithSubjectFilter(sources[i].prefix+"*"))
 		if err != nil {
 			return rep, err
 		}
-		events, err := c.snapshotSubjects(ctx, src.stream, src.prefix, src.kind, info.State.Subjects)
+		sources[i].subjects = info.State.Subjects
+		total += uint64(len(info.State.Subjects))
+	}
+	var done atomic.Uint64
+	step := func() { progress(done.Add(1), total) }
+	for _, src := range sources {
+		events, err := c.snapshotSubjects(ctx, src.stream, src.prefix, src.kind, src.subjects, step)
 		rep.Events += events
-		*src.count = len(info.State.Subjects)
+		*src.count = len(src.subjects)
 		if err != nil {
 			return rep, err
 		}
@@ -60,7 +71,7 @@ func (c *Commands) RebuildSnapshots(ctx context.Context, node string) (api.Rebui
 
 // snapshotSubjects folds each subject's events and writes the snapshots in
 // batches, a few subjects at a time.
-func (c *Commands) snapshotSubjects(ctx context.Context, stream natsjs.Stream, prefix string, kind store.Kind, subjects map[string]uint64) (uint64, error) {
+func (c *Commands) snapshotSubjects(ctx context.Context, stream natsjs.Stream, prefix string, kind store.Kind, subjects map[string]uint64, step func()) (uint64, error) {
 	jobs := make(chan string)
 	var mu sync.Mutex
 	var batch []store.Snapshot
@@ -81,6 +92,7 @@ func (c *Commands) snapshotSubjects(ctx context.Context, stream natsjs.Stream, p
 			defer wg.Done()
 			for subject := range jobs {
 				snap, count, err := foldSubject(ctx, stream, strings.TrimPrefix(subject, prefix), kind)
+				step()
 				mu.Lock()
 				events += count
 				if err != nil && firstErr == nil {

@@ -17,7 +17,7 @@ const (
 // may create, change, purge, delete or delete messages of.
 var omsStreams = []string{jetstream.StreamOrders, jetstream.StreamSKUs, jetstream.StreamInbound,
 	jetstream.StreamOutbox, jetstream.StreamTimers, jetstream.StreamDeadLetter,
-	"KV_OMS_MEMBERS", "KV_OMS_INBOUND_FLOORS"}
+	"KV_OMS_MEMBERS", "KV_OMS_INBOUND_FLOORS", "KV_OMS_JOBS"}
 
 // ServerUsers are the NATS users the embedded server accepts, each with its
 // permissions, for a deployment of partitions inbound partitions. Nobody
@@ -61,7 +61,7 @@ func Permissions(u User, partitions int) *server.Permissions {
 			Subscribe: &server.SubjectPermission{Allow: []string{">"}}}
 	case UserAdmin:
 		deny := []string{jetstream.OrderEventsPrefix + ">", jetstream.SKUEventsPrefix + ">", "oms.node.>",
-			jetstream.InboundPrefix + ">", "oms.timers.>", "$KV.OMS_MEMBERS.>", "$KV.OMS_INBOUND_FLOORS.>"}
+			jetstream.InboundPrefix + ">", "oms.timers.>", "$KV.OMS_MEMBERS.>", "$KV.OMS_INBOUND_FLOORS.>", "$KV.OMS_JOBS.>"}
 		for _, st := range omsStreams {
 			for _, op := range []string{"STREAM.CREATE.", "STREAM.UPDATE.", "STREAM.DELETE.", "STREAM.PURGE.", "STREAM.MSG.DELETE."} {
 				deny = append(deny, "$JS.API."+op+st)

@@ -180,3 +180,19 @@ func InboundConsumer(p int, l ConsumerLimits, startAfter uint64) natsjs.Consumer
 	}
 	return cfg
 }
+
+// OpenBucket returns the KV bucket cfg names, creating it if it is
+// missing. In a forming cluster it retries, pacing with b, until JetStream
+// answers; waiting, if not nil, hears of each failed try.
+func OpenBucket(ctx context.Context, js natsjs.JetStream, b Backoff, cfg natsjs.KeyValueConfig, waiting func(error)) (natsjs.KeyValue, error) {
+	var kv natsjs.KeyValue
+	err := b.Retry(ctx, "open bucket "+cfg.Bucket, 2*time.Second, func(ctx context.Context) error {
+		var err error
+		if kv, err = js.KeyValue(ctx, cfg.Bucket); err == nil {
+			return nil
+		}
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		return err
+	}, waiting)
+	return kv, err
+}

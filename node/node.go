@@ -68,6 +68,7 @@ type Node struct {
 	limiter *endpoint.Limiter
 
 	creds *credentials.Set
+	jobs  *jobs
 	ops   []endpoint.Operation
 	http  *httpapi.Server // nil with no HTTP listener
 
@@ -98,6 +99,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 		{"streams", n.ensureStreams},
 		{"store", n.openStore},
 		{"cluster", n.joinCluster},
+		{"jobs", n.startJobs},
 		{"query side", n.startQueries},
 		{"in-flight limit", n.startLimiter},
 		{"command side", n.startCommands},

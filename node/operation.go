@@ -23,14 +23,20 @@ func (n *Node) operations() []endpoint.Operation {
 		return n.status(ctx)
 	})
 	endpoint.Bind(status, endpoint.Staff(http.MethodGet, "/v1/status", "orders by status, read-model lag and live actors of the node answering"), none)
-	cluster := endpoint.New("cluster_status", api.SubjectClusterStatus, n.clusterStatus)
-	endpoint.Bind(cluster, endpoint.Staff(http.MethodGet, "/v1/cluster", "members, the partitions each owns, and the streams' replicas"), none)
+	clusterOp := endpoint.New("cluster_status", api.SubjectClusterStatus, n.clusterStatus)
+	endpoint.Bind(clusterOp, endpoint.Staff(http.MethodGet, "/v1/cluster", "members, the partitions each owns, and the streams' replicas"), none)
 	rebuild := endpoint.New("admin_rebuild", api.SubjectAdminRebuild, n.rebuild)
-	endpoint.Bind(rebuild, endpoint.Staff(http.MethodPost, "/v1/admin/rebuild", "rebuild the read model or the snapshots from the streams", auth.RoleAdmin),
+	endpoint.Bind(rebuild, endpoint.Staff(http.MethodPost, "/v1/admin/rebuild",
+		"start rebuilding the read model or the snapshots of the node answering (a background job)", auth.RoleAdmin),
 		func(_ context.Context, _ auth.Principal, in *struct{ Body api.Rebuild }) (api.Rebuild, error) {
 			return in.Body, nil
 		})
-	return []endpoint.Operation{status, cluster, rebuild}
+	job := endpoint.New("admin_jobs_get", api.SubjectAdminJobsGet, func(ctx context.Context, req api.GetJob) (api.Job, error) {
+		return n.jobs.get(ctx, req.ID)
+	})
+	endpoint.Bind(job, endpoint.Staff(http.MethodGet, "/v1/admin/jobs/{id}", "where a background job of any node stands", auth.RoleAdmin),
+		func(_ context.Context, _ auth.Principal, in *jobInput) (api.GetJob, error) { return api.GetJob{ID: in.ID}, nil })
+	return []endpoint.Operation{status, clusterOp, rebuild, job}
 }
 
 // Status summarises the node: orders by status, read-model lag, live actors.
@@ -92,20 +98,28 @@ func (n *Node) clusterStatus(ctx context.Context, _ api.StatusRequest) (api.Clus
 	return st, nil
 }
 
-// rebuild drops the read model or the snapshots and rebuilds them.
-func (n *Node) rebuild(ctx context.Context, req api.Rebuild) (api.RebuildReport, error) {
-	// A rebuild outlives an ordinary request.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Hour)
-	defer cancel()
+// jobInput names a job in a path.
+type jobInput struct {
+	ID string `path:"id" maxLength:"64" doc:"the job's ID, as the rebuild answered"`
+}
+
+// rebuild starts dropping the read model or the snapshots and rebuilding
+// them, as a background job of this node: the reply is the job, which
+// oms.admin.jobs.get follows. A rebuild ends with the node.
+func (n *Node) rebuild(_ context.Context, req api.Rebuild) (api.Job, error) {
 	switch {
 	case req.What == api.RebuildReadModel && n.queries != nil:
-		return n.queries.RebuildReadModel(ctx, n.cfg.NodeName)
+		return n.jobs.start(req.What, func(ctx context.Context, progress func(done, total uint64)) (api.RebuildReport, error) {
+			return n.queries.RebuildReadModel(ctx, n.cfg.NodeName, progress)
+		})
 	case req.What == api.RebuildSnapshots && n.commands != nil:
-		return n.commands.RebuildSnapshots(ctx, n.cfg.NodeName)
+		return n.jobs.start(req.What, func(ctx context.Context, progress func(done, total uint64)) (api.RebuildReport, error) {
+			return n.commands.RebuildSnapshots(ctx, n.cfg.NodeName, progress)
+		})
 	}
 	role := config.RoleQuery
 	if req.What == api.RebuildSnapshots {
 		role = config.RoleCommand
 	}
-	return api.RebuildReport{}, &order.ValidationError{Field: "what", Message: "this node does not run the " + role + " role"}
+	return api.Job{}, &order.ValidationError{Field: "what", Message: "this node does not run the " + role + " role"}
 }

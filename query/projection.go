@@ -39,6 +39,9 @@ type projector struct {
 	// deadLetter records an event the read model could not apply.
 	deadLetter func(context.Context, jetstream.Msg, error) error
 
+	// running guards starting and stopping (a rebuild and the node's stop
+	// may both).
+	running sync.Mutex
 	applied atomic.Uint64
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after each applied batch
@@ -54,6 +57,8 @@ func newProjector(db *store.DB, stream natsjs.Stream, commitEvery time.Duration,
 
 // start runs the projection from the stored sequence.
 func (p *projector) start(ctx context.Context) error {
+	p.running.Lock()
+	defer p.running.Unlock()
 	oc, st, err := p.consumer(ctx)
 	if err != nil {
 		return err
@@ -84,6 +89,8 @@ func (p *projector) consumer(ctx context.Context) (natsjs.Consumer, store.ReadMo
 
 // stop ends the projection and waits for it.
 func (p *projector) stop() {
+	p.running.Lock()
+	defer p.running.Unlock()
 	if p.cancel != nil {
 		p.cancel()
 		<-p.done

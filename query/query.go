@@ -330,8 +330,9 @@ func (q *Queries) ReadModel(ctx context.Context) (map[string]int64, api.ReadMode
 
 // RebuildReadModel drops the read model and projects the order stream
 // again from its first event, returning when it has caught up with the
-// stream as it was when the rebuild began.
-func (q *Queries) RebuildReadModel(ctx context.Context, node string) (api.RebuildReport, error) {
+// stream as it was when the rebuild began, or when ctx ends (the
+// projection then goes on from where it is). progress hears how far.
+func (q *Queries) RebuildReadModel(ctx context.Context, node string, progress func(done, total uint64)) (api.RebuildReport, error) {
 	began := time.Now()
 	info, err := q.d.Stream.Info(ctx)
 	if err != nil {
@@ -344,8 +345,18 @@ func (q *Queries) RebuildReadModel(ctx context.Context, node string) (api.Rebuil
 	if err := q.proj.start(ctx); err != nil {
 		return api.RebuildReport{}, err
 	}
-	if err := q.proj.waitFor(ctx, info.State.LastSeq); err != nil {
-		return api.RebuildReport{}, err
+	last := info.State.LastSeq
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		err := q.proj.waitFor(wctx, last)
+		cancel()
+		progress(min(q.proj.applied.Load(), last), last)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return api.RebuildReport{}, ctx.Err()
+		}
 	}
 	orders, err := q.d.DB.CountOrders()
 	if err != nil {

@@ -58,6 +58,7 @@ type process struct {
 	http     string
 	internal string
 	creds    string
+	dataDir  string
 	out      *strings.Builder
 	mu       sync.Mutex
 }
@@ -84,7 +85,7 @@ func launch(t *testing.T, dataDir string, extra ...string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &process{cmd: cmd, out: &strings.Builder{}, creds: filepath.Join(dataDir, "credentials")}
+	p := &process{cmd: cmd, out: &strings.Builder{}, creds: filepath.Join(dataDir, "credentials"), dataDir: dataDir}
 	for i, a := range extra {
 		if a == "--credentials-dir" && i+1 < len(extra) {
 			p.creds = extra[i+1]
@@ -152,6 +153,13 @@ func launch(t *testing.T, dataDir string, extra ...string) (*process, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p, nil
+}
+
+// output is what the process wrote so far.
+func (p *process) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
 }
 
 type writerFunc func([]byte) (int, error)

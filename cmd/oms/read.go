@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -257,9 +256,20 @@ func rebuildCommand() *cli.Command {
 				return err
 			}
 			defer closeFn()
-			ctx, cancel := context.WithTimeout(c.Context, time.Hour)
-			defer cancel()
-			r, err := cl.Rebuild(ctx, what)
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var bar *progress
+			r, err := cl.Rebuild(ctx, what, func(j api.Job) {
+				if bar == nil {
+					fmt.Fprintf(os.Stderr, "%s is rebuilding its %s (job %s)\n", j.Node, what, j.ID)
+					bar = newProgress(os.Stderr, j.Total)
+				}
+				bar.total = j.Total
+				bar.set(j.Done)
+			})
+			if bar != nil {
+				bar.done()
+			}
 			if err != nil {
 				return err
 			}
@@ -270,7 +280,7 @@ func rebuildCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "rebuild",
-		Usage: "drop a running node's local state and rebuild it from the streams",
+		Usage: "drop a running node's local state and rebuild it from the streams, showing its progress",
 		Subcommands: []*cli.Command{
 			{Name: "readmodel", Usage: "the bbolt read model (lookups, lists, analytics)", Action: do("readmodel")},
 			{Name: "snapshots", Usage: "the order and SKU actor snapshots", Action: do("snapshots")},

@@ -165,8 +165,11 @@ func newProgress(w *os.File, total uint64) *progress {
 	return &progress{w: w, total: total, on: err == nil && fi.Mode()&os.ModeCharDevice != 0}
 }
 
-func (p *progress) add() {
-	p.n++
+func (p *progress) add() { p.set(p.n + 1) }
+
+// set moves the bar to n.
+func (p *progress) set(n uint64) {
+	p.n = n
 	if !p.on || time.Since(p.last) < 100*time.Millisecond {
 		return
 	}
@@ -177,7 +180,8 @@ func (p *progress) add() {
 	}
 	const width = 40
 	filled := int(min(p.n, p.total) * width / p.total)
-	fmt.Fprintf(p.w, "\r[%s%s] %d/%d", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d %3d%%", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.n, p.total,
+		min(p.n, p.total)*100/p.total)
 }
 
 func (p *progress) done() {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -53,6 +54,8 @@ func serveCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "roles", Value: cli.NewStringSlice(d.Roles...), EnvVars: []string{"OMS_ROLES"},
 			Usage: "what this node runs: command (actors, commands, provider events) and/or query (read model, lookups, lists, analytics, feeds)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OMS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: 15 * time.Second, EnvVars: []string{"OMS_SHUTDOWN_TIMEOUT"},
+			Usage: "longest graceful stop; past it the process exits as a crash would"},
 		&cli.BoolFlag{Name: "nats-log", EnvVars: []string{"OMS_NATS_LOG"}, Usage: "show the embedded NATS server's own log on stderr"},
 		&cli.BoolFlag{Name: "sim-webhooks", EnvVars: []string{"OMS_SIM_WEBHOOKS"}, Usage: "the simulated providers post signed webhooks to --http-listen instead of publishing on NATS"},
 
@@ -254,12 +257,7 @@ func serve(c *cli.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Println("oms: shutting down")
-			if sim != nil {
-				sim.Stop()
-			}
-			n.Stop()
-			return nil
+			return shutdown(n, sim, c.Duration("shutdown-timeout"))
 		case <-tick:
 			st, err := n.Status()
 			if err != nil {
@@ -269,6 +267,33 @@ func serve(c *cli.Context) error {
 			fmt.Printf("%s status: %s | actors: %d orders, %d skus | read model lag %d\n", time.Now().Format(time.TimeOnly),
 				formatCounts(st.Orders), st.ActiveOrder, st.ActiveSKU, st.ReadModel.Lag)
 		}
+	}
+}
+
+// shutdown stops the node gracefully, within timeout: past it, or at a
+// second signal, the process exits as a crash would. Nothing acknowledged
+// is lost then either: the stream is the truth, and unacknowledged
+// messages are redelivered to whoever runs next.
+func shutdown(n *node.Node, sim *simulator.Simulator, timeout time.Duration) error {
+	fmt.Printf("oms: shutting down (at most %s; a second signal stops at once)\n", timeout)
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if sim != nil {
+			sim.Stop()
+		}
+		n.Stop()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("shutdown took longer than %s: stopped without finishing (nothing acknowledged is lost)", timeout)
+	case <-again:
+		return errors.New("stopped at the second signal (nothing acknowledged is lost)")
 	}
 }
 
