@@ -35,7 +35,9 @@ func (n *Node) operations() []endpoint.Operation {
 		return n.jobs.get(ctx, req.ID)
 	})
 	endpoint.Bind(job, endpoint.Staff(http.MethodGet, "/v1/admin/jobs/{id}", "where a background job of any node stands", auth.RoleAdmin),
-		func(_ context.Context, _ auth.Principal, in *jobInput) (api.GetJob, error) { return api.GetJob{ID: in.ID}, nil })
+		func(_ context.Context, _ auth.Principal, in *jobInput) (api.GetJob, error) {
+			return api.GetJob{ID: in.ID}, nil
+		})
 	return []endpoint.Operation{status, clusterOp, rebuild, job}
 }
 
