@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/oms-project/oms/order"
@@ -64,6 +65,41 @@ type SummaryReply struct {
 // PromotionsReply is the reply of oms.analytics.promotions, most orders first.
 type PromotionsReply struct {
 	Promotions []PromotionAnalytics `json:"promotions"`
+}
+
+// DeadLetter is a message that could not be processed: its ID in the
+// dead-letter stream, which pipeline gave up on it (source), where it came
+// from, why, and when.
+type DeadLetter struct {
+	ID             uint64          `json:"id"`
+	Source         string          `json:"source"`
+	Subject        string          `json:"subject" doc:"the subject it was stored under"`
+	Stream         string          `json:"stream,omitempty"`
+	StreamSequence uint64          `json:"streamSequence,omitempty"`
+	Reason         string          `json:"reason"`
+	At             time.Time       `json:"at"`
+	Data           json.RawMessage `json:"data,omitempty" doc:"the message, when it is JSON"`
+}
+
+// DeadLetterPage is the reply of oms.admin.deadletters.list; Next is the
+// cursor (after) of the next page, 0 on the last.
+type DeadLetterPage struct {
+	DeadLetters []DeadLetter `json:"deadLetters"`
+	Next        uint64       `json:"next"`
+}
+
+// DeadLetterOutcome is what became of one dead letter a retry or drop named.
+type DeadLetterOutcome struct {
+	ID     uint64 `json:"id"`
+	Action string `json:"action" enum:"retried,dropped,refused"`
+	// To is where a retry sent it (the subject, or the handler it ran).
+	To    string `json:"to,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// DeadLetterOutcomes is the reply of a retry or drop.
+type DeadLetterOutcomes struct {
+	Outcomes []DeadLetterOutcome `json:"outcomes"`
 }
 
 // Job states.

@@ -197,6 +197,44 @@ func orderCommand(id, commandID string) error {
 	return maxLength("commandId", commandID, MaxKeyLength)
 }
 
+// ListDeadLetters is the body of oms.admin.deadletters.list: up to Limit
+// dead letters after stream sequence After, of Source if given.
+type ListDeadLetters struct {
+	Source string `json:"source,omitempty" query:"source" enum:"inbound,reactor,timers,projection"`
+	After  uint64 `json:"after,omitempty" query:"after"`
+	Limit  int    `json:"limit,omitempty" query:"limit" minimum:"0" maximum:"1000"`
+}
+
+// Validate checks the limit.
+func (r ListDeadLetters) Validate() error {
+	if r.Limit < 0 || r.Limit > 1000 {
+		return &order.ValidationError{Field: "limit", Message: "must be between 0 and 1000"}
+	}
+	return maxLength("source", r.Source, 64)
+}
+
+// DeadLetterAction is the body of oms.admin.deadletters.retry and .drop:
+// the dead letters named by ID, or (retry only) every one of Source (every
+// one at all when Source is empty) with All.
+type DeadLetterAction struct {
+	IDs    []uint64 `json:"ids,omitempty" maxItems:"1000"`
+	All    bool     `json:"all,omitempty"`
+	Source string   `json:"source,omitempty"`
+	// By, set by the HTTP edge from the token, is who acts.
+	By string `json:"-"`
+}
+
+// Validate checks that something is named.
+func (r DeadLetterAction) Validate() error {
+	switch {
+	case len(r.IDs) == 0 && !r.All:
+		return &order.ValidationError{Field: "ids", Message: "name the dead letters (or give all)"}
+	case len(r.IDs) > 1000:
+		return &order.ValidationError{Field: "ids", Message: "at most 1000"}
+	}
+	return maxLength("source", r.Source, 64)
+}
+
 // GetJob is the body of oms.admin.jobs.get: a job a node started.
 type GetJob struct {
 	ID string `json:"id"`

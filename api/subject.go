@@ -27,5 +27,8 @@ const (
 	SubjectAnalyticsPromotions = "oms.analytics.promotions"
 	SubjectAdminRebuild        = "oms.admin.rebuild"
 	SubjectAdminJobsGet        = "oms.admin.jobs.get"
+	SubjectDeadLettersList     = "oms.admin.deadletters.list"
+	SubjectDeadLettersRetry    = "oms.admin.deadletters.retry"
+	SubjectDeadLettersDrop     = "oms.admin.deadletters.drop"
 	SubjectClusterStatus       = "oms.cluster.status"
 )

@@ -69,6 +69,7 @@ type Node struct {
 
 	creds *credentials.Set
 	jobs  *jobs
+	react *reactor.Reactor // nil without the command role
 	ops   []endpoint.Operation
 	http  *httpapi.Server // nil with no HTTP listener
 
@@ -349,6 +350,7 @@ func (n *Node) startCommands(ctx context.Context) error {
 		return jetstream.ConsumerLimits{AckWait: t.AckWait, MaxAckPending: maxAckPending}
 	}
 	react := reactor.New(cmds, cmds, func() reactor.Outbox { return jetstream.NewOutbox(n.js) })
+	n.react = react
 	reactorCons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamOrders, jetstream.ReactorConsumer(limits(t.ReactorMaxAckPending)))
 	if err != nil {
 		return fmt.Errorf("reactor consumer: %w", err)

@@ -38,7 +38,7 @@ func (n *Node) operations() []endpoint.Operation {
 		func(_ context.Context, _ auth.Principal, in *jobInput) (api.GetJob, error) {
 			return api.GetJob{ID: in.ID}, nil
 		})
-	return []endpoint.Operation{status, clusterOp, rebuild, job}
+	return append([]endpoint.Operation{status, clusterOp, rebuild, job}, n.deadLetterOperations()...)
 }
 
 // Status summarises the node: orders by status, read-model lag, live actors.
