@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	json "github.com/goccy/go-json"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/inventory"
@@ -17,9 +16,9 @@ import (
 // is read from the stream: by its actor, by a rebuild, by a test.
 func OrderHistory(ctx context.Context, stream natsjs.Stream, id string, after uint64, fn func(seq uint64, e order.Event) error) error {
 	return jetstream.Fold(ctx, stream, jetstream.OrderEventsPrefix+id, after, func(m *natsjs.RawStreamMsg) error {
-		var e order.Event
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			return fmt.Errorf("order %s event at %d is unreadable: %w", id, m.Sequence, err)
+		e, err := order.DecodeEvent(m.Data)
+		if err != nil {
+			return fmt.Errorf("order %s event at %d: %w", id, m.Sequence, err)
 		}
 		return fn(m.Sequence, e)
 	})

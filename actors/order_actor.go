@@ -17,8 +17,11 @@ import (
 // OrderCommand asks an order actor to decide a command.
 type OrderCommand struct{ Cmd order.Command }
 
-// GetOrder asks an order actor for its current state.
-type GetOrder struct{}
+// GetOrder asks an order actor for its current state, including at least
+// the event at stream sequence AtLeast (0: whatever it has). The reactor
+// asks for the state after the event it handles: another node may have
+// owned the order meanwhile, and the actor's cached state be older.
+type GetOrder struct{ AtLeast uint64 }
 
 // OrderResult is an order actor's reply. Err may be set together with Order
 // (a refused inbound event was recorded).
@@ -56,6 +59,20 @@ func (a *orderActor) Handle(ctx context.Context, msg any) any {
 	case GetOrder:
 		if err := a.load(ctx); err != nil {
 			return OrderResult{Err: err}
+		}
+		if a.seq < m.AtLeast || !a.state.Exists() {
+			// Not found, like a command's refusal, is verified: the order
+			// may have been placed on another node meanwhile.
+			if stale, err := a.stale(ctx); err != nil {
+				return OrderResult{Err: err}
+			} else if stale {
+				if err := a.catchUp(ctx); err != nil {
+					return OrderResult{Err: err}
+				}
+			}
+		}
+		if a.seq < m.AtLeast {
+			return OrderResult{Err: fmt.Errorf("order %s: read up to %d, want %d: %w", a.id, a.seq, m.AtLeast, api.ErrUnavailable)}
 		}
 		if !a.state.Exists() {
 			return OrderResult{Err: fmt.Errorf("order %s: %w", a.id, order.ErrNotFound)}
@@ -151,8 +168,7 @@ func (a *orderActor) load(ctx context.Context) error {
 	if err != nil {
 		a.d.Log.Warn("snapshot unreadable; replaying from the stream", "order_id", a.id, "err", err)
 	} else if ok {
-		var s order.State
-		if err := json.Unmarshal(data, &s); err == nil {
+		if s, ok := orderSnapshot(a.id, data); ok {
 			a.state, a.seq = s, seq
 		}
 	}

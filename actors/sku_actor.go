@@ -221,8 +221,7 @@ func (a *skuActor) load(ctx context.Context) error {
 	if err != nil {
 		a.log.Warn("snapshot unreadable; replaying from the stream", "err", err)
 	} else if ok {
-		var s inventory.Stock
-		if err := json.Unmarshal(data, &s); err == nil {
+		if s, ok := skuSnapshot(a.sku, data); ok {
 			a.stock, a.seq = s, seq
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -116,7 +118,7 @@ func check(data []byte, t reflect.Type, path string) error {
 		fields := fieldsOf(t)
 		for key := range obj {
 			if !hasField(fields, key) {
-				return &order.ValidationError{Field: join(path, key), Message: "is not a field of this request (check its spelling)"}
+				return &order.ValidationError{Field: join(path, keyName(key)), Message: "is not a field of this request (check its spelling)"}
 			}
 		}
 		for _, f := range fields {
@@ -163,6 +165,21 @@ func join(path, name string) string {
 	}
 	return path + "." + name
 }
+
+// keyName is how an unknown key is named in an error: as it is when it
+// could be a field's name, quoted and cut to 64 bytes otherwise (the key
+// is the client's, and may be anything).
+func keyName(k string) string {
+	if fieldName.MatchString(k) {
+		return k
+	}
+	if len(k) > 64 {
+		k = strings.ToValidUTF8(k[:64], "") + "…"
+	}
+	return strconv.Quote(k)
+}
+
+var fieldName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 func nonEmpty(s, or string) string {
 	if s == "" {

@@ -52,7 +52,7 @@ func (r PlaceOrder) Validate() error {
 	if err := maxLength("idempotencyKey", r.IdempotencyKey, MaxKeyLength); err != nil {
 		return err
 	}
-	return r.Command(order.Meta{ID: "-", OrderID: "-"}).Validate()
+	return r.Command(order.Meta{ID: "-", OrderID: "-", By: r.By}).Validate()
 }
 
 // GetOrder is the body of oms.orders.get. With MinVersion the reply waits
@@ -84,9 +84,20 @@ type CancelOrder struct {
 	AsCustomer string `json:"-"`
 }
 
-// Validate checks the order ID and the command ID's length; the domain
-// checks the rest when it decides.
-func (r CancelOrder) Validate() error { return orderCommand(r.ID, r.CommandID) }
+// Command returns the domain command this request asks for, under meta.
+func (r CancelOrder) Command(meta order.Meta) order.Cancel {
+	meta.AsCustomer = r.AsCustomer
+	return order.Cancel{Meta: meta, Reason: r.Reason}
+}
+
+// Validate checks the order ID, the command ID's length and the domain's
+// rules for a cancel.
+func (r CancelOrder) Validate() error {
+	if err := orderCommand(r.ID, r.CommandID); err != nil {
+		return err
+	}
+	return r.Command(order.Meta{ID: "-", OrderID: r.ID, By: r.By}).Validate()
+}
 
 // OrderChanges is what may change of an order until it is in transit:
 // the body of PATCH /v1/orders/{id}. Absent fields are unchanged.
@@ -106,9 +117,21 @@ type UpdateOrder struct {
 	AsCustomer string `json:"-"`
 }
 
-// Validate checks the order ID and the command ID's length; the domain
-// checks the rest when it decides.
-func (r UpdateOrder) Validate() error { return orderCommand(r.ID, r.CommandID) }
+// Command returns the domain command this request asks for, under meta.
+func (r UpdateOrder) Command(meta order.Meta) order.Update {
+	meta.AsCustomer = r.AsCustomer
+	return order.Update{Meta: meta, Destination: r.Destination, DeliveryInstructions: r.DeliveryInstructions,
+		Notes: r.Notes, Reason: r.Reason}
+}
+
+// Validate checks the order ID, the command ID's length and the domain's
+// rules for an update.
+func (r UpdateOrder) Validate() error {
+	if err := orderCommand(r.ID, r.CommandID); err != nil {
+		return err
+	}
+	return r.Command(order.Meta{ID: "-", OrderID: r.ID, By: r.By}).Validate()
+}
 
 // SetStock is the body of oms.stock.set: the quantity on hand.
 type SetStock struct {

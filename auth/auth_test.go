@@ -147,3 +147,24 @@ func TestWebhookSecretsFile(t *testing.T) {
 		t.Fatal("a short secret was accepted")
 	}
 }
+
+func TestTokenSubjectsAreBounded(t *testing.T) {
+	secret := []byte(strings.Repeat("s", 32))
+	v, err := auth.NewVerifier(auth.Keys{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{strings.Repeat("a", auth.MaxSubjectLength+1), "line\nbreak", "  "} {
+		tok, err := auth.Issue(secret, auth.Principal{Subject: sub, Role: auth.RoleCustomer}, time.Hour, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(tok); !errors.Is(err, api.ErrUnauthenticated) {
+			t.Errorf("subject %q: %v, want ErrUnauthenticated", sub, err)
+		}
+	}
+	tok, _ := auth.Issue(secret, auth.Principal{Subject: strings.Repeat("a", auth.MaxSubjectLength), Role: auth.RoleSupport}, time.Hour, "", "")
+	if p, err := v.Verify(tok); err != nil || len(p.By()) > 128 {
+		t.Fatalf("the longest subject: %v %v", p, err)
+	}
+}

@@ -6,12 +6,19 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/order"
 )
+
+// MaxSubjectLength bounds a token's subject: it becomes the customer's
+// user name and, under the longest role prefix, who acted (order.MaxNameLength).
+const MaxSubjectLength = order.MaxNameLength - len("support:")
 
 // DefaultAudience is the audience oms tokens are for.
 const DefaultAudience = "oms"
@@ -80,8 +87,11 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("token: %v: %w", err, api.ErrUnauthenticated)
 	}
-	if strings.TrimSpace(c.Subject) == "" {
+	switch {
+	case strings.TrimSpace(c.Subject) == "":
 		return Principal{}, fmt.Errorf("token: no subject: %w", api.ErrUnauthenticated)
+	case len(c.Subject) > MaxSubjectLength || !utf8.ValidString(c.Subject) || strings.IndexFunc(c.Subject, unicode.IsControl) >= 0:
+		return Principal{}, fmt.Errorf("token: the subject must be at most %d bytes of printable UTF-8: %w", MaxSubjectLength, api.ErrUnauthenticated)
 	}
 	return Principal{Subject: c.Subject, Role: role}, nil
 }

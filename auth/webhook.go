@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -130,8 +131,18 @@ func (w *WebhookSecrets) load() (map[string][][]byte, error) {
 		return w.secrets, fmt.Errorf("webhook secrets: %w", err)
 	}
 	defer f.Close()
+	m, err := parseWebhookSecrets(f, w.path)
+	if err != nil {
+		return w.secrets, err
+	}
+	w.secrets, w.modTime, w.size = m, fi.ModTime(), fi.Size()
+	return m, nil
+}
+
+// parseWebhookSecrets reads the lines of a secrets file named name.
+func parseWebhookSecrets(r io.Reader, name string) (map[string][][]byte, error) {
 	m := map[string][][]byte{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -139,13 +150,12 @@ func (w *WebhookSecrets) load() (map[string][][]byte, error) {
 		}
 		fields := strings.Fields(line)
 		if len(fields) != 2 || len(fields[1]) < 16 {
-			return w.secrets, fmt.Errorf("webhook secrets %s:%d: want \"<provider> <secret of 16 or more characters>\"", w.path, n)
+			return nil, fmt.Errorf("webhook secrets %s:%d: want \"<provider> <secret of 16 or more characters>\"", name, n)
 		}
 		m[fields[0]] = append(m[fields[0]], []byte(fields[1]))
 	}
 	if err := sc.Err(); err != nil {
-		return w.secrets, err
+		return nil, fmt.Errorf("webhook secrets %s: %w", name, err)
 	}
-	w.secrets, w.modTime, w.size = m, fi.ModTime(), fi.Size()
 	return m, nil
 }

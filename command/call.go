@@ -25,6 +25,7 @@ const (
 type orderCall struct {
 	OrderID  string                   `json:"orderId"`
 	Get      bool                     `json:"get,omitempty"`
+	AtLeast  uint64                   `json:"atLeast,omitempty"`
 	Place    *order.Place             `json:"place,omitempty"`
 	Cancel   *order.Cancel            `json:"cancel,omitempty"`
 	Update   *order.Update            `json:"update,omitempty"`
@@ -58,7 +59,7 @@ func newOrderCall(cmd order.Command) orderCall {
 func (c orderCall) message() any {
 	switch {
 	case c.Get:
-		return actors.GetOrder{}
+		return actors.GetOrder{AtLeast: c.AtLeast}
 	case c.Place != nil:
 		return actors.OrderCommand{Cmd: *c.Place}
 	case c.Cancel != nil:

@@ -90,13 +90,14 @@ func (c *Commands) OrderLocal(ctx context.Context, cmd order.Command) (order.Ord
 	return orderResult(c.d.Orders.Request(ctx, cmd.Target(), actors.OrderCommand{Cmd: cmd}))
 }
 
-// GetOrder returns an order's current state from its actor.
-func (c *Commands) GetOrder(ctx context.Context, id string) (order.Order, error) {
-	r, local, err := forward(ctx, c.d.Cluster, id, callOrder, orderCall{OrderID: id, Get: true})
+// GetOrder returns an order's current state from its actor, including at
+// least the event at stream sequence atLeast (0: whatever it has).
+func (c *Commands) GetOrder(ctx context.Context, id string, atLeast uint64) (order.Order, error) {
+	r, local, err := forward(ctx, c.d.Cluster, id, callOrder, orderCall{OrderID: id, Get: true, AtLeast: atLeast})
 	if !local {
 		return deref(r.Order), err
 	}
-	return orderResult(c.d.Orders.Request(ctx, id, actors.GetOrder{}))
+	return orderResult(c.d.Orders.Request(ctx, id, actors.GetOrder{AtLeast: atLeast}))
 }
 
 // Stock decides an inventory command (SetStock, Reserve, Commit, Release)

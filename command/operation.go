@@ -128,24 +128,22 @@ func (c *Commands) place(ctx context.Context, req api.PlaceOrder) (order.Order, 
 
 // commandMeta is the metadata of a customer's or support's command: its
 // ID is the caller's retry key, or a fresh one.
-func commandMeta(id, cmdID, by, asCustomer, kind string) order.Meta {
+func commandMeta(id, cmdID, by, kind string) order.Meta {
 	if cmdID == "" {
 		cmdID = kind + ":" + uuid.NewString()
 	}
 	if by == "" {
 		by = "customer"
 	}
-	return order.Meta{ID: cmdID, OrderID: id, At: now(), By: by, AsCustomer: asCustomer}
+	return order.Meta{ID: cmdID, OrderID: id, At: now(), By: by}
 }
 
 func (c *Commands) cancel(ctx context.Context, req api.CancelOrder) (order.Order, error) {
-	return c.Order(ctx, order.Cancel{Meta: commandMeta(req.ID, req.CommandID, req.By, req.AsCustomer, "cancel"),
-		Reason: req.Reason})
+	return c.Order(ctx, req.Command(commandMeta(req.ID, req.CommandID, req.By, "cancel")))
 }
 
 func (c *Commands) update(ctx context.Context, req api.UpdateOrder) (order.Order, error) {
-	return c.Order(ctx, order.Update{Meta: commandMeta(req.ID, req.CommandID, req.By, req.AsCustomer, "update"),
-		Destination: req.Destination, DeliveryInstructions: req.DeliveryInstructions, Notes: req.Notes, Reason: req.Reason})
+	return c.Order(ctx, req.Command(commandMeta(req.ID, req.CommandID, req.By, "update")))
 }
 
 func (c *Commands) setStock(ctx context.Context, req api.SetStock) (inventory.View, error) {

@@ -203,8 +203,8 @@ func TestPruneClosedHolds(t *testing.T) {
 }
 
 func TestEventsWireForm(t *testing.T) {
-	one := []Event{{ID: "a", Type: EventReserved, SKU: "A", OrderID: "o1", Quantity: 1, OnHand: 5, Reserved: 1, At: at}}
-	two := append(one, Event{ID: "b", Type: EventReserved, SKU: "A", OrderID: "o2", Quantity: 2, OnHand: 5, Reserved: 3, At: at})
+	one := []Event{{ID: "a", Type: EventReserved, V: 1, SKU: "A", OrderID: "o1", Quantity: 1, OnHand: 5, Reserved: 1, At: at}}
+	two := append(one, Event{ID: "b", Type: EventReserved, V: 1, SKU: "A", OrderID: "o2", Quantity: 2, OnHand: 5, Reserved: 3, At: at})
 	for _, events := range [][]Event{one, two} {
 		data, err := EncodeEvents(events)
 		if err != nil {
@@ -223,7 +223,12 @@ func TestEventsWireForm(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{``, `[]`, `{`, `[{"id":1}]`} {
+	for _, bad := range []string{``, `[]`, `{`, `[{"id":1}]`,
+		`{"type":"sku.sold","v":1,"sku":"A","orderId":"o1"}`,
+		`{"type":"sku.reserved","v":2,"sku":"A","orderId":"o1"}`,
+		`{"type":"sku.reserved","v":1,"sku":"A"}`,
+		`{"type":"sku.stock_set","v":1,"sku":"A","onHand":5,"reserved":-1}`,
+	} {
 		if _, err := DecodeEvents([]byte(bad)); err == nil {
 			t.Fatalf("%q decoded without error", bad)
 		}

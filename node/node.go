@@ -10,6 +10,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -295,7 +296,7 @@ func (n *Node) startQueries(ctx context.Context) error {
 type lateOrders struct{ n *Node }
 
 func (l lateOrders) GetOrder(ctx context.Context, id string) (order.Order, error) {
-	return l.n.commands.GetOrder(ctx, id)
+	return l.n.commands.GetOrder(ctx, id, 0)
 }
 
 // startLimiter bounds the requests in flight; stopping, it waits for them.
@@ -392,7 +393,19 @@ func (n *Node) pipeline(name string, h jetstream.Handler, workers int, key func(
 	t := n.cfg.Tuning
 	return &jetstream.Pipeline{Name: name, Handle: h, JS: n.js, Log: n.log, Timeout: n.cfg.RequestTimeout,
 		MaxAttempts: t.MaxAttempts, Backoff: jetstream.Backoff{Base: t.RetryBase, Max: t.RetryMax},
-		Retryable: api.Retryable, Workers: workers, Key: key, Attrs: attrs}
+		Retryable: pipelineRetryable, Workers: workers, Key: key, Attrs: attrs}
+}
+
+// pipelineRetryable classifies a pipeline's failures as the API does
+// (api.Retryable), but for an order not found, which is tried again. Each
+// message a pipeline carries is about an order that is in the stream (its
+// own event, a timer it set, a provider it asked) or is about to be (a
+// provider event overtaking the placement), so not found there is a read
+// that has not caught up: a node frozen past its member timeout wakes up
+// reading from a replica that lags, until it hears of the new leader. The
+// bounded attempts still dead-letter an event for an order that never was.
+func pipelineRetryable(err error) bool {
+	return errors.Is(err, order.ErrNotFound) || api.Retryable(err)
 }
 
 // serveAPI serves every operation this node's roles have over micro.
@@ -466,7 +479,7 @@ func (n *Node) owner(ctx context.Context, id string) (string, error) {
 	if n.queries != nil {
 		return n.queries.Owner(ctx, id)
 	}
-	o, err := n.commands.GetOrder(ctx, id)
+	o, err := n.commands.GetOrder(ctx, id, 0)
 	return o.User, err
 }
 

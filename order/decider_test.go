@@ -63,7 +63,7 @@ var stages = map[string][]string{
 	"cancelled":          {"place", "cancel"},
 }
 
-func build(t *testing.T, names []string) State {
+func build(t testing.TB, names []string) State {
 	t.Helper()
 	var s State
 	cmds := commands()

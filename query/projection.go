@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	json "github.com/goccy/go-json"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/jetstream"
@@ -211,9 +210,9 @@ func (p *projector) collect(ctx context.Context, events []store.AppliedEvent, ms
 	if err != nil {
 		return events
 	}
-	var e order.Event
-	if err := json.Unmarshal(m.Data(), &e); err != nil {
-		p.deadLetterEvent(ctx, md.Sequence.Stream, m, fmt.Errorf("undecodable order event: %w", err))
+	e, err := order.DecodeEvent(m.Data())
+	if err != nil {
+		p.deadLetterEvent(ctx, md.Sequence.Stream, m, err)
 		return append(events, store.AppliedEvent{Seq: md.Sequence.Stream, Skip: true})
 	}
 	if e.OrderID == "" {

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -261,8 +260,8 @@ func (q *Queries) orderChanges(ctx context.Context, req api.GetChanges) (api.Cha
 	for {
 		out := api.ChangePage{Changes: []api.OrderChange{}, Last: req.After}
 		err := jetstream.Fold(ctx, q.d.Stream, subject, req.After, func(m *natsjs.RawStreamMsg) error {
-			var e order.Event
-			if err := json.Unmarshal(m.Data, &e); err != nil {
+			e, err := order.DecodeEvent(m.Data)
+			if err != nil {
 				return err
 			}
 			out.Changes = append(out.Changes, api.OrderChange{Seq: m.Sequence, Event: e})

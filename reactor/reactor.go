@@ -13,6 +13,7 @@ package reactor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,7 +29,9 @@ import (
 // Orders decides commands at an order's actor and reads its state.
 type Orders interface {
 	Order(ctx context.Context, cmd order.Command) (order.Order, error)
-	GetOrder(ctx context.Context, id string) (order.Order, error)
+	// GetOrder reads the order's state including at least the event at
+	// stream sequence atLeast.
+	GetOrder(ctx context.Context, id string, atLeast uint64) (order.Order, error)
 }
 
 // Stock decides an inventory command (Reserve, Commit, Release) at the
@@ -66,12 +69,16 @@ func Key(m jetstream.Msg) string { return strings.TrimPrefix(m.Subject(), jetstr
 // message the event caused is stored, so that the event is acknowledged
 // only then: a crash before repeats the effects.
 func (r *Reactor) Handle(ctx context.Context, m jetstream.Msg) error {
-	var e order.Event
-	if err := json.Unmarshal(m.Data(), &e); err != nil {
-		return &order.ValidationError{Field: "event", Message: "undecodable order event: " + err.Error()}
+	e, err := order.DecodeEvent(m.Data())
+	if err != nil {
+		return &order.ValidationError{Field: "event", Message: err.Error()}
+	}
+	var seq uint64 // the order's state read for the effects includes e
+	if md, err := m.Metadata(); err == nil {
+		seq = md.Sequence.Stream
 	}
 	out := r.newOutbox()
-	err := r.effects(ctx, e, out)
+	err = r.effects(ctx, e, seq, out)
 	if werr := out.Wait(ctx); err == nil {
 		err = werr
 	}
@@ -83,7 +90,7 @@ func (r *Reactor) Handle(ctx context.Context, m jetstream.Msg) error {
 
 // effects performs what event e implies outside the order. Messages to
 // providers and customers go to out; the caller waits for them.
-func (r *Reactor) effects(ctx context.Context, e order.Event, out Outbox) error {
+func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Outbox) error {
 	switch e.Type {
 	case order.EventPlaced:
 		// Arm the durable expiry first: whatever fails below, the event
@@ -100,9 +107,16 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, out Outbox) error 
 		}
 		_, err = r.orders.Order(ctx, order.RecordStock{Meta: order.Meta{ID: "stock:" + e.OrderID, OrderID: e.OrderID,
 			At: r.now(), By: "inventory"}, Held: held, Detail: detail})
+		if errors.Is(err, order.ErrIdempotencyConflict) {
+			// The event's effects ran before (a node that froze past its
+			// lease runs them again when it wakes), and the order took
+			// that outcome; what the holds say now (released since, by a
+			// cancel) changes nothing.
+			return nil
+		}
 		return err
 	case order.EventStockHeld, order.EventPaid:
-		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
 		if err != nil {
 			return err
 		}
@@ -125,7 +139,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, out Outbox) error 
 			return nil
 		}
 		// The parcel has not left: give the carrier the new destination.
-		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
 		if err != nil {
 			return err
 		}
@@ -134,7 +148,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, out Outbox) error 
 		if e.Cancel == nil {
 			return nil
 		}
-		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
 		if err != nil {
 			return err
 		}
@@ -154,13 +168,13 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, out Outbox) error 
 		if e.Rejected.RefundDue == 0 {
 			return nil
 		}
-		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
 		if err != nil {
 			return err
 		}
 		return refund(out, e, o, e.Rejected.RefundDue, e.Rejected.RefundCurrency)
 	case order.EventShipped, order.EventCompleted:
-		o, err := r.orders.GetOrder(ctx, e.OrderID)
+		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
 		if err != nil {
 			return err
 		}

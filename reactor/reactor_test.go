@@ -35,14 +35,16 @@ type world struct {
 	timers   []string
 	waited   int
 	failWait error
+	// decideErr is what deciding a command returns.
+	decideErr error
 }
 
 func (w *world) Order(_ context.Context, cmd order.Command) (order.Order, error) {
 	w.decided = append(w.decided, cmd)
-	return w.order, nil
+	return w.order, w.decideErr
 }
 
-func (w *world) GetOrder(context.Context, string) (order.Order, error) { return w.order, nil }
+func (w *world) GetOrder(context.Context, string, uint64) (order.Order, error) { return w.order, nil }
 
 func (w *world) Stock(_ context.Context, sku string, cmd any) (inventory.Hold, inventory.View, error) {
 	if sku == w.failSKU {
@@ -78,8 +80,24 @@ func twoLines() order.Order {
 		PaymentInformation: order.PaymentInformation{Method: "card"}, ReservationExpiresAt: at.Add(15 * time.Minute)}
 }
 
+// event is e as Decide would have stored it: with the payload its type
+// carries (order.DecodeEvent refuses one without).
 func event(e order.Event) natstest.Msg {
 	e.ID, e.OrderID, e.At, e.V = "evt-"+string(e.Type), id, at, 1
+	switch e.Type {
+	case order.EventPaid, order.EventPaymentCaptured:
+		if e.Payment == nil {
+			e.Payment = &order.PaymentInformation{Status: "succeeded", Amount: 3000, Currency: "EUR"}
+		}
+	case order.EventUpdated:
+		if e.Update == nil {
+			e.Update = &order.Changes{}
+		}
+	case order.EventShipped, order.EventDeliveryAttemptFailed, order.EventCompleted:
+		if e.Delivery == nil {
+			e.Delivery = &order.DeliveryUpdate{Provider: "sim"}
+		}
+	}
 	data, _ := json.Marshal(e)
 	return natstest.Msg{Subj: jetstream.OrderEventsPrefix + id, Body: data}
 }
@@ -210,5 +228,21 @@ func TestRefundIsInTheCurrencyPaid(t *testing.T) {
 	}
 	if req.Type != api.PaymentRefund || req.Amount != 6000 || req.Currency != "USD" {
 		t.Fatalf("refund request %+v", req)
+	}
+}
+
+// TestPlacementEffectsRunAgainKeepTheFirstOutcome: a node that froze past
+// its lease runs an order.placed's effects again when it wakes; the order
+// took the first stock outcome, and the holds since (released by a
+// cancel) make the second differ. The order refuses it as a reused ID with
+// another payload, and that is the effect done, not a dead letter.
+func TestPlacementEffectsRunAgainKeepTheFirstOutcome(t *testing.T) {
+	w := &world{order: twoLines(), decideErr: fmt.Errorf("command stock:%s: %w", id, order.ErrIdempotencyConflict)}
+	if err := run(t, w, placed(twoLines())); err != nil {
+		t.Fatalf("a repeated placement's effects: %v", err)
+	}
+	w = &world{order: twoLines(), decideErr: fmt.Errorf("order: %w", api.ErrUnavailable)}
+	if err := run(t, w, placed(twoLines())); err == nil || !api.Retryable(err) {
+		t.Fatalf("an order that cannot be reached: %v, want a retryable error", err)
 	}
 }

@@ -30,7 +30,7 @@ func cancelled(id string, at time.Time, refund int64) order.Event {
 		Cancel: &order.Cancellation{Reason: order.CancelCustomerRequest, RefundDue: refund, ReleaseStock: true}}
 }
 
-func openDB(t *testing.T) *DB {
+func openDB(t testing.TB) *DB {
 	t.Helper()
 	db, err := Open(filepath.Join(t.TempDir(), "rm.bolt"))
 	if err != nil {

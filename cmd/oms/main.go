@@ -35,7 +35,7 @@ func main() {
 		Usage:    "order management system on NATS JetStream",
 		Version:  version,
 		Flags:    clientFlags(),
-		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), clusterCommand(), reportCommand(), replayCommand(), rebuildCommand(), dlqCommand(), tokenCommand(), benchCommand()},
+		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), clusterCommand(), reportCommand(), replayCommand(), rebuildCommand(), dlqCommand(), tokenCommand(), benchCommand(), chaosCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "oms:", err)

@@ -158,8 +158,8 @@ func watchCommand() *cli.Command {
 			}
 			err = jetstream.Watch(ctx, stream, jetstream.OrderEventsPrefix+a[0], c.Uint64("from"),
 				func(m natsjs.Msg, seq uint64) error {
-					var e order.Event
-					if err := json.Unmarshal(m.Data(), &e); err != nil {
+					e, err := order.DecodeEvent(m.Data())
+					if err != nil {
 						return err
 					}
 					if c.Bool("json") {
