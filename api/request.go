@@ -170,8 +170,22 @@ type GetChanges struct {
 	AsCustomer string `json:"-"`
 }
 
-// Validate checks the order ID.
-func (r GetChanges) Validate() error { return orderID("id", r.ID) }
+// Bounds of a GetChanges: a page of changes, and the longest wait.
+const (
+	MaxChanges = 1000
+	MaxWaitMs  = 30_000
+)
+
+// Validate checks the order ID and the page's bounds.
+func (r GetChanges) Validate() error {
+	switch {
+	case r.Limit < 0 || r.Limit > MaxChanges:
+		return &order.ValidationError{Field: "limit", Message: fmt.Sprintf("must be between 0 and %d (0: %d)", MaxChanges, MaxChanges)}
+	case r.WaitMs < 0 || r.WaitMs > MaxWaitMs:
+		return &order.ValidationError{Field: "waitMs", Message: fmt.Sprintf("must be between 0 and %d", MaxWaitMs)}
+	}
+	return orderID("id", r.ID)
+}
 
 // Summary asks oms.analytics.summary for one year (0: every year).
 type Summary struct {

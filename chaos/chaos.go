@@ -334,7 +334,7 @@ func (r *runner) single(ctx context.Context, rep *Report) error {
 		return err
 	}
 	for i := 1; i <= r.o.SingleRounds; i++ {
-		rd, err := r.round(ctx, s, len(rep.Rounds)+1, "kill -9 mid-load, restart", func() error {
+		err := r.record(ctx, s, dir, rep, "kill -9 mid-load, restart", func() error {
 			if err := n.Kill(); err != nil {
 				return err
 			}
@@ -342,13 +342,23 @@ func (r *runner) single(ctx context.Context, rep *Report) error {
 			return r.restart(ctx, n)
 		})
 		if err != nil {
-			s.keepLogs(dir)
 			return err
 		}
-		rep.Rounds = append(rep.Rounds, rd)
-		if !rd.OK() {
-			s.keepLogs(dir)
-		}
+	}
+	return nil
+}
+
+// record runs a round and adds it to rep, keeping the nodes' logs in dir
+// when it could not run or an invariant failed.
+func (r *runner) record(ctx context.Context, s *setup, dir string, rep *Report, fault string, inject func() error) error {
+	rd, err := r.round(ctx, s, len(rep.Rounds)+1, fault, inject)
+	if err != nil {
+		s.keepLogs(dir)
+		return err
+	}
+	rep.Rounds = append(rep.Rounds, rd)
+	if !rd.OK() {
+		s.keepLogs(dir)
 	}
 	return nil
 }
@@ -465,14 +475,8 @@ func (r *runner) cluster(ctx context.Context, rep *Report) error {
 		default:
 			return fmt.Errorf("chaos: unknown fault %q", fault)
 		}
-		rd, err := r.round(ctx, s, len(rep.Rounds)+1, label, inject)
-		if err != nil {
-			s.keepLogs(dir)
+		if err := r.record(ctx, s, dir, rep, label, inject); err != nil {
 			return err
-		}
-		rep.Rounds = append(rep.Rounds, rd)
-		if !rd.OK() {
-			s.keepLogs(dir)
 		}
 		if err := r.members(ctx, s, 3); err != nil {
 			s.keepLogs(dir)

@@ -223,8 +223,8 @@ func (q *Queries) listOrders(_ context.Context, f order.Filter) (api.OrderPage, 
 
 // Feed limits.
 const (
-	maxChanges = 1000
-	maxWait    = 30 * time.Second
+	maxChanges = api.MaxChanges
+	maxWait    = api.MaxWaitMs * time.Millisecond
 )
 
 // orderChanges returns an order's events after a stream sequence, waiting

@@ -17,9 +17,11 @@ import (
 // malformed one are dead-lettered; `oms dlq list` shows both with their
 // reasons; once the order exists, `oms dlq retry` sends the payment back
 // and it applies (a second retry is refused: it is gone); `oms dlq drop`
-// deletes the malformed one; every action is recorded.
+// deletes the malformed one; every action is recorded. An order not found
+// is tried again before it is dead-lettered (a read may lag), so the test
+// shortens the attempts and the backoff.
 func TestDeadLetterTools(t *testing.T) {
-	p := startProcess(t, t.TempDir())
+	p := startProcess(t, t.TempDir(), "--max-attempts", "3", "--retry-base", "20ms", "--retry-max", "100ms")
 	_, cl, js := connect(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
