@@ -1,11 +1,15 @@
 package actors
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/metrics"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/store"
 )
@@ -28,4 +32,26 @@ type Deps struct {
 	// otherwise keep overtaking each other.
 	FencedAttempts int
 	Fenced         jetstream.Backoff
+	// Appended, if set, hears of every append: its stream, its outcome
+	// (ok, fenced, error), the order event's type (empty for a SKU's
+	// batch) and how long the actor waited.
+	Appended func(stream, outcome, eventType string, took time.Duration)
+}
+
+// append is jetstream.Append, reported to Appended. A duplicate ack (an
+// earlier try of ours was stored) counts as fenced: the actor catches up.
+func (d *Deps) append(ctx context.Context, stream, subject, msgID string, data []byte, expectedLast uint64, eventType string) (*natsjs.PubAck, error) {
+	began := time.Now()
+	ack, err := jetstream.Append(ctx, d.JS, subject, msgID, data, expectedLast)
+	if d.Appended != nil {
+		outcome := metrics.OutcomeOK
+		switch {
+		case errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate):
+			outcome = metrics.OutcomeFenced
+		case err != nil:
+			outcome = metrics.OutcomeError
+		}
+		d.Appended(stream, outcome, eventType, time.Since(began))
+	}
+	return ack, err
 }

@@ -18,22 +18,24 @@ type Role string
 // The roles. A customer places orders as itself and sees, cancels and
 // updates only its own; support reads every order and cancels or updates
 // any with a reason; admin also sets stock, rebuilds and handles dead
-// letters.
+// letters; monitor only reads the node's metrics (a Prometheus scraper's
+// token: it sees figures, never an order).
 const (
 	RoleCustomer Role = "customer"
 	RoleSupport  Role = "support"
 	RoleAdmin    Role = "admin"
+	RoleMonitor  Role = "monitor"
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleCustomer, RoleSupport, RoleAdmin}
+var Roles = []Role{RoleCustomer, RoleSupport, RoleAdmin, RoleMonitor}
 
 // ParseRole checks a role's name.
 func ParseRole(s string) (Role, error) {
 	if r := Role(s); slices.Contains(Roles, r) {
 		return r, nil
 	}
-	return "", fmt.Errorf("unknown role %q (want customer, support or admin)", s)
+	return "", fmt.Errorf("unknown role %q (want customer, support, admin or monitor)", s)
 }
 
 // Principal is the caller a verified token names.

@@ -125,6 +125,14 @@ func (c *Commands) sku(ctx context.Context, sku string, msg any) (actors.SKUResu
 // Active returns how many order and SKU actors are in memory.
 func (c *Commands) Active() (orders, skus int) { return c.d.Orders.Active(), c.d.SKUs.Active() }
 
+// ActorStats counts the order and SKU actors activated and passivated
+// since the node started.
+func (c *Commands) ActorStats() (orderActivations, orderPassivations, skuActivations, skuPassivations int64) {
+	oa, op := c.d.Orders.Stats()
+	sa, sp := c.d.SKUs.Stats()
+	return oa, op, sa, sp
+}
+
 // PassivateAll drops every order and SKU actor from memory (their snapshots
 // are queued first).
 func (c *Commands) PassivateAll(ctx context.Context) error {

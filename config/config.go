@@ -101,6 +101,9 @@ type HTTP struct {
 	Rate           float64
 	Burst          int
 	MaxStreams     int
+	// ReadyMaxLag is the read-model lag (order events) beyond which
+	// /readyz answers 503: a node that far behind serves stale lists.
+	ReadyMaxLag uint64
 }
 
 // CredentialsDirOf is where the node's credentials are.
@@ -225,7 +228,7 @@ func Default() Config {
 			MinDelay: 200 * time.Millisecond, MaxDelay: 2 * time.Second, OrdersPerSecond: 1, SKUs: 20},
 		Security: Security{JWTAudience: "oms", WebhookTolerance: 5 * time.Minute},
 		HTTP: HTTP{Listen: "127.0.0.1:8080", InternalListen: "127.0.0.1:8081", MaxBody: 64 << 10, Rate: 50, Burst: 100,
-			MaxStreams: 4096},
+			MaxStreams: 4096, ReadyMaxLag: 10000},
 		Tuning: DefaultTuning(),
 	}
 }

@@ -15,6 +15,7 @@ package endpoint
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nuid"
 
@@ -40,7 +41,26 @@ type Op[Req, Resp any] struct {
 	name, subject string
 	fn            func(context.Context, Req) (Resp, error)
 	routes        []Route
+	observe       Observer
 }
+
+// Observer hears how each call of an operation ended: "ok" or the error's
+// kind (api.Kind), and how long it took.
+type Observer func(operation, outcome string, took time.Duration)
+
+// observed is an operation that reports its calls.
+type observed interface{ setObserver(Observer) }
+
+// Observe makes every call of ops, by any transport, report to fn.
+func Observe(ops []Operation, fn Observer) {
+	for _, op := range ops {
+		if o, ok := op.(observed); ok {
+			o.setObserver(fn)
+		}
+	}
+}
+
+func (o *Op[Req, Resp]) setObserver(fn Observer) { o.observe = fn }
 
 // validator is a request that checks itself.
 type validator interface{ Validate() error }
@@ -64,11 +84,20 @@ func (o *Op[Req, Resp]) Handle(ctx context.Context, data []byte) (any, error) {
 
 // Call validates req and calls the operation: what every transport does
 // once it has the request.
-func (o *Op[Req, Resp]) Call(ctx context.Context, req Req) (Resp, error) {
+func (o *Op[Req, Resp]) Call(ctx context.Context, req Req) (resp Resp, err error) {
+	if o.observe != nil {
+		began := time.Now()
+		defer func() {
+			outcome := "ok"
+			if err != nil {
+				outcome = string(api.KindOf(err))
+			}
+			o.observe(o.name, outcome, time.Since(began))
+		}()
+	}
 	if v, ok := any(req).(validator); ok {
 		if err := v.Validate(); err != nil {
-			var zero Resp
-			return zero, err
+			return resp, err
 		}
 	}
 	return o.fn(ctx, req)

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,19 @@ type Deps struct {
 	Limits  Limits
 	Version string
 	Log     *slog.Logger
+	// Handlers are served beside the operations: the probes, the metrics
+	// and the profiler.
+	Handlers []Handler
+}
+
+// Handler is a plain HTTP handler on one listener: public when Roles is
+// empty, else only for a bearer token of one of Roles.
+type Handler struct {
+	Listener endpoint.Listener
+	// Pattern is a net/http pattern ("GET /metrics", "/debug/pprof/").
+	Pattern string
+	Roles   []auth.Role
+	Handler http.Handler
 }
 
 // Server is the HTTP edge: the external and the internal listener.
@@ -105,7 +119,48 @@ func New(d Deps) *Server {
 	}
 	s.registerEvents()
 	s.registerWebhooks()
+	for _, h := range d.Handlers {
+		s.muxes[h.Listener].Handle(h.Pattern, s.restrict(h.Roles, h.Handler))
+	}
 	return s
+}
+
+// restrict lets through a request whose bearer token has one of roles,
+// and answers the others with the problem an operation would.
+func (s *Server) restrict(roles []auth.Role, h http.Handler) http.Handler {
+	if len(roles) == 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse := func(err error) {
+			p := problemOf(endpoint.Fault(s.d.Log, r.URL.Path, err))
+			for k, vs := range p.GetHeaders() {
+				w.Header()[k] = vs
+			}
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(p.Status)
+			_ = json.NewEncoder(w).Encode(p)
+		}
+		token, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
+			refuse(fmt.Errorf("give an Authorization: Bearer token: %w", api.ErrUnauthenticated))
+			return
+		}
+		p, err := s.d.Verifier.Verify(token)
+		if err != nil {
+			refuse(err)
+			return
+		}
+		if !slices.Contains(roles, p.Role) {
+			refuse(fmt.Errorf("role %s may not read %s: %w", p.Role, r.URL.Path, api.ErrForbidden))
+			return
+		}
+		if err := s.rates.allow(string(p.Role) + ":" + p.Subject); err != nil {
+			refuse(err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // config is one listener's huma configuration: its own OpenAPI document,
@@ -204,6 +259,14 @@ func (s *Server) Shutdown(ctx context.Context) {
 		if err := srv.Shutdown(ctx); err != nil {
 			_ = srv.Close()
 		}
+	}
+}
+
+// Close closes both listeners and their connections at once, as a crash
+// would.
+func (s *Server) Close() {
+	for _, srv := range s.servers {
+		_ = srv.Close()
 	}
 }
 

@@ -54,6 +54,9 @@ type Pipeline struct {
 	Key     func(Msg) string
 	// Attrs names what a message is about in log lines (order_id).
 	Attrs func(Msg) []any
+	// Observe, if set, hears how each message was settled (ok, retry,
+	// dead_letter) and how long its handler took.
+	Observe func(pipeline, outcome string, took time.Duration)
 }
 
 // errPanicked marks a handler that panicked: never retried, since the
@@ -133,17 +136,21 @@ func (p *Pipeline) Consume(cons natsjs.Consumer, opts ...natsjs.PullConsumeOpt) 
 // process runs the handler on one message and settles it.
 func (p *Pipeline) process(ctx context.Context, m natsjs.Msg) {
 	hctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	began := time.Now()
 	err := p.call(hctx, m)
+	took := time.Since(began)
 	cancel()
 	switch {
 	case err == nil:
 		_ = m.Ack()
+		p.observe("ok", took)
 		return
 	case ctx.Err() != nil:
 		return // stopping: whoever pulls next gets it after the ack wait
 	}
 	attrs := p.attrs(m)
 	if errors.Is(err, errPanicked) || (p.Retryable != nil && !p.Retryable(err)) {
+		p.observe("dead_letter", took)
 		p.deadLetter(ctx, m, err, attrs)
 		return
 	}
@@ -152,9 +159,11 @@ func (p *Pipeline) process(ctx context.Context, m natsjs.Msg) {
 		failures = int(md.NumDelivered)
 	}
 	if failures >= p.MaxAttempts {
+		p.observe("dead_letter", took)
 		p.deadLetter(ctx, m, fmt.Errorf("failed %d times: %w", failures, err), attrs)
 		return
 	}
+	p.observe("retry", took)
 	p.Log.Warn(p.Name+": message not processed; will retry", append(attrs, "attempt", failures, "err", err)...)
 	_ = m.NakWithDelay(p.Backoff.Delay(failures))
 }
@@ -179,6 +188,12 @@ func (p *Pipeline) deadLetter(ctx context.Context, m natsjs.Msg, reason error, a
 		return
 	}
 	_ = m.Term()
+}
+
+func (p *Pipeline) observe(outcome string, took time.Duration) {
+	if p.Observe != nil {
+		p.Observe(p.Name, outcome, took)
+	}
 }
 
 func (p *Pipeline) attrs(m Msg) []any {

@@ -32,6 +32,7 @@ import (
 	"github.com/oms-project/oms/endpoint"
 	"github.com/oms-project/oms/httpapi"
 	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/metrics"
 	"github.com/oms-project/oms/order"
 	"github.com/oms-project/oms/query"
 	"github.com/oms-project/oms/reactor"
@@ -73,6 +74,9 @@ type Node struct {
 	react *reactor.Reactor // nil without the command role
 	ops   []endpoint.Operation
 	http  *httpapi.Server // nil with no HTTP listener
+	// metrics is the node's Prometheus registry, served at /metrics on
+	// the internal listener.
+	metrics *metrics.Metrics
 
 	closers []func()
 	stop    sync.Once
@@ -86,7 +90,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeName)}
+	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeName), metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			n.Stop()
@@ -105,6 +109,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 		{"query side", n.startQueries},
 		{"in-flight limit", n.startLimiter},
 		{"command side", n.startCommands},
+		{"metrics", n.registerMetrics},
 		{"api", n.serveAPI},
 		{"http", n.serveHTTP},
 	}
@@ -327,7 +332,8 @@ func (n *Node) startCommands(ctx context.Context) error {
 	deps := &actors.Deps{JS: n.cmdJS, Orders: orders, SKUs: skus, DB: n.db, Snapshots: snaps,
 		Policy: order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
 		Log:    n.log, SnapshotEvery: t.SnapshotEvery, FencedAttempts: t.FencedAttempts,
-		Fenced: jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond}}
+		Fenced:   jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond},
+		Appended: n.metrics.Append}
 	system := actors.NewSystem(n.log)
 	n.onStop(system.Shutdown)
 	orderActors := actors.NewHost(system, actors.NewOrderHandler(deps),
@@ -393,7 +399,7 @@ func (n *Node) pipeline(name string, h jetstream.Handler, workers int, key func(
 	t := n.cfg.Tuning
 	return &jetstream.Pipeline{Name: name, Handle: h, JS: n.js, Log: n.log, Timeout: n.cfg.RequestTimeout,
 		MaxAttempts: t.MaxAttempts, Backoff: jetstream.Backoff{Base: t.RetryBase, Max: t.RetryMax},
-		Retryable: pipelineRetryable, Workers: workers, Key: key, Attrs: attrs}
+		Retryable: pipelineRetryable, Workers: workers, Key: key, Attrs: attrs, Observe: n.metrics.Handled}
 }
 
 // pipelineRetryable classifies a pipeline's failures as the API does
@@ -417,6 +423,7 @@ func (n *Node) serveAPI(context.Context) error {
 	if n.queries != nil {
 		n.ops = append(n.ops, n.queries.Operations()...)
 	}
+	endpoint.Observe(n.ops, n.metrics.Call)
 	m, err := endpoint.ServeMicro(n.cmdNC, Version, n.ops, n.limiter, n.log)
 	if err != nil {
 		return err
@@ -460,7 +467,7 @@ func (n *Node) serveHTTP(context.Context) error {
 	limits.MaxBody, limits.Rate, limits.Burst, limits.MaxStreams = h.MaxBody, h.Rate, h.Burst, h.MaxStreams
 	srv := httpapi.New(httpapi.Deps{Operations: n.ops, Verifier: verifier, Webhooks: secrets,
 		WebhookTolerance: sec.WebhookTolerance, Inbound: inbound{n.js}, Events: events{n.orders}, Owner: n.owner,
-		Limiter: n.limiter, Limits: limits, Version: Version, Log: n.log})
+		Limiter: n.limiter, Limits: limits, Version: Version, Log: n.log, Handlers: n.probeHandlers()})
 	if err := srv.Listen(h.Listen, h.InternalListen, tlsCfg); err != nil {
 		return err
 	}
@@ -524,6 +531,9 @@ func (n *Node) Stop() {
 // nothing is flushed, no actor passivates. Tests use it to prove recovery.
 func (n *Node) Kill() {
 	n.stop.Do(func() {
+		if n.http != nil {
+			n.http.Close()
+		}
 		for _, nc := range []*nats.Conn{n.cmdNC, n.nc} {
 			if nc != nil {
 				nc.Close()

@@ -64,7 +64,7 @@ func tokenCommand() *cli.Command {
 			Usage: "sign a development token with the node's generated secret (<data-dir>/credentials/jwt.secret)",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "sub", Required: true, Usage: "the principal: a customer's ID, or a staff member's"},
-				&cli.StringFlag{Name: "role", Value: string(auth.RoleCustomer), Usage: "customer, support or admin"},
+				&cli.StringFlag{Name: "role", Value: string(auth.RoleCustomer), Usage: "customer, support, admin or monitor (reads /metrics only)"},
 				&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "how long the token is valid"},
 				&cli.StringFlag{Name: "data-dir", Value: "./data", EnvVars: []string{"OMS_DATA_DIR"}, Usage: "the node's data dir"},
 				&cli.StringFlag{Name: "credentials-dir", EnvVars: []string{"OMS_CREDENTIALS_DIR"}, Usage: "the node's credentials (default: <data-dir>/credentials)"},

@@ -54,6 +54,7 @@ func serveCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "roles", Value: cli.NewStringSlice(d.Roles...), EnvVars: []string{"OMS_ROLES"},
 			Usage: "what this node runs: command (actors, commands, provider events) and/or query (read model, lookups, lists, analytics, feeds)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OMS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"OMS_LOG_FORMAT"}, Usage: "text (key=value lines) or json (one object per line, for a log pipeline)"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 15 * time.Second, EnvVars: []string{"OMS_SHUTDOWN_TIMEOUT"},
 			Usage: "longest graceful stop; past it the process exits as a crash would"},
 		&cli.BoolFlag{Name: "nats-log", EnvVars: []string{"OMS_NATS_LOG"}, Usage: "show the embedded NATS server's own log on stderr"},
@@ -69,6 +70,7 @@ func serveCommand() *cli.Command {
 		&cli.Float64Flag{Name: "http-rate", Value: d.HTTP.Rate, EnvVars: []string{"OMS_HTTP_RATE"}, Category: "http", Usage: "requests per second per principal (0: no limit); beyond it 429 with Retry-After"},
 		&cli.IntFlag{Name: "http-burst", Value: d.HTTP.Burst, EnvVars: []string{"OMS_HTTP_BURST"}, Category: "http", Usage: "requests a principal may send at once above its rate"},
 		&cli.IntFlag{Name: "http-max-streams", Value: d.HTTP.MaxStreams, EnvVars: []string{"OMS_HTTP_MAX_STREAMS"}, Category: "http", Usage: "live event streams open at once; beyond it 503"},
+		&cli.Uint64Flag{Name: "ready-max-lag", Value: d.HTTP.ReadyMaxLag, EnvVars: []string{"OMS_READY_MAX_LAG"}, Category: "http", Usage: "read-model lag (order events) beyond which /readyz answers 503"},
 
 		&cli.StringFlag{Name: "credentials-dir", EnvVars: []string{"OMS_CREDENTIALS_DIR"}, Category: "security",
 			Usage: "generated credentials, shared by the nodes of a cluster (default: <data-dir>/credentials)"},
@@ -180,6 +182,7 @@ func configFrom(c *cli.Context) (config.Config, error) {
 	cfg.HTTP.Rate = c.Float64("http-rate")
 	cfg.HTTP.Burst = c.Int("http-burst")
 	cfg.HTTP.MaxStreams = c.Int("http-max-streams")
+	cfg.HTTP.ReadyMaxLag = c.Uint64("ready-max-lag")
 	cfg.Security = config.Security{CredentialsDir: c.String("credentials-dir"),
 		NatsCreds: c.String("nats-creds"), NatsNkey: c.String("nats-nkey"), NatsCA: c.String("nats-ca"),
 		NatsTLS:    config.TLS{Cert: c.String("nats-tls-cert"), Key: c.String("nats-tls-key")},
@@ -193,6 +196,18 @@ func configFrom(c *cli.Context) (config.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// logger writes the node's log to stderr in format (text or json).
+func logger(format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format: %q is neither text nor json", format)
+}
+
 func serve(c *cli.Context) error {
 	tuneGC()
 	cfg, err := configFrom(c)
@@ -203,7 +218,10 @@ func serve(c *cli.Context) error {
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return fmt.Errorf("log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log, err := logger(c.String("log-format"), level)
+	if err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

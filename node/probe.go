@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/oms-project/oms/auth"
+	"github.com/oms-project/oms/endpoint"
+	"github.com/oms-project/oms/httpapi"
+)
+
+// Check is one readiness condition and what it found.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// Readiness is what /readyz answers.
+type Readiness struct {
+	Status string  `json:"status"` // ready or not ready
+	Checks []Check `json:"checks"`
+}
+
+// probeTimeout bounds one readiness check.
+const probeTimeout = 2 * time.Second
+
+// Ready checks what a node needs to serve: the order stream answers, the
+// node has its place in the cluster (and so its partitions), and its read
+// model is within --ready-max-lag events of the stream.
+func (n *Node) Ready(ctx context.Context) Readiness {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var checks []Check
+	info, err := n.orders.Info(ctx)
+	if err != nil {
+		checks = append(checks, Check{Name: "streams", Detail: "the order stream does not answer: " + err.Error()})
+	} else {
+		checks = append(checks, Check{Name: "streams", OK: true, Detail: fmt.Sprintf("order stream at sequence %d", info.State.LastSeq)})
+	}
+	cs := n.cluster.Status()
+	member := Check{Name: "partitions", Detail: "this node is not among the live members yet"}
+	for _, m := range cs.Members {
+		if m.Name == cs.Self {
+			member = Check{Name: "partitions", OK: true, Detail: fmt.Sprintf("owns %d of %d partitions, %d members", len(m.Owns), cs.Partitions, len(cs.Members))}
+		}
+	}
+	checks = append(checks, member)
+	if n.queries != nil {
+		_, rm, err := n.queries.ReadModel(ctx)
+		switch {
+		case err != nil:
+			checks = append(checks, Check{Name: "read model", Detail: "unreadable: " + err.Error()})
+		case rm.Lag > n.cfg.HTTP.ReadyMaxLag:
+			checks = append(checks, Check{Name: "read model", Detail: fmt.Sprintf("%d events behind the stream (more than %d)", rm.Lag, n.cfg.HTTP.ReadyMaxLag)})
+		default:
+			checks = append(checks, Check{Name: "read model", OK: true, Detail: fmt.Sprintf("%d events behind the stream", rm.Lag)})
+		}
+	}
+	r := Readiness{Status: "ready", Checks: checks}
+	for _, c := range checks {
+		if !c.OK {
+			r.Status = "not ready"
+		}
+	}
+	return r
+}
+
+// probeHandlers are the internal listener's plain handlers: /healthz and
+// /readyz for probes (public: a kubelet sends no token, and they tell no
+// order), /metrics for Prometheus (monitor, support, admin), and the Go
+// profiler (admin).
+func (n *Node) probeHandlers() []httpapi.Handler {
+	internal := func(pattern string, roles []auth.Role, h http.Handler) httpapi.Handler {
+		return httpapi.Handler{Listener: endpoint.Internal, Pattern: pattern, Roles: roles, Handler: h}
+	}
+	scrapers := []auth.Role{auth.RoleMonitor, auth.RoleSupport, auth.RoleAdmin}
+	admin := []auth.Role{auth.RoleAdmin}
+	return []httpapi.Handler{
+		internal("GET /healthz", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			status, code := "alive", http.StatusOK
+			if n.nc.IsClosed() || n.cmdNC.IsClosed() {
+				status, code = "connections closed", http.StatusServiceUnavailable
+			}
+			writeJSON(w, code, map[string]string{"status": status, "node": n.cfg.NodeName})
+		})),
+		internal("GET /readyz", nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ready := n.Ready(r.Context())
+			code := http.StatusOK
+			if ready.Status != "ready" {
+				code = http.StatusServiceUnavailable
+			}
+			writeJSON(w, code, ready)
+		})),
+		internal("GET /metrics", scrapers, n.metrics.Handler()),
+		internal("/debug/pprof/", admin, http.HandlerFunc(pprof.Index)),
+		internal("/debug/pprof/cmdline", admin, http.HandlerFunc(pprof.Cmdline)),
+		internal("/debug/pprof/profile", admin, http.HandlerFunc(pprof.Profile)),
+		internal("/debug/pprof/symbol", admin, http.HandlerFunc(pprof.Symbol)),
+		internal("/debug/pprof/trace", admin, http.HandlerFunc(pprof.Trace)),
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
