@@ -26,9 +26,9 @@ func benchCommand() *cli.Command {
 			Name:  "restart",
 			Usage: "store N orders, then time a restart until ready and until the first command on a stored order",
 			Flags: append([]cli.Flag{
-				&cli.IntFlag{Name: "orders", Value: 1_000_000},
+				&cli.IntFlag{Name: "orders", Value: 1_000_000, Usage: "orders to store before the restart"},
 				&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
-				&cli.BoolFlag{Name: "json"},
+				jsonFlag(),
 			}, profileFlags...),
 			Action: func(c *cli.Context) error {
 				stop, err := startProfiles(c)
@@ -56,7 +56,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "skus", Value: 1000, Usage: "catalogue size (1: one hot SKU)"},
 			&cli.IntFlag{Name: "lines", Value: 1, Usage: "lines per order"},
 			&cli.Float64Flag{Name: "payment-failure", Value: 0.05, Usage: "share of payments that fail"},
-			&cli.IntFlag{Name: "partitions", Value: 64},
+			&cli.IntFlag{Name: "partitions", Value: 64, Usage: "order partitions of the node under test"},
 			&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
 			&cli.StringFlag{Name: "target", Usage: "drive a running deployment at this NATS URL instead of starting a node (it must run the simulated providers); CPU figures then cover only the load generator"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},

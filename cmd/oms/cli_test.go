@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,9 +26,15 @@ import (
 // omsCLI runs the CLI against p, as the admin.
 func omsCLI(t *testing.T, p *process, args ...string) string {
 	t.Helper()
+	return omsRaw(t, append([]string{"--server", p.url, "--nkey", p.nkey(credentials.UserAdmin)}, args...)...)
+}
+
+// omsRaw runs the binary with exactly args and returns its output.
+func omsRaw(t *testing.T, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, omsBinary, append([]string{"--server", p.url, "--nkey", p.nkey(credentials.UserAdmin)}, args...)...)
+	cmd := exec.CommandContext(ctx, omsBinary, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
@@ -85,6 +92,24 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 	if err := json.Unmarshal([]byte(omsCLI(t, p, "report", "--json")), &report); err != nil ||
 		len(report.Promotions) != 1 || report.Promotions[0].Orders != 5 || report.Promotions[0].Paid != 5 {
 		t.Fatalf("report: %+v %v", report, err)
+	}
+	// The client flags after the subcommand and its argument, as people
+	// type them; text by default, JSON with --json.
+	conn := []string{"--server", p.url, "--nkey", p.nkey(credentials.UserAdmin)}
+	if text := omsRaw(t, append([]string{"order", "get", ids[0]}, conn...)...); !strings.Contains(text, "order_completed") ||
+		!strings.Contains(text, "CLI-1 × 2") || strings.Contains(text, "{") {
+		t.Fatalf("order get:\n%s", text)
+	}
+	var got order.Order
+	if err := json.Unmarshal([]byte(omsRaw(t, append([]string{"order", "get", ids[0], "--json"}, conn...)...)), &got); err != nil || got.ID != ids[0] {
+		t.Fatalf("order get --json: %+v %v", got, err)
+	}
+	if text := omsRaw(t, append([]string{"status"}, conn...)...); !regexp.MustCompile(`order_completed\s+5\n`).MatchString(text) {
+		t.Fatalf("status:\n%s", text)
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(omsRaw(t, append([]string{"status", "--json"}, conn...)...)), &st); err != nil || st.Orders["order_completed"] != 5 {
+		t.Fatalf("status --json: %+v %v", st, err)
 	}
 
 	// Replay the order stream to a file: one JSON line per stored event.

@@ -3,20 +3,30 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/client"
+	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/order"
 )
 
 // call connects to the oms named by --server, runs fn and prints its result
 // as indented JSON.
 func call(c *cli.Context, fn func(context.Context, *client.Client) (any, error)) error {
+	return show(c, fn, nil)
+}
+
+// show is call for a read command: with --json, or without a human form,
+// it prints JSON; otherwise human writes the result for a person.
+func show[T any](c *cli.Context, fn func(context.Context, *client.Client) (T, error), human func(io.Writer, T)) error {
 	cl, closeFn, err := dial(c)
 	if err != nil {
 		return err
@@ -26,56 +36,74 @@ func call(c *cli.Context, fn func(context.Context, *client.Client) (any, error))
 	if err != nil {
 		return err
 	}
-	return printJSON(out)
+	if human == nil || c.Bool("json") {
+		return printJSON(out)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	human(w, out)
+	return w.Flush()
+}
+
+// jsonFlag is every read command's --json.
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print JSON (the API's reply) instead of text"}
+}
+
+func showOrder(w io.Writer, o order.Order) {
+	fmt.Fprintf(w, "order\t%s\n", o.ID)
+	fmt.Fprintf(w, "status\t%s\n", o.Status)
+	fmt.Fprintf(w, "user\t%s\n", o.User)
+	fmt.Fprintf(w, "total\t%s\n", money(map[string]int64{o.Currency: o.Total}))
+	for _, it := range o.Items {
+		fmt.Fprintf(w, "item\t%s × %d at %d\n", it.SKU, it.Quantity, it.UnitPrice)
+	}
+	fmt.Fprintf(w, "destination\t%s %s, %s\n", o.Destination.Country, o.Destination.PostalCode, o.Destination.Address)
+	fmt.Fprintf(w, "reservation\t%s (expires %s)\n", o.Reservation, o.ReservationExpiresAt.Format(time.RFC3339))
+	if o.TrackingNumber != "" {
+		fmt.Fprintf(w, "tracking\t%s %s\n", o.DeliveryProvider, o.TrackingNumber)
+	}
+	if o.CancelReason != "" {
+		fmt.Fprintf(w, "cancelled\t%s\n", o.CancelReason)
+	}
+	for cur, amount := range o.RefundsDue {
+		fmt.Fprintf(w, "refund due\t%s\n", money(map[string]int64{cur: amount}))
+	}
+	fmt.Fprintf(w, "created\t%s by %s\n", o.CreatedAt.Format(time.RFC3339), o.CreatedBy)
+	fmt.Fprintf(w, "version\t%d\n", o.Version)
+	for _, ch := range o.ChangeHistory {
+		why := ""
+		if ch.Why != "" {
+			why = " (" + ch.Why + ")"
+		}
+		fmt.Fprintf(w, "  %s\t%s by %s%s\n", ch.When.Format(time.RFC3339), ch.What, ch.Who, why)
+	}
+}
+
+func showStock(w io.Writer, v inventory.View) {
+	fmt.Fprintf(w, "SKU\tON HAND\tRESERVED\tAVAILABLE\tVERSION\n%s\t%d\t%d\t%d\t%d\n", v.SKU, v.OnHand, v.Reserved, v.Available, v.Version)
+}
+
+func showStatus(w io.Writer, st api.Status) {
+	fmt.Fprintf(w, "node\t%s (roles %s, %d partitions)\n", st.Node, strings.Join(st.Roles, ","), st.Partitions)
+	for _, s := range order.Statuses {
+		fmt.Fprintf(w, "%s\t%d\n", s, st.Orders[string(s)])
+	}
+	rm := st.ReadModel
+	fmt.Fprintf(w, "read model\tsequence %d of %d (lag %d, gaps %d, skipped %d)\n", rm.Applied, rm.Stream, rm.Lag, rm.Gaps, rm.Skipped)
+	fmt.Fprintf(w, "actors\t%d orders, %d SKUs in memory\n", st.ActiveOrder, st.ActiveSKU)
 }
 
 // args returns exactly the positional arguments named, or a usage error.
-// urfave/cli stops reading flags at the first positional argument, so
-// `oms order cancel ID --reason late` would leave the flag unread; flags
-// after the positional arguments are read here, against the command's own
-// flag definitions.
+// Flags typed after them were moved before them (interspersed).
 func args(c *cli.Context, names ...string) ([]string, error) {
 	all := c.Args().Slice()
-	if len(all) < len(names) {
+	switch {
+	case len(all) < len(names):
 		return nil, fmt.Errorf("want %s, got %d argument(s) (see --help)", strings.Join(names, " "), len(all))
+	case len(all) > len(names):
+		return nil, fmt.Errorf("want %s, got an extra argument %q (see --help)", strings.Join(names, " "), all[len(names)])
 	}
-	pos, rest := all[:len(names)], all[len(names):]
-	for i := 0; i < len(rest); i++ {
-		tok := rest[i]
-		if !strings.HasPrefix(tok, "-") {
-			return nil, fmt.Errorf("want %s, got an extra argument %q (see --help)", strings.Join(names, " "), tok)
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(tok, "-"), "=")
-		def := flagNamed(c, name)
-		if def == nil {
-			return nil, fmt.Errorf("flag provided but not defined: -%s", name)
-		}
-		if _, isBool := def.(*cli.BoolFlag); isBool && !hasValue {
-			value, hasValue = "true", true
-		}
-		if !hasValue {
-			if i+1 >= len(rest) {
-				return nil, fmt.Errorf("flag needs an argument: -%s", name)
-			}
-			i++
-			value = rest[i]
-		}
-		if err := c.Set(name, value); err != nil {
-			return nil, fmt.Errorf("-%s: %w", name, err)
-		}
-	}
-	return pos, nil
-}
-
-func flagNamed(c *cli.Context, name string) cli.Flag {
-	for _, f := range c.Command.Flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return f
-			}
-		}
-	}
-	return nil
+	return all, nil
 }
 
 // parseItem reads SKU:QTY:UNIT_PRICE (unit price in minor units).
@@ -104,35 +132,36 @@ func orderCommand() *cli.Command {
 				Name:  "place",
 				Usage: "place an order",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "user", Required: true},
+					&cli.StringFlag{Name: "user", Required: true, Usage: "the customer placing the order"},
 					&cli.StringSliceFlag{Name: "item", Required: true, Usage: "SKU:QTY:UNIT_PRICE (minor units), repeatable"},
-					&cli.StringFlag{Name: "currency", Value: "EUR"},
+					&cli.StringFlag{Name: "currency", Value: "EUR", Usage: "ISO 4217 code of the prices"},
 					&cli.StringFlag{Name: "country", Required: true, Usage: "ISO 3166 alpha-2, e.g. DE"},
-					&cli.StringFlag{Name: "postal-code", Required: true},
-					&cli.StringFlag{Name: "address", Required: true},
-					&cli.StringFlag{Name: "phone", Required: true},
+					&cli.StringFlag{Name: "postal-code", Required: true, Usage: "destination postal code"},
+					&cli.StringFlag{Name: "address", Required: true, Usage: "destination street address and city"},
+					&cli.StringFlag{Name: "phone", Required: true, Usage: "the recipient's phone number, international form (+49 30 1234567)"},
 					&cli.StringSliceFlag{Name: "promo", Usage: "promotion code, repeatable"},
 					&cli.StringFlag{Name: "source", Value: "web", Usage: "web or app"},
-					&cli.StringFlag{Name: "notes"},
-					&cli.StringFlag{Name: "delivery-instructions"},
-					&cli.StringFlag{Name: "payment-method", Value: "card"},
+					&cli.StringFlag{Name: "notes", Usage: "the customer's notes on the order"},
+					&cli.StringFlag{Name: "delivery-instructions", Usage: "what the courier should know (leave at the door)"},
+					&cli.StringFlag{Name: "payment-method", Value: "card", Usage: "how the customer pays (the payment provider's name for it)"},
 					&cli.StringFlag{Name: "idempotency-key", Usage: "retry-safe key: the same user and key always name the same order"},
 				},
 				Action: placeOrder,
 			},
 			{
-				Name: "get", Usage: "show an order", ArgsUsage: "ID",
+				Name: "get", Usage: "show an order", ArgsUsage: "ID", Flags: []cli.Flag{jsonFlag()},
 				Action: func(c *cli.Context) error {
 					a, err := args(c, "ID")
 					if err != nil {
 						return err
 					}
-					return call(c, func(ctx context.Context, cl *client.Client) (any, error) { return cl.GetOrder(ctx, a[0]) })
+					return show(c, func(ctx context.Context, cl *client.Client) (order.Order, error) { return cl.GetOrder(ctx, a[0]) }, showOrder)
 				},
 			},
 			{
 				Name: "cancel", Usage: "cancel an order (allowed until it is in transit)", ArgsUsage: "ID",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "reason"}, &cli.StringFlag{Name: "by", Value: "customer"}},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "reason", Usage: "why, as the customer and support will read it"},
+					&cli.StringFlag{Name: "by", Value: "customer", Usage: "who cancels, for the order's audit trail"}},
 				Action: func(c *cli.Context) error {
 					a, err := args(c, "ID")
 					if err != nil {
@@ -145,9 +174,13 @@ func orderCommand() *cli.Command {
 			{
 				Name: "update", Usage: "change destination, delivery instructions or notes (until in transit)", ArgsUsage: "ID",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "country"}, &cli.StringFlag{Name: "postal-code"}, &cli.StringFlag{Name: "address"},
-					&cli.StringFlag{Name: "phone"}, &cli.StringFlag{Name: "delivery-instructions"}, &cli.StringFlag{Name: "notes"},
-					&cli.StringFlag{Name: "by", Value: "customer"},
+					&cli.StringFlag{Name: "country", Usage: "new destination country, ISO 3166 alpha-2"},
+					&cli.StringFlag{Name: "postal-code", Usage: "new destination postal code"},
+					&cli.StringFlag{Name: "address", Usage: "new destination street address and city"},
+					&cli.StringFlag{Name: "phone", Usage: "new recipient phone number"},
+					&cli.StringFlag{Name: "delivery-instructions", Usage: "new delivery instructions (empty clears them)"},
+					&cli.StringFlag{Name: "notes", Usage: "new notes (empty clears them)"},
+					&cli.StringFlag{Name: "by", Value: "customer", Usage: "who changes it, for the order's audit trail"},
 				},
 				Action: updateOrder,
 			},
@@ -229,13 +262,13 @@ func stockCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "get", Usage: "show on hand, reserved and available", ArgsUsage: "SKU",
+				Name: "get", Usage: "show on hand, reserved and available", ArgsUsage: "SKU", Flags: []cli.Flag{jsonFlag()},
 				Action: func(c *cli.Context) error {
 					a, err := args(c, "SKU")
 					if err != nil {
 						return err
 					}
-					return call(c, func(ctx context.Context, cl *client.Client) (any, error) { return cl.GetStock(ctx, a[0]) })
+					return show(c, func(ctx context.Context, cl *client.Client) (inventory.View, error) { return cl.GetStock(ctx, a[0]) }, showStock)
 				},
 			},
 		},
@@ -249,7 +282,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "status",
 			Usage: "the live members and the partitions each owns",
-			Flags: []cli.Flag{&cli.BoolFlag{Name: "json"}},
+			Flags: []cli.Flag{jsonFlag()},
 			Action: func(c *cli.Context) error {
 				cl, closeFn, err := dial(c)
 				if err != nil {
@@ -280,9 +313,10 @@ func clusterCommand() *cli.Command {
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "orders by status and live actors of the node answering",
+		Usage: "orders by status, read-model lag and live actors of the node answering",
+		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			return call(c, func(ctx context.Context, cl *client.Client) (any, error) { return cl.Status(ctx) })
+			return show(c, func(ctx context.Context, cl *client.Client) (api.Status, error) { return cl.Status(ctx) }, showStatus)
 		},
 	}
 }

@@ -28,16 +28,22 @@ func tuneGC() {
 	}
 }
 
-func main() {
-	bench.Version = version
-	app := &cli.App{
+// newApp is the command line: the server, the client commands, the tools.
+func newApp() *cli.App {
+	cli.FlagStringer = flagHelp
+	return &cli.App{
 		Name:     "oms",
 		Usage:    "order management system on NATS JetStream",
 		Version:  version,
 		Flags:    clientFlags(),
 		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), clusterCommand(), reportCommand(), replayCommand(), rebuildCommand(), dlqCommand(), tokenCommand(), benchCommand(), chaosCommand()},
 	}
-	if err := app.Run(os.Args); err != nil {
+}
+
+func main() {
+	bench.Version = version
+	app := newApp()
+	if err := app.Run(interspersed(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "oms:", err)
 		os.Exit(1)
 	}

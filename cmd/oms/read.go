@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -39,14 +40,17 @@ func listCommand() *cli.Command {
 		Name:  "list",
 		Usage: "list orders matching filters, oldest first (a table, or --json)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "user"}, &cli.StringFlag{Name: "status"}, &cli.StringFlag{Name: "source"},
-			&cli.StringFlag{Name: "promo", Usage: "promotion code"}, &cli.StringFlag{Name: "sku"},
+			&cli.StringFlag{Name: "user", Usage: "orders of this customer"},
+			&cli.StringFlag{Name: "status", Usage: "orders in this status: " + statusNames()},
+			&cli.StringFlag{Name: "source", Usage: "orders placed from this source: web or app"},
+			&cli.StringFlag{Name: "promo", Usage: "orders with this promotion code"},
+			&cli.StringFlag{Name: "sku", Usage: "orders with a line of this SKU"},
 			&cli.StringFlag{Name: "from", Usage: "created at or after (RFC 3339, or a duration ago: 24h)"},
 			&cli.StringFlag{Name: "to", Usage: "created before"},
 			&cli.IntFlag{Name: "limit", Value: 50, Usage: "page size"},
 			&cli.StringFlag{Name: "cursor", Usage: "continue after a page (its next cursor)"},
 			&cli.BoolFlag{Name: "all", Usage: "follow cursors to the last page"},
-			&cli.BoolFlag{Name: "json"},
+			jsonFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			from, err := parseTime("from", c.String("from"))
@@ -124,6 +128,15 @@ func dialJS(c *cli.Context) (*client.Client, natsjs.JetStream, func(), error) {
 	return cl, js, closeFn, nil
 }
 
+// statusNames lists the order statuses, for a flag's description.
+func statusNames() string {
+	names := make([]string, len(order.Statuses))
+	for i, s := range order.Statuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
@@ -188,7 +201,7 @@ func reportCommand() *cli.Command {
 		Usage: "analytics: orders, revenue and basket size per year and month, and promotion code performance",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "year", Usage: "one year, with its months (default: every year)"},
-			&cli.BoolFlag{Name: "json"},
+			jsonFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			cl, closeFn, err := dial(c)
