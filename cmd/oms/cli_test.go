@@ -206,7 +206,7 @@ func TestServeReadsConfigFile(t *testing.T) {
 	// startProcess passes --partitions 16, which must win over the file.
 	p := startProcess(t, filepath.Join(dir, "data"), "--config", path)
 	var st api.Status
-	if err := json.Unmarshal([]byte(omsCLI(t, p, "status")), &st); err != nil {
+	if err := json.Unmarshal([]byte(omsCLI(t, p, "status", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
 	if st.Node != "from-file" || st.Partitions != 16 {

@@ -78,7 +78,7 @@ func TestSimulatorsOverWebhooks(t *testing.T) {
 		"--sim-min-delay", "1ms", "--sim-max-delay", "5ms", "--sim-payment-success", "1", "--sim-delivery-failure", "0")
 	var st api.Status
 	eventually(t, 60*time.Second, "simulated orders completed", func() (bool, string) {
-		if err := json.Unmarshal([]byte(omsCLI(t, p, "status")), &st); err != nil {
+		if err := json.Unmarshal([]byte(omsCLI(t, p, "status", "--json")), &st); err != nil {
 			return false, err.Error()
 		}
 		return st.Orders["order_completed"] >= 10, fmt.Sprint(st.Orders)
