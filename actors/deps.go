@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/metrics"
 	"github.com/oms-project/oms/order"
@@ -36,13 +38,20 @@ type Deps struct {
 	// (ok, fenced, error), the order event's type (empty for a SKU's
 	// batch) and how long the actor waited.
 	Appended func(stream, outcome, eventType string, took time.Duration)
+	// Node names this node in the Oms-Node header of what it appends.
+	Node string
 }
 
-// append is jetstream.Append, reported to Appended. A duplicate ack (an
+// append is jetstream.Append with the node's name and the correlation ID
+// (if any) in the headers, reported to Appended. A duplicate ack (an
 // earlier try of ours was stored) counts as fenced: the actor catches up.
-func (d *Deps) append(ctx context.Context, stream, subject, msgID string, data []byte, expectedLast uint64, eventType string) (*natsjs.PubAck, error) {
+func (d *Deps) append(ctx context.Context, stream, subject, msgID string, data []byte, expectedLast uint64, eventType, correlation string) (*natsjs.PubAck, error) {
+	hdr := nats.Header{api.NodeHeader: []string{d.Node}}
+	if correlation != "" {
+		hdr.Set(api.CorrelationHeader, correlation)
+	}
 	began := time.Now()
-	ack, err := jetstream.Append(ctx, d.JS, subject, msgID, data, expectedLast)
+	ack, err := jetstream.Append(ctx, d.JS, subject, msgID, data, expectedLast, hdr)
 	if d.Appended != nil {
 		outcome := metrics.OutcomeOK
 		switch {

@@ -122,7 +122,7 @@ attempts:
 				a.reset()
 				return fail(err)
 			}
-			ack, err := a.d.append(ctx, jetstream.StreamSKUs, a.subject, batchID(events), data, a.seq, "")
+			ack, err := a.d.append(ctx, jetstream.StreamSKUs, a.subject, batchID(events), data, a.seq, "", "")
 			switch {
 			case errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate):
 				a.reset()

@@ -17,7 +17,7 @@ const (
 // the one way a provider event becomes a command, whether it came over NATS
 // or through a webhook. received is when it arrived, the event's time if
 // it gives none.
-func ProviderCommand(kind, orderID string, data []byte, received time.Time) (order.Command, error) {
+func ProviderCommand(kind, orderID string, data []byte, received time.Time, correlation string) (order.Command, error) {
 	var cmd interface {
 		order.Command
 		Validate() error
@@ -25,7 +25,7 @@ func ProviderCommand(kind, orderID string, data []byte, received time.Time) (ord
 	switch kind {
 	case KindPayments:
 		var ev PaymentEvent
-		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "payment", orderID, received)
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "payment", orderID, received, correlation)
 		if err != nil {
 			return nil, err
 		}
@@ -33,7 +33,7 @@ func ProviderCommand(kind, orderID string, data []byte, received time.Time) (ord
 			Provider: ev.Provider, Reference: ev.Reference, Method: ev.Method}
 	case KindDelivery:
 		var ev DeliveryEvent
-		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "delivery", orderID, received)
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "delivery", orderID, received, correlation)
 		if err != nil {
 			return nil, err
 		}
@@ -46,7 +46,7 @@ func ProviderCommand(kind, orderID string, data []byte, received time.Time) (ord
 
 // providerMeta decodes a provider event into ev and checks the fields every
 // provider event carries: its ID, and an order ID that matches the subject.
-func providerMeta(data []byte, ev any, env *ProviderEnvelope, kind, orderID string, received time.Time) (order.Meta, error) {
+func providerMeta(data []byte, ev any, env *ProviderEnvelope, kind, orderID string, received time.Time, correlation string) (order.Meta, error) {
 	if err := Decode(data, ev); err != nil {
 		return order.Meta{}, err
 	}
@@ -62,7 +62,7 @@ func providerMeta(data []byte, ev any, env *ProviderEnvelope, kind, orderID stri
 	if at.IsZero() {
 		at = received
 	}
-	return order.Meta{ID: kind + ":" + env.ID, OrderID: orderID, At: at, By: kind + ":" + env.Provider}, nil
+	return order.Meta{ID: kind + ":" + env.ID, OrderID: orderID, At: at, By: kind + ":" + env.Provider, Correlation: correlation}, nil
 }
 
 // ProviderEnvelope is what every provider event carries. ID is the

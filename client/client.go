@@ -97,6 +97,18 @@ func (c *Client) GetStock(ctx context.Context, sku string) (inventory.View, erro
 	return v, c.Request(ctx, api.SubjectStockGet, api.GetStock{SKU: sku}, &v)
 }
 
+// ExplainOrder reads an order's causal timeline.
+func (c *Client) ExplainOrder(ctx context.Context, id string) (api.Timeline, error) {
+	var t api.Timeline
+	return t, c.Request(ctx, api.SubjectOrdersExplain, api.ExplainOrder{ID: id}, &t)
+}
+
+// Stuck lists the orders past their status's service level.
+func (c *Client) Stuck(ctx context.Context, req api.ListStuck) (api.StuckOrders, error) {
+	var s api.StuckOrders
+	return s, c.Request(ctx, api.SubjectOrdersStuck, req, &s)
+}
+
 // Status reads the node's status summary.
 func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	var s api.Status

@@ -163,27 +163,27 @@ func (c *Commands) serveCall(kind string, handle func(context.Context, []byte) c
 	}
 }
 
-func (c *Commands) fault(kind string, err error) *api.Error {
+func (c *Commands) fault(ctx context.Context, kind string, err error) *api.Error {
 	if err == nil {
 		return nil
 	}
-	return endpoint.Fault(c.d.Log, "forwarded "+kind+" call", err)
+	return endpoint.Fault(ctx, c.d.Log, "forwarded "+kind+" call", err)
 }
 
 func (c *Commands) serveOrder(ctx context.Context, data []byte) callReply {
 	var call orderCall
 	if err := json.Unmarshal(data, &call); err != nil || call.message() == nil {
-		return callReply{Err: c.fault(callOrder, &order.ValidationError{Field: "call", Message: "malformed order call"})}
+		return callReply{Err: c.fault(ctx, callOrder, &order.ValidationError{Field: "call", Message: "malformed order call"})}
 	}
 	o, err := orderResult(c.d.Orders.Request(ctx, call.OrderID, call.message()))
-	return callReply{Order: &o, Err: c.fault(callOrder, err)}
+	return callReply{Order: &o, Err: c.fault(ctx, callOrder, err)}
 }
 
 func (c *Commands) serveSKU(ctx context.Context, data []byte) callReply {
 	var call skuCall
 	if err := json.Unmarshal(data, &call); err != nil || call.message() == nil {
-		return callReply{Err: c.fault(callSKU, &order.ValidationError{Field: "call", Message: "malformed sku call"})}
+		return callReply{Err: c.fault(ctx, callSKU, &order.ValidationError{Field: "call", Message: "malformed sku call"})}
 	}
 	res, err := skuResult(c.d.SKUs.Request(ctx, call.SKU, call.message()))
-	return callReply{Stock: &res.Stock, Hold: &res.Hold, Err: c.fault(callSKU, err)}
+	return callReply{Stock: &res.Stock, Hold: &res.Hold, Err: c.fault(ctx, callSKU, err)}
 }

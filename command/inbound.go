@@ -33,7 +33,7 @@ func (in Inbound) Handle(ctx context.Context, m jetstream.Msg) error {
 	if md, err := m.Metadata(); err == nil {
 		received = md.Timestamp.UTC()
 	}
-	cmd, err := inboundCommand(m.Subject(), m.Data(), received)
+	cmd, err := inboundCommand(m.Subject(), m.Data(), received, api.CorrelationIn(m.Headers().Get))
 	if err != nil {
 		return err
 	}
@@ -53,10 +53,10 @@ func (Inbound) Attrs(m jetstream.Msg) []any {
 
 // inboundCommand decodes a provider event stored at
 // oms.inbound.<partition>.<payments|delivery>.<orderId>.
-func inboundCommand(subject string, data []byte, received time.Time) (order.Command, error) {
+func inboundCommand(subject string, data []byte, received time.Time, correlation string) (order.Command, error) {
 	tok := strings.Split(subject, ".")
 	if len(tok) != 5 {
 		return nil, &order.ValidationError{Field: "subject", Message: "not a provider event subject: " + subject}
 	}
-	return api.ProviderCommand(tok[3], tok[4], data, received)
+	return api.ProviderCommand(tok[3], tok[4], data, received, correlation)
 }

@@ -123,27 +123,27 @@ func (c *Commands) place(ctx context.Context, req api.PlaceOrder) (order.Order, 
 	if by == "" {
 		by = req.User
 	}
-	return c.Order(ctx, req.Command(order.Meta{ID: cmdID, OrderID: id, At: now(), By: by}))
+	return c.Order(ctx, req.Command(order.Meta{ID: cmdID, OrderID: id, At: now(), By: by, Correlation: endpoint.Correlation(ctx)}))
 }
 
 // commandMeta is the metadata of a customer's or support's command: its
 // ID is the caller's retry key, or a fresh one.
-func commandMeta(id, cmdID, by, kind string) order.Meta {
+func commandMeta(ctx context.Context, id, cmdID, by, kind string) order.Meta {
 	if cmdID == "" {
 		cmdID = kind + ":" + uuid.NewString()
 	}
 	if by == "" {
 		by = "customer"
 	}
-	return order.Meta{ID: cmdID, OrderID: id, At: now(), By: by}
+	return order.Meta{ID: cmdID, OrderID: id, At: now(), By: by, Correlation: endpoint.Correlation(ctx)}
 }
 
 func (c *Commands) cancel(ctx context.Context, req api.CancelOrder) (order.Order, error) {
-	return c.Order(ctx, req.Command(commandMeta(req.ID, req.CommandID, req.By, "cancel")))
+	return c.Order(ctx, req.Command(commandMeta(ctx, req.ID, req.CommandID, req.By, "cancel")))
 }
 
 func (c *Commands) update(ctx context.Context, req api.UpdateOrder) (order.Order, error) {
-	return c.Order(ctx, req.Command(commandMeta(req.ID, req.CommandID, req.By, "update")))
+	return c.Order(ctx, req.Command(commandMeta(ctx, req.ID, req.CommandID, req.By, "update")))
 }
 
 func (c *Commands) setStock(ctx context.Context, req api.SetStock) (inventory.View, error) {

@@ -33,7 +33,10 @@ type Config struct {
 	// NatsLog shows the embedded NATS server's own log on stderr.
 	NatsLog bool
 
-	ReservationTTL      time.Duration
+	ReservationTTL time.Duration
+	// Stuck is how long an order may stay in a status before it is
+	// stuck (oms stuck, oms_orders_stuck, the dashboard).
+	Stuck               StuckAfter
 	MaxDeliveryAttempts int
 	IdleTimeout         time.Duration
 	RequestTimeout      time.Duration
@@ -104,6 +107,25 @@ type HTTP struct {
 	// ReadyMaxLag is the read-model lag (order events) beyond which
 	// /readyz answers 503: a node that far behind serves stale lists.
 	ReadyMaxLag uint64
+}
+
+// StuckAfter are the service levels per status. An unpaid order should
+// have been paid or expired by the end of its reservation (Received 0:
+// the reservation TTL plus a minute for the timer to fire).
+type StuckAfter struct {
+	Received  time.Duration
+	Paid      time.Duration
+	InTransit time.Duration
+}
+
+// StuckLevels returns the service level of each status an order can be
+// stuck in.
+func (c Config) StuckLevels() map[string]time.Duration {
+	received := c.Stuck.Received
+	if received == 0 {
+		received = c.ReservationTTL + time.Minute
+	}
+	return map[string]time.Duration{"order_received": received, "order_paid": c.Stuck.Paid, "order_inTransit": c.Stuck.InTransit}
 }
 
 // CredentialsDirOf is where the node's credentials are.
@@ -217,6 +239,7 @@ func Default() Config {
 		Partitions:          64,
 		Replicas:            1,
 		ReservationTTL:      15 * time.Minute,
+		Stuck:               StuckAfter{Paid: 24 * time.Hour, InTransit: 7 * 24 * time.Hour},
 		MaxDeliveryAttempts: 3,
 		IdleTimeout:         2 * time.Minute,
 		RequestTimeout:      10 * time.Second,
@@ -297,6 +320,11 @@ func (c Config) Validate() error {
 	}
 	if c.ReservationTTL < time.Second {
 		bad("reservation-ttl", "must be at least 1s, got %s", c.ReservationTTL)
+	}
+	for name, d := range map[string]time.Duration{"stuck-received": c.Stuck.Received, "stuck-paid": c.Stuck.Paid, "stuck-in-transit": c.Stuck.InTransit} {
+		if d < 0 || (d == 0 && name != "stuck-received") {
+			bad(name, "must be positive, got %s", d)
+		}
 	}
 	if c.MaxDeliveryAttempts < 1 {
 		bad("max-delivery-attempts", "must be at least 1, got %d", c.MaxDeliveryAttempts)

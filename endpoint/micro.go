@@ -51,20 +51,23 @@ func (m *Micro) Stop() {
 func (m *Micro) handler(op Operation) micro.HandlerFunc {
 	return func(req micro.Request) {
 		reply, data := req.Reply(), req.Data()
+		corr := api.CorrelationOf(req.Headers().Get)
 		m.lim.Go(func(ctx context.Context) {
+			ctx = WithCorrelation(ctx, corr)
 			out, err := op.Handle(ctx, data)
-			m.respond(op.Name(), reply, out, err)
-		}, func() { m.respond(op.Name(), reply, nil, ErrBusy) })
+			m.respond(ctx, op.Name(), reply, out, err)
+		}, func() { m.respond(WithCorrelation(context.Background(), corr), op.Name(), reply, nil, ErrBusy) })
 	}
 }
 
-func (m *Micro) respond(operation, reply string, out any, err error) {
+func (m *Micro) respond(ctx context.Context, operation, reply string, out any, err error) {
 	if reply == "" {
 		return
 	}
 	msg := nats.NewMsg(reply)
+	msg.Header.Set(api.CorrelationHeader, Correlation(ctx))
 	if err != nil {
-		body := Fault(m.log, operation, err)
+		body := Fault(ctx, m.log, operation, err)
 		msg.Header.Set(micro.ErrorHeader, body.Message)
 		msg.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(body.Code))
 		msg.Data, _ = json.Marshal(body)

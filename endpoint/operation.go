@@ -17,8 +17,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nuid"
-
 	"github.com/oms-project/oms/api"
 )
 
@@ -108,12 +106,31 @@ func (o *Op[Req, Resp]) Call(ctx context.Context, req Req) (resp Resp, err error
 func Decode(data []byte, v any) error { return api.Decode(data, v) }
 
 // Fault returns the wire form of err. An internal error is logged here with
-// its detail, under a fresh correlation ID that the caller gets instead.
-func Fault(log *slog.Logger, operation string, err error) *api.Error {
+// its detail, under the request's correlation ID (a fresh one outside a
+// request), which the caller gets instead.
+func Fault(ctx context.Context, log *slog.Logger, operation string, err error) *api.Error {
 	if api.KindOf(err) != api.KindInternal {
 		return api.ErrorOf(err, "")
 	}
-	id := nuid.Next()
+	id := Correlation(ctx)
+	if id == "" {
+		id = api.NewCorrelation()
+	}
 	log.Error("internal error", "operation", operation, "correlation_id", id, "err", err)
 	return api.ErrorOf(err, id)
+}
+
+type correlationKey struct{}
+
+// WithCorrelation returns ctx carrying a request's correlation ID
+// (api.CorrelationOf its headers): the transports set it, the commands
+// record it in the events they cause.
+func WithCorrelation(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey{}, id)
+}
+
+// Correlation is the correlation ID ctx carries, or "".
+func Correlation(ctx context.Context) string {
+	id, _ := ctx.Value(correlationKey{}).(string)
+	return id
 }

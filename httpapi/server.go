@@ -132,8 +132,11 @@ func (s *Server) restrict(roles []auth.Role, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		corr := api.CorrelationOf(r.Header.Get)
+		r = r.WithContext(endpoint.WithCorrelation(r.Context(), corr))
+		w.Header().Set(api.CorrelationHeader, corr)
 		refuse := func(err error) {
-			p := problemOf(endpoint.Fault(s.d.Log, r.URL.Path, err))
+			p := problemOf(endpoint.Fault(r.Context(), s.d.Log, r.URL.Path, err))
 			for k, vs := range p.GetHeaders() {
 				w.Header()[k] = vs
 			}
@@ -272,9 +275,9 @@ func (s *Server) Close() {
 
 // fail answers an operation's error: the table's code and kind, an
 // internal error's detail logged under a correlation ID.
-func (s *Server) fail(_ context.Context, operation string, err error) error {
+func (s *Server) fail(ctx context.Context, operation string, err error) error {
 	var rl *rateLimited
-	p := problemOf(endpoint.Fault(s.d.Log, operation, err))
+	p := problemOf(endpoint.Fault(ctx, s.d.Log, operation, err))
 	if errors.As(err, &rl) {
 		p.GetHeaders().Set("Retry-After", strconv.Itoa(int(rl.after.Seconds())+1))
 	}
@@ -297,6 +300,9 @@ func (s *Server) middleware(a huma.API) func(huma.Context, func(huma.Context)) {
 		}
 	}
 	return func(ctx huma.Context, next func(huma.Context)) {
+		corr := api.CorrelationOf(ctx.Header)
+		ctx = huma.WithContext(ctx, endpoint.WithCorrelation(ctx.Context(), corr))
+		ctx.SetHeader(api.CorrelationHeader, corr)
 		op := ctx.Operation()
 		key := ctx.RemoteAddr()
 		if len(op.Security) > 0 {

@@ -14,10 +14,15 @@ import (
 var ErrWrongSequence = errors.New("wrong last subject sequence")
 
 // Append publishes data to subject only if the subject's last sequence is
-// expectedLast (0: the subject is empty). msgID de-duplicates retries.
-func Append(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte, expectedLast uint64) (*natsjs.PubAck, error) {
+// expectedLast (0: the subject is empty). msgID de-duplicates retries; hdr,
+// if not nil, is stored with the message (who appended it, the request's
+// correlation ID).
+func Append(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte, expectedLast uint64, hdr nats.Header) (*natsjs.PubAck, error) {
 	m := nats.NewMsg(subject)
 	m.Data = data
+	for k, v := range hdr {
+		m.Header[k] = v
+	}
 	ack, err := js.PublishMsg(ctx, m, natsjs.WithMsgID(msgID), natsjs.WithExpectLastSequencePerSubject(expectedLast))
 	if err != nil {
 		var apiErr *natsjs.APIError
@@ -31,9 +36,14 @@ func Append(ctx context.Context, js natsjs.JetStream, subject, msgID string, dat
 }
 
 // Publish sends data to a stream-captured subject with a Nats-Msg-Id so a
-// retried side effect is stored once.
-func Publish(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte) error {
-	if _, err := js.Publish(ctx, subject, data, natsjs.WithMsgID(msgID)); err != nil {
+// retried side effect is stored once; hdr, if not nil, goes with it.
+func Publish(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte, hdr nats.Header) error {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	for k, v := range hdr {
+		m.Header[k] = v
+	}
+	if _, err := js.PublishMsg(ctx, m, natsjs.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return nil

@@ -41,20 +41,20 @@ func subjectSeqs(t *testing.T, ctx context.Context, s natsjs.Stream, subject str
 func TestAppendIsFenced(t *testing.T) {
 	js, ctx := startJS(t, 4)
 	subj := jetstream.OrderEventsPrefix + "o1"
-	a1, err := jetstream.Append(ctx, js, subj, "e1", []byte(`{}`), 0)
+	a1, err := jetstream.Append(ctx, js, subj, "e1", []byte(`{}`), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second writer that believes the subject is empty is refused.
-	if _, err := jetstream.Append(ctx, js, subj, "e-other", []byte(`{}`), 0); !errors.Is(err, jetstream.ErrWrongSequence) {
+	if _, err := jetstream.Append(ctx, js, subj, "e-other", []byte(`{}`), 0, nil); !errors.Is(err, jetstream.ErrWrongSequence) {
 		t.Fatalf("stale writer: got %v, want jetstream.ErrWrongSequence", err)
 	}
-	a2, err := jetstream.Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence)
+	a2, err := jetstream.Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A retry of e2 whose ack was lost: not stored again.
-	dup, err := jetstream.Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence)
+	dup, err := jetstream.Append(ctx, js, subj, "e2", []byte(`{}`), a1.Sequence, nil)
 	if err == nil && !dup.Duplicate {
 		t.Fatalf("retried append stored twice: %+v", dup)
 	}
@@ -137,7 +137,7 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := jetstream.Append(ctx, js, jetstream.OrderEventsPrefix+"o"+strconv.Itoa(i), "m"+strconv.Itoa(i), data, 0); err != nil {
+		if _, err := jetstream.Append(ctx, js, jetstream.OrderEventsPrefix+"o"+strconv.Itoa(i), "m"+strconv.Itoa(i), data, 0, nil); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -157,8 +157,8 @@ func TestOutbox(t *testing.T) {
 	js, ctx := startJS(t, 4)
 	out := jetstream.NewOutbox(js)
 	send := func() {
-		out.Publish(jetstream.NotificationsPrefix+"o1", "e1:notify", []byte(`{"n":1}`))
-		out.Publish(jetstream.PaymentRequestsPrefix+"o1", "e1:payment", []byte(`{"n":2}`))
+		out.Publish(jetstream.NotificationsPrefix+"o1", "e1:notify", []byte(`{"n":1}`), nil)
+		out.Publish(jetstream.PaymentRequestsPrefix+"o1", "e1:payment", []byte(`{"n":2}`), nil)
 		out.Schedule("o1", time.Now().Add(time.Hour), []byte(`{"orderId":"o1"}`))
 	}
 	send()
@@ -190,11 +190,11 @@ func TestOutbox(t *testing.T) {
 	if n := count(jetstream.StreamTimers, jetstream.TimerSchedulePrefix+"o1"); n != 1 {
 		t.Fatalf("timer stored %d times, want 1", n)
 	}
-	out.Publish("nobody.captures.this", "x", []byte(`{}`))
+	out.Publish("nobody.captures.this", "x", []byte(`{}`), nil)
 	if err := out.Wait(ctx); err == nil || !strings.Contains(err.Error(), "nobody.captures.this") {
 		t.Fatalf("uncaptured subject: got %v, want an error naming it", err)
 	}
-	out.Publish(jetstream.NotificationsPrefix+"o2", "e2:notify", []byte(`{}`))
+	out.Publish(jetstream.NotificationsPrefix+"o2", "e2:notify", []byte(`{}`), nil)
 	if err := out.Wait(ctx); err != nil {
 		t.Fatalf("outbox after a failure: %v", err)
 	}
@@ -231,7 +231,7 @@ func BenchmarkStoredMessage(b *testing.B) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := range b.N {
-		out.Publish(jetstream.PaymentRequestsPrefix+strconv.Itoa(i), "b"+strconv.Itoa(i), data)
+		out.Publish(jetstream.PaymentRequestsPrefix+strconv.Itoa(i), "b"+strconv.Itoa(i), data, nil)
 		if i%64 == 63 || i == b.N-1 {
 			if err := out.Wait(ctx); err != nil {
 				b.Fatal(err)

@@ -23,8 +23,8 @@ type Outbox struct {
 func NewOutbox(js natsjs.JetStream) *Outbox { return &Outbox{js: js} }
 
 // Publish queues what Publish sends.
-func (o *Outbox) Publish(subject, msgID string, data []byte) {
-	o.send(subject, data, natsjs.WithMsgID(msgID))
+func (o *Outbox) Publish(subject, msgID string, data []byte, hdr nats.Header) {
+	o.send(subject, data, hdr, natsjs.WithMsgID(msgID))
 }
 
 // Schedule queues a durable timer: at time at the server copies data to
@@ -33,15 +33,18 @@ func (o *Outbox) Publish(subject, msgID string, data []byte) {
 // never fires before its time.
 func (o *Outbox) Schedule(key string, at time.Time, data []byte) {
 	at = at.Add(time.Second - 1).Truncate(time.Second)
-	o.send(TimerSchedulePrefix+key, data, natsjs.WithScheduleAt(at), natsjs.WithScheduleTarget(TimerFiredPrefix+key))
+	o.send(TimerSchedulePrefix+key, data, nil, natsjs.WithScheduleAt(at), natsjs.WithScheduleTarget(TimerFiredPrefix+key))
 }
 
-func (o *Outbox) send(subject string, data []byte, opts ...natsjs.PublishOpt) {
+func (o *Outbox) send(subject string, data []byte, hdr nats.Header, opts ...natsjs.PublishOpt) {
 	if o.err != nil {
 		return
 	}
 	m := nats.NewMsg(subject)
 	m.Data = data
+	for k, v := range hdr {
+		m.Header[k] = v
+	}
 	f, err := o.js.PublishMsgAsync(m, opts...)
 	if err != nil {
 		o.err = fmt.Errorf("publish %s: %w", subject, err)

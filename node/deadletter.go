@@ -101,9 +101,9 @@ func (n *Node) retryDeadLetters(ctx context.Context, req api.DeadLetterAction) (
 				return "", fmt.Errorf("not a provider event's subject: %s", d.Subject)
 			}
 			to := tok[3] + ".events." + tok[4]
-			return to, jetstream.Publish(ctx, n.js, to, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data)
+			return to, jetstream.Publish(ctx, n.js, to, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, nil)
 		case "timers":
-			return d.Subject, jetstream.Publish(ctx, n.js, d.Subject, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data)
+			return d.Subject, jetstream.Publish(ctx, n.js, d.Subject, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, nil)
 		case "reactor":
 			if n.react == nil {
 				return "", errors.New("this node does not run the reactor (the command role)")

@@ -1,6 +1,10 @@
 package node
 
 import (
+	"github.com/nats-io/nats.go"
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/endpoint"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -62,8 +66,12 @@ func pinned(cert tls.Certificate) *tls.Config {
 // where OMS_INBOUND takes it as it takes a provider's own publish.
 type inbound struct{ js natsjs.JetStream }
 
+// Publish stores a webhook's event with the request's correlation ID.
 func (i inbound) Publish(ctx context.Context, subject, msgID string, data []byte) (uint64, bool, error) {
-	ack, err := i.js.Publish(ctx, subject, data, natsjs.WithMsgID(msgID))
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(api.CorrelationHeader, endpoint.Correlation(ctx))
+	ack, err := i.js.PublishMsg(ctx, m, natsjs.WithMsgID(msgID))
 	if err != nil {
 		return 0, false, fmt.Errorf("publish %s: %w", subject, err)
 	}

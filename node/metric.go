@@ -24,6 +24,7 @@ func (n *Node) registerMetrics(context.Context) error {
 	m.Figures([]metrics.Figure{
 		{Name: "orders", Help: "Orders in the read model by status.", Labels: []string{"status"}},
 		{Name: "reservations_held_orders", Help: "Orders holding (or about to hold) a stock reservation: received, not yet paid or cancelled."},
+		{Name: "orders_stuck", Help: "Orders unchanged in a status for longer than its service level (--stuck-received, --stuck-paid, --stuck-in-transit), by status; counted up to 10,000.", Labels: []string{"status"}},
 		{Name: "read_model_applied_sequence", Help: "Last order-stream sequence the read model applied."},
 		{Name: "read_model_lag_events", Help: "Order events stored but not yet in this node's read model."},
 		{Name: "read_model_gaps", Help: "Order events the read model found missing (their subject was purged or a sequence skipped)."},
@@ -73,6 +74,11 @@ func (n *Node) statusFigures(emit metrics.Emit) {
 			emit("orders", float64(st.Orders[string(s)]), string(s))
 		}
 		emit("reservations_held_orders", float64(st.Orders[string(order.StatusReceived)]))
+		if stuck, err := n.queries.StuckCounts(); err == nil {
+			for s, c := range stuck {
+				emit("orders_stuck", float64(c), s)
+			}
+		}
 		emit("read_model_applied_sequence", float64(st.ReadModel.Applied))
 		emit("read_model_lag_events", float64(st.ReadModel.Lag))
 		emit("read_model_gaps", float64(st.ReadModel.Gaps))

@@ -283,7 +283,7 @@ func (n *Node) startQueries(ctx context.Context) error {
 	if n.cfg.Has(config.RoleCommand) {
 		orders = lateOrders{n}
 	}
-	q, err := query.Start(ctx, query.Deps{DB: n.db, Stream: n.orders, NC: n.nc, Orders: orders,
+	q, err := query.Start(ctx, query.Deps{DB: n.db, Stream: n.orders, NC: n.nc, JS: n.js, Orders: orders, Stuck: n.cfg.StuckLevels(),
 		RequestTimeout: n.cfg.RequestTimeout, CommitInterval: n.cfg.Tuning.ReadModelCommitInterval,
 		Retry: n.retry(), Log: n.log, DeadLetter: func(ctx context.Context, m jetstream.Msg, reason error) error {
 			return jetstream.DeadLetter(ctx, n.js, "projection", m, reason)
@@ -333,7 +333,7 @@ func (n *Node) startCommands(ctx context.Context) error {
 		Policy: order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
 		Log:    n.log, SnapshotEvery: t.SnapshotEvery, FencedAttempts: t.FencedAttempts,
 		Fenced:   jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond},
-		Appended: n.metrics.Append}
+		Appended: n.metrics.Append, Node: cfg.NodeName}
 	system := actors.NewSystem(n.log)
 	n.onStop(system.Shutdown)
 	orderActors := actors.NewHost(system, actors.NewOrderHandler(deps),
@@ -395,8 +395,20 @@ func (n *Node) startCommands(ctx context.Context) error {
 func reactorAttrs(m jetstream.Msg) []any { return []any{"order_id", reactor.Key(m)} }
 
 // pipeline is the consumer runtime every pipeline of the node runs on.
-func (n *Node) pipeline(name string, h jetstream.Handler, workers int, key func(jetstream.Msg) string, attrs func(jetstream.Msg) []any) *jetstream.Pipeline {
+func (n *Node) pipeline(name string, h jetstream.Handler, workers int, key func(jetstream.Msg) string, about func(jetstream.Msg) []any) *jetstream.Pipeline {
 	t := n.cfg.Tuning
+	// Every line names what the message is about and, when it carries
+	// one, the correlation ID of the request behind it.
+	attrs := func(m jetstream.Msg) []any {
+		var a []any
+		if about != nil {
+			a = about(m)
+		}
+		if c := m.Headers().Get(api.CorrelationHeader); c != "" {
+			a = append(a, "correlation_id", c)
+		}
+		return a
+	}
 	return &jetstream.Pipeline{Name: name, Handle: h, JS: n.js, Log: n.log, Timeout: n.cfg.RequestTimeout,
 		MaxAttempts: t.MaxAttempts, Backoff: jetstream.Backoff{Base: t.RetryBase, Max: t.RetryMax},
 		Retryable: pipelineRetryable, Workers: workers, Key: key, Attrs: attrs, Observe: n.metrics.Handled}

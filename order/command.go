@@ -29,6 +29,12 @@ type Meta struct {
 	At         time.Time `json:"at"`
 	By         string    `json:"by"`
 	AsCustomer string    `json:"asCustomer,omitempty"`
+	// Correlation ties the command to the request that caused it (an
+	// HTTP or NATS request's, a provider's echo): the event records it,
+	// and one ID then finds every log line and event of that request.
+	// Empty: the order's own, from its placement. Never part of a
+	// command's fingerprint: a retry may come with another.
+	Correlation string `json:"correlationId,omitempty"`
 }
 
 func (m Meta) CommandID() string { return m.ID }

@@ -12,6 +12,9 @@ import (
 type State struct {
 	Order   Order     `json:"order"`
 	Applied []Applied `json:"applied"`
+	// Correlation is the placement's correlation ID, which the order's
+	// later events carry unless their command brings its own.
+	Correlation string `json:"correlationId,omitempty"`
 }
 
 // Applied records one command or provider event the order has applied.
@@ -233,9 +236,13 @@ func cancelled(s State, m Meta, hash string, reason CancelReason, detail string,
 
 // newEvent starts an event that leaves status and reservation as they are.
 func newEvent(s State, m Meta, hash string, t EventType) *Event {
+	corr := m.Correlation
+	if corr == "" {
+		corr = s.Correlation
+	}
 	return &Event{
 		ID: EventID(m.OrderID, m.ID), Type: t, V: EventVersion, OrderID: m.OrderID,
-		At: m.At, By: m.By, CauseID: m.ID, CauseHash: hash,
+		At: m.At, By: m.By, CauseID: m.ID, CauseHash: hash, Correlation: corr,
 		Status: s.Order.Status, Reservation: s.Order.Reservation,
 	}
 }
@@ -247,6 +254,9 @@ func Evolve(s State, e Event) State {
 	// Full slice expression: never append into a backing array another
 	// State value may share.
 	s.Applied = append(s.Applied[:len(s.Applied):len(s.Applied)], Applied{ID: e.CauseID, Hash: e.CauseHash})
+	if e.Type == EventPlaced {
+		s.Correlation = e.Correlation
+	}
 	change := Change{Who: e.By, When: e.At, What: string(e.Type)}
 	switch e.Type {
 	case EventPlaced:

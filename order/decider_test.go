@@ -479,3 +479,36 @@ func TestRefundsAreInTheCurrencyPaid(t *testing.T) {
 		t.Fatalf("in the end: %v, %d in EUR", s.Order.RefundsDue, s.Order.RefundDue)
 	}
 }
+
+// TestCorrelationFollowsTheOrder: the placement's correlation ID is on
+// every later event whose command brings none (the reactor's, a provider's
+// that echoes nothing); a command with its own records that one; a retried
+// placement with another correlation is still the same placement.
+func TestCorrelationFollowsTheOrder(t *testing.T) {
+	cmds := commands()
+	place := cmds["place"].(Place)
+	place.Correlation = "req-checkout"
+	var s State
+	step := func(c Command, want string) {
+		t.Helper()
+		e, err := Decide(testPolicy, s, c)
+		if err != nil || e == nil {
+			t.Fatalf("%T: %v %v", c, e, err)
+		}
+		if e.Correlation != want {
+			t.Fatalf("%s carries correlation %q, want %q", e.Type, e.Correlation, want)
+		}
+		s = Evolve(s, *e)
+	}
+	step(place, "req-checkout")
+	step(cmds["stock_held"], "req-checkout")
+	step(cmds["pay_ok"], "req-checkout")
+	cancel := cmds["cancel"].(Cancel)
+	cancel.Correlation = "req-support"
+	step(cancel, "req-support")
+	retry := place
+	retry.Correlation = "req-retry"
+	if e, err := Decide(testPolicy, s, retry); e != nil || err != nil {
+		t.Fatalf("retried placement: %v %v, want a no-op", e, err)
+	}
+}

@@ -31,14 +31,17 @@ const EventVersion = 1
 // so a crash can never leave half of it in the stream, and the side effects of
 // an event can be derived from the event alone.
 type Event struct {
-	ID          string      `json:"id"`
-	Type        EventType   `json:"type"`
-	V           int         `json:"v"`
-	OrderID     string      `json:"orderId"`
-	At          time.Time   `json:"at"`
-	By          string      `json:"by"`
-	CauseID     string      `json:"causeId"`
-	CauseHash   string      `json:"causeHash"`
+	ID        string    `json:"id"`
+	Type      EventType `json:"type"`
+	V         int       `json:"v"`
+	OrderID   string    `json:"orderId"`
+	At        time.Time `json:"at"`
+	By        string    `json:"by"`
+	CauseID   string    `json:"causeId"`
+	CauseHash string    `json:"causeHash"`
+	// Correlation is the correlation ID of the request behind the event
+	// (Meta.Correlation, or the placement's).
+	Correlation string      `json:"correlationId,omitempty"`
 	Status      Status      `json:"status"`
 	Reservation Reservation `json:"reservation"`
 

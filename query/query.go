@@ -39,6 +39,10 @@ type Deps struct {
 	// wake-ups (a subscription to the order's subject).
 	Stream natsjs.Stream
 	NC     *nats.Conn
+	// JS reads the other streams for an order's timeline.
+	JS natsjs.JetStream
+	// Stuck is the service level of each status (config.StuckLevels).
+	Stuck  map[string]time.Duration
 	Orders Orders
 	// RequestTimeout bounds a lookup's wait for its minVersion and a long
 	// poll's wait.
@@ -112,11 +116,29 @@ func (q *Queries) Operations() []endpoint.Operation {
 	promotions := endpoint.New("analytics_promotions", api.SubjectAnalyticsPromotions, q.analyticsPromotions)
 	endpoint.Bind(promotions, endpoint.Staff(http.MethodGet, "/v1/analytics/promotions", "orders and revenue per promotion code"),
 		func(context.Context, auth.Principal, *struct{}) (api.Promotions, error) { return api.Promotions{}, nil })
-	return []endpoint.Operation{get, list, changes, summary, promotions}
+	explain := endpoint.New("orders_explain", api.SubjectOrdersExplain, q.explain)
+	endpoint.Bind(explain, endpoint.Staff(http.MethodGet, "/v1/orders/{id}/timeline",
+		"an order's causal timeline: each event, the node that appended it, its cause and its effects"),
+		func(_ context.Context, _ auth.Principal, in *explainInput) (api.ExplainOrder, error) {
+			return api.ExplainOrder{ID: in.ID}, nil
+		})
+	stuck := endpoint.New("orders_stuck", api.SubjectOrdersStuck, q.stuck)
+	endpoint.Bind(stuck, endpoint.Staff(http.MethodGet, "/v1/orders/stuck", "orders past their status's service level, oldest first, and how many per status"),
+		func(_ context.Context, _ auth.Principal, in *stuckInput) (api.ListStuck, error) {
+			return api.ListStuck{Status: in.Status, Limit: in.Limit}, nil
+		})
+	return []endpoint.Operation{get, list, changes, summary, promotions, explain, stuck}
 }
 
 // HTTP inputs of the query operations.
 type (
+	stuckInput struct {
+		Status string `query:"status" enum:"order_received,order_paid,order_inTransit" doc:"one status only"`
+		Limit  int    `query:"limit" minimum:"0" maximum:"500" doc:"orders listed (default 50); the counts cover all"`
+	}
+	explainInput struct {
+		ID string `path:"id" format:"uuid" doc:"the order"`
+	}
 	getInput struct {
 		ID         string `path:"id" format:"uuid" doc:"the order"`
 		MinVersion uint64 `query:"minVersion" doc:"wait until the read side has seen this version (read your writes)"`

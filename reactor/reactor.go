@@ -19,6 +19,7 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+	"github.com/nats-io/nats.go"
 
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/inventory"
@@ -43,7 +44,7 @@ type Stock interface {
 // Outbox collects the messages one event causes; Wait returns once every
 // one is stored. jetstream.Outbox is one.
 type Outbox interface {
-	Publish(subject, msgID string, data []byte)
+	Publish(subject, msgID string, data []byte, hdr nats.Header)
 	Schedule(key string, at time.Time, data []byte)
 	Wait(ctx context.Context) error
 }
@@ -234,12 +235,21 @@ func notify(out Outbox, e order.Event, kind, user, tracking string) error {
 }
 
 // publish queues v for prefix+orderID with a Nats-Msg-Id derived from the
-// causing event, so repeating the effect stores it once.
+// causing event, so repeating the effect stores it once, and with the
+// event's correlation ID (and a traceparent continuing it) for the
+// provider to echo.
 func publish(out Outbox, prefix string, e order.Event, kind string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data)
+	var hdr nats.Header
+	if e.Correlation != "" {
+		hdr = nats.Header{api.CorrelationHeader: []string{e.Correlation}}
+		if tp := api.TraceParent(e.Correlation); tp != "" {
+			hdr.Set(api.TraceParentHeader, tp)
+		}
+	}
+	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data, hdr)
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/internal/natstest"
 	"github.com/oms-project/oms/inventory"
@@ -32,6 +34,7 @@ type world struct {
 	failSKU  string   // a SKU whose actor fails
 	out      []string // "subject msgID"
 	bodies   [][]byte
+	headers  []nats.Header
 	timers   []string
 	waited   int
 	failWait error
@@ -65,8 +68,9 @@ func (w *world) Stock(_ context.Context, sku string, cmd any) (inventory.Hold, i
 	return inventory.Hold{}, inventory.View{}, nil
 }
 
-func (w *world) Publish(subject, msgID string, data []byte) {
+func (w *world) Publish(subject, msgID string, data []byte, hdr nats.Header) {
 	w.out = append(w.out, subject+" "+msgID)
+	w.headers = append(w.headers, hdr)
 	w.bodies = append(w.bodies, data)
 }
 func (w *world) Schedule(key string, when time.Time, _ []byte) {

@@ -147,13 +147,21 @@ func (s *Simulator) wait(ctx context.Context) bool {
 	}
 }
 
-func (s *Simulator) emit(ctx context.Context, subject, id string, v any) error {
+// emit reports a provider event, echoing the correlation headers of the
+// request that caused it, as a provider that supports tracing would.
+func (s *Simulator) emit(ctx context.Context, cause natsjs.Msg, subject, id string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	echo := nats.Header{}
+	for _, k := range []string{api.CorrelationHeader, api.TraceParentHeader} {
+		if v := cause.Headers().Get(k); v != "" {
+			echo.Set(k, v)
+		}
+	}
 	if s.webhooks == nil {
-		return jetstream.Publish(ctx, s.js, subject, id, data)
+		return jetstream.Publish(ctx, s.js, subject, id, data, echo)
 	}
 	kind, provider := "payments", PaymentProvider
 	if strings.HasPrefix(subject, jetstream.DeliveryEventsPrefix) {
@@ -164,6 +172,9 @@ func (s *Simulator) emit(ctx context.Context, subject, id string, v any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range echo {
+		req.Header[k] = v
+	}
 	req.Header.Set(auth.SignatureHeader, auth.SignWebhook(time.Now(), data, s.webhooks.Secrets(provider)...))
 	resp, err := s.webhooks.Client.Do(req)
 	if err != nil {
@@ -197,7 +208,7 @@ func (s *Simulator) pay(ctx context.Context, m natsjs.Msg) {
 	if s.float() >= s.cfg.PaymentSuccessRate {
 		ev.Type = order.PaymentFailed
 	}
-	if err := s.emit(ctx, jetstream.PaymentEventsPrefix+req.OrderID, ev.ID, ev); err != nil {
+	if err := s.emit(ctx, m, jetstream.PaymentEventsPrefix+req.OrderID, ev.ID, ev); err != nil {
 		s.later(m)
 		return
 	}
@@ -245,7 +256,7 @@ func (s *Simulator) deliver(ctx context.Context, m natsjs.Msg) {
 			return
 		}
 		step.OccurredAt = time.Now().UTC()
-		if err := s.emit(ctx, subject, step.ID, step); err != nil {
+		if err := s.emit(ctx, m, subject, step.ID, step); err != nil {
 			s.later(m)
 			return
 		}

@@ -111,6 +111,15 @@ func TestCLIReadSideAndReplay(t *testing.T) {
 	if err := json.Unmarshal([]byte(omsRaw(t, append([]string{"status", "--json"}, conn...)...)), &st); err != nil || st.Orders["order_completed"] != 5 {
 		t.Fatalf("status --json: %+v %v", st, err)
 	}
+	// The first order's causal timeline, and no order stuck.
+	if text := omsRaw(t, append([]string{"explain", ids[0]}, conn...)...); !strings.Contains(text, "caused by provider payment:") ||
+		!strings.Contains(text, "→ payment") || !strings.Contains(text, "order.completed → order_completed") {
+		t.Fatalf("explain:\n%s", text)
+	}
+	var stuck api.StuckOrders
+	if err := json.Unmarshal([]byte(omsCLI(t, p, "stuck", "--json")), &stuck); err != nil || len(stuck.Orders) != 0 || stuck.ServiceLevels["order_paid"] != "24h0m0s" {
+		t.Fatalf("stuck: %+v %v", stuck, err)
+	}
 
 	// Replay the order stream to a file: one JSON line per stored event.
 	nc, _, js := connect(t, p)

@@ -36,7 +36,7 @@ func newApp() *cli.App {
 		Usage:    "order management system on NATS JetStream",
 		Version:  version,
 		Flags:    clientFlags(),
-		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), clusterCommand(), reportCommand(), replayCommand(), rebuildCommand(), dlqCommand(), tokenCommand(), benchCommand(), chaosCommand()},
+		Commands: []*cli.Command{serveCommand(), orderCommand(), stockCommand(), statusCommand(), clusterCommand(), reportCommand(), explainCommand(), stuckCommand(), replayCommand(), rebuildCommand(), dlqCommand(), tokenCommand(), benchCommand(), chaosCommand()},
 	}
 }
 

@@ -39,6 +39,9 @@ func serveCommand() *cli.Command {
 		&cli.IntFlag{Name: "replicas", EnvVars: []string{"OMS_REPLICAS"}, Usage: "stream replicas, 1 or 3 (default: 3 with two or more routes, else 1)"},
 		&cli.IntFlag{Name: "partitions", Value: d.Partitions, EnvVars: []string{"OMS_PARTITIONS"}, Usage: "order partitions (fixed for the life of the data)"},
 		&cli.DurationFlag{Name: "reservation-ttl", Value: d.ReservationTTL, EnvVars: []string{"OMS_RESERVATION_TTL"}, Usage: "how long stock is held for an unpaid order"},
+		&cli.DurationFlag{Name: "stuck-received", Value: d.Stuck.Received, EnvVars: []string{"OMS_STUCK_RECEIVED"}, Usage: "an unpaid order is stuck after this long (default: the reservation TTL + 1m)"},
+		&cli.DurationFlag{Name: "stuck-paid", Value: d.Stuck.Paid, EnvVars: []string{"OMS_STUCK_PAID"}, Usage: "a paid order not yet shipped is stuck after this long"},
+		&cli.DurationFlag{Name: "stuck-in-transit", Value: d.Stuck.InTransit, EnvVars: []string{"OMS_STUCK_IN_TRANSIT"}, Usage: "an order in transit is stuck after this long"},
 		&cli.IntFlag{Name: "max-delivery-attempts", Value: d.MaxDeliveryAttempts, EnvVars: []string{"OMS_MAX_DELIVERY_ATTEMPTS"}, Usage: "failed attempts before an order is cancelled delivery_failed"},
 		&cli.DurationFlag{Name: "idle-timeout", Value: d.IdleTimeout, EnvVars: []string{"OMS_IDLE_TIMEOUT"}, Usage: "passivate an actor after this long without messages"},
 		&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, EnvVars: []string{"OMS_REQUEST_TIMEOUT"}, Usage: "bound on one command or side effect"},
@@ -161,6 +164,7 @@ func configFrom(c *cli.Context) (config.Config, error) {
 	}
 	cfg.Partitions = c.Int("partitions")
 	cfg.ReservationTTL = c.Duration("reservation-ttl")
+	cfg.Stuck = config.StuckAfter{Received: c.Duration("stuck-received"), Paid: c.Duration("stuck-paid"), InTransit: c.Duration("stuck-in-transit")}
 	cfg.MaxDeliveryAttempts = c.Int("max-delivery-attempts")
 	cfg.IdleTimeout = c.Duration("idle-timeout")
 	cfg.RequestTimeout = c.Duration("request-timeout")
