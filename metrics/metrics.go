@@ -74,6 +74,9 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, ErrorHandling: promhttp.ContinueOnError})
 }
 
+// Gatherer reads the registry as a scrape would (the dashboard's feed).
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+
 // Register adds collectors read at scrape time.
 func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
 

@@ -479,7 +479,7 @@ func (n *Node) serveHTTP(context.Context) error {
 	limits.MaxBody, limits.Rate, limits.Burst, limits.MaxStreams = h.MaxBody, h.Rate, h.Burst, h.MaxStreams
 	srv := httpapi.New(httpapi.Deps{Operations: n.ops, Verifier: verifier, Webhooks: secrets,
 		WebhookTolerance: sec.WebhookTolerance, Inbound: inbound{n.js}, Events: events{n.orders}, Owner: n.owner,
-		Limiter: n.limiter, Limits: limits, Version: Version, Log: n.log, Handlers: n.probeHandlers()})
+		Limiter: n.limiter, Limits: limits, Version: Version, Log: n.log, Handlers: n.plainHandlers()})
 	if err := srv.Listen(h.Listen, h.InternalListen, tlsCfg); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/oms-project/oms/auth"
+	"github.com/oms-project/oms/dashboard"
 	"github.com/oms-project/oms/endpoint"
 	"github.com/oms-project/oms/httpapi"
 )
@@ -70,13 +71,19 @@ func (n *Node) Ready(ctx context.Context) Readiness {
 	return r
 }
 
-// probeHandlers are the internal listener's plain handlers: /healthz and
-// /readyz for probes (public: a kubelet sends no token, and they tell no
-// order), /metrics for Prometheus (monitor, support, admin), and the Go
-// profiler (admin).
-func (n *Node) probeHandlers() []httpapi.Handler {
+// plainHandlers are the listeners' handlers beside the operations: on the
+// internal one /healthz and /readyz for probes (public: a kubelet sends no
+// token, and they tell no order), /metrics for Prometheus and the
+// dashboard's feed (monitor, support, admin), the Go profiler (admin) and
+// the dashboard's page; on the external one the customers' tracking page.
+// The pages are public and hold no data: what they show they ask for with
+// the token they were given.
+func (n *Node) plainHandlers() []httpapi.Handler {
 	internal := func(pattern string, roles []auth.Role, h http.Handler) httpapi.Handler {
 		return httpapi.Handler{Listener: endpoint.Internal, Pattern: pattern, Roles: roles, Handler: h}
+	}
+	external := func(pattern string, h http.Handler) httpapi.Handler {
+		return httpapi.Handler{Listener: endpoint.External, Pattern: pattern, Handler: h}
 	}
 	scrapers := []auth.Role{auth.RoleMonitor, auth.RoleSupport, auth.RoleAdmin}
 	admin := []auth.Role{auth.RoleAdmin}
@@ -97,6 +104,11 @@ func (n *Node) probeHandlers() []httpapi.Handler {
 			writeJSON(w, code, ready)
 		})),
 		internal("GET /metrics", scrapers, n.metrics.Handler()),
+		internal("GET /{$}", nil, dashboard.Page("dashboard.html")),
+		internal("GET /assets/", nil, dashboard.Assets()),
+		internal("GET /dashboard/feed", scrapers, dashboard.NewFeed(n.metrics.Gatherer(), n.ClusterStatus, time.Second, 64)),
+		external("GET /track/{id}", dashboard.TrackPage()),
+		external("GET /assets/", dashboard.Assets()),
 		internal("/debug/pprof/", admin, http.HandlerFunc(pprof.Index)),
 		internal("/debug/pprof/cmdline", admin, http.HandlerFunc(pprof.Cmdline)),
 		internal("/debug/pprof/profile", admin, http.HandlerFunc(pprof.Profile)),
