@@ -97,7 +97,7 @@ func textOf(ctx context.Context, sel string) (string, error) {
 
 // count counts the elements a CSS selector names.
 func count(ctx context.Context, sel string) int {
-	n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(` + strconv.Quote(sel) + `).length`))
+	n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(sel)+`).length`))
 	return n
 }
 
