@@ -244,7 +244,7 @@ func serve(c *cli.Context) error {
 		fmt.Printf("  HTTP:     %s://%s (customers, webhooks; %s://%s/openapi.json)\n", scheme, a, scheme, a)
 	}
 	if a := n.HTTPAddr(endpoint.Internal); a != "" {
-		fmt.Printf("  internal: %s://%s (support, admin)\n", scheme, a)
+		fmt.Printf("  internal: %s://%s (support, admin; dashboard at /, /metrics, /healthz, /readyz)\n", scheme, a)
 	}
 	fmt.Printf("  data dir: %s\n  credentials: %s\n  try:      oms status; curl -H \"Authorization: Bearer $(oms token issue --sub alice)\" %s://%s/v1/orders\n",
 		cfg.DataDir, n.Credentials().Dir, scheme, n.HTTPAddr(endpoint.External))
