@@ -33,13 +33,14 @@ func (in Inbound) Handle(ctx context.Context, m jetstream.Msg) error {
 	if md, err := m.Metadata(); err == nil {
 		received = md.Timestamp.UTC()
 	}
-	cmd, err := inboundCommand(m.Subject(), m.Data(), received, api.CorrelationIn(m.Headers().Get))
+	corr := api.CorrelationIn(m.Headers().Get)
+	cmd, err := inboundCommand(m.Subject(), m.Data(), received, corr)
 	if err != nil {
 		return err
 	}
 	_, err = in.Orders.Order(ctx, cmd)
 	if errors.Is(err, order.ErrIllegalTransition) || errors.Is(err, order.ErrPaymentMismatch) {
-		in.Log.Info("provider event refused", "order_id", cmd.Target(), "reason", err)
+		in.Log.Info("provider event refused", "order_id", cmd.Target(), "correlation_id", corr, "reason", err)
 		return nil
 	}
 	return err

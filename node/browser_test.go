@@ -142,6 +142,16 @@ func TestPagesInABrowser(t *testing.T) {
 	if want["#orders-order_completed"] != "3" || want["#orders-order_received"] != "1" || want["#placed-total"] != "4" {
 		t.Fatalf("/metrics before the page: %v", want)
 	}
+	// and the API says the same.
+	st, err := h.c.Status(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range order.Statuses {
+		if got := strconv.FormatInt(st.Orders[string(s)], 10); got != want["#orders-"+string(s)] {
+			t.Fatalf("oms.status says %s %s, /metrics %s", s, got, want["#orders-"+string(s)])
+		}
+	}
 	eventually(t, 30*time.Second, "the dashboard shows /metrics' figures", func() (bool, string) {
 		var got []string
 		ok := true
