@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,12 +83,17 @@ func replay(c *cli.Context) error {
 			out.Data = m.Data()
 			for k, v := range m.Headers() {
 				// The source's fencing and scheduling headers would be
-				// enforced against the target; its Nats-Msg-Id is kept, so
-				// replaying twice stores each message once.
+				// enforced against the target.
 				if strings.HasPrefix(k, "Nats-Expected-") || strings.HasPrefix(k, "Nats-Schedule") {
 					continue
 				}
 				out.Header[k] = v
+			}
+			// Its Nats-Msg-Id is kept, or one is given from where it is
+			// stored (order events have none: their fence de-duplicates),
+			// so replaying twice stores each message once.
+			if out.Header.Get(nats.MsgIdHdr) == "" {
+				out.Header.Set(nats.MsgIdHdr, md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
 			}
 			if err := cl.NC.PublishMsg(out); err != nil {
 				return err

@@ -1,0 +1,219 @@
+package jetstream_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/jetstream"
+)
+
+// The benchmarks below measure, one by one, the JetStream patterns an
+// order's lifecycle is made of, with the CPU time of the whole process
+// (server and client, in process as a node runs them) per message:
+// cpu-µs/msg. With the counts `oms bench` prints per order (stored
+// messages by stream, deliveries, acknowledgements) they give the floor
+// the transport sets on an order's CPU cost, pattern by pattern:
+//
+//	go test ./jetstream -run '^$' -bench Pattern -benchtime 20000x -count 3
+
+// BenchmarkPatternPublish is how oms stores messages: an actor's fenced
+// append, waited for (one writer, and 64 at once as under load; with the
+// Nats-Msg-Id oms sets and without), and the reactor's asynchronous
+// publishes waited for together (the 1 to 3 messages one event causes,
+// and a window of 64), and the expiry timer (a message schedule).
+func BenchmarkPatternPublish(b *testing.B) {
+	data := []byte(strings.Repeat("x", 300))
+	fenced := func(writers int, msgID bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			js, ctx := startJSForBench(b)
+			var next atomic.Int64
+			measure(b, func() {
+				var wg sync.WaitGroup
+				for range writers {
+					wg.Go(func() {
+						for {
+							i := next.Add(1) - 1
+							if i >= int64(b.N) {
+								return
+							}
+							id := ""
+							if msgID {
+								id = "m" + strconv.FormatInt(i, 10)
+							}
+							m := nats.NewMsg(jetstream.OrderEventsPrefix + "o" + strconv.FormatInt(i, 10))
+							m.Data = data
+							opts := []natsjs.PublishOpt{natsjs.WithExpectLastSequencePerSubject(0)}
+							if id != "" {
+								opts = append(opts, natsjs.WithMsgID(id))
+							}
+							if _, err := js.PublishMsg(ctx, m, opts...); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+			})
+		}
+	}
+	b.Run("fenced-sync/writers=1", fenced(1, true))
+	b.Run("fenced-sync/writers=64", fenced(64, true))
+	b.Run("fenced-sync-no-msgid/writers=64", fenced(64, false))
+	window := func(size int) func(b *testing.B) {
+		return func(b *testing.B) {
+			js, ctx := startJSForBench(b)
+			measure(b, func() {
+				var wg sync.WaitGroup
+				var next atomic.Int64
+				// 64 reactor workers, each waiting for its event's messages.
+				for range 64 {
+					wg.Go(func() {
+						out := jetstream.NewOutbox(js)
+						for {
+							first := next.Add(int64(size)) - int64(size)
+							if first >= int64(b.N) {
+								return
+							}
+							for i := first; i < min(first+int64(size), int64(b.N)); i++ {
+								s := strconv.FormatInt(i, 10)
+								out.Publish(jetstream.PaymentRequestsPrefix+s, "e"+s, data, nil)
+							}
+							if err := out.Wait(ctx); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+			})
+		}
+	}
+	b.Run("async-with-msgid/window=1", window(1))
+	b.Run("async-with-msgid/window=3", window(3))
+	b.Run("async-with-msgid/window=64", window(64))
+	b.Run("schedule/window=1", func(b *testing.B) {
+		js, ctx := startJSForBench(b)
+		at := time.Now().Add(time.Hour)
+		measure(b, func() {
+			var wg sync.WaitGroup
+			var next atomic.Int64
+			for range 64 {
+				wg.Go(func() {
+					out := jetstream.NewOutbox(js)
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						out.Schedule("o"+strconv.FormatInt(i, 10), at, data)
+						if err := out.Wait(ctx); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	})
+}
+
+// BenchmarkPatternConsume is how oms reads stored messages: a durable pull
+// consumer acknowledging each message (every pipeline: reactor, inbound
+// partitions, timers, the providers), the same acknowledging every 64th
+// with AckAll, and an ordered consumer with no acknowledgements (the
+// projection, replays). The messages are stored before the clock starts.
+func BenchmarkPatternConsume(b *testing.B) {
+	data := []byte(strings.Repeat("x", 300))
+	prepare := func(b *testing.B) (natsjs.JetStream, context.Context) {
+		js, ctx := startJSForBench(b)
+		out := jetstream.NewOutbox(js)
+		for i := range b.N {
+			s := strconv.Itoa(i)
+			out.Publish(jetstream.PaymentRequestsPrefix+s, "p"+s, data, nil)
+			if i%256 == 255 || i == b.N-1 {
+				if err := out.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		return js, ctx
+	}
+	consume := func(b *testing.B, cons natsjs.Consumer, ack func(m natsjs.Msg, n int64)) {
+		done := make(chan struct{})
+		var got atomic.Int64
+		measure(b, func() {
+			cc, err := cons.Consume(func(m natsjs.Msg) {
+				n := got.Add(1)
+				ack(m, n)
+				if n == int64(b.N) {
+					close(done)
+				}
+			}, natsjs.PullMaxMessages(256))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cc.Stop()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Minute):
+				b.Fatalf("consumed %d of %d", got.Load(), b.N)
+			}
+		})
+	}
+	b.Run("pull-ack-each", func(b *testing.B) {
+		js, ctx := prepare(b)
+		cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: "each",
+			AckPolicy: natsjs.AckExplicitPolicy, MaxAckPending: 1024})
+		if err != nil {
+			b.Fatal(err)
+		}
+		consume(b, cons, func(m natsjs.Msg, _ int64) { _ = m.Ack() })
+	})
+	b.Run("pull-ackall-every-64", func(b *testing.B) {
+		js, ctx := prepare(b)
+		cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: "all",
+			AckPolicy: natsjs.AckAllPolicy, MaxAckPending: 1024})
+		if err != nil {
+			b.Fatal(err)
+		}
+		consume(b, cons, func(m natsjs.Msg, n int64) {
+			if n%64 == 0 || n == int64(b.N) {
+				_ = m.Ack()
+			}
+		})
+	})
+	b.Run("ordered", func(b *testing.B) {
+		js, ctx := prepare(b)
+		s, err := js.Stream(ctx, jetstream.StreamOutbox)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cons, err := s.OrderedConsumer(ctx, natsjs.OrderedConsumerConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		consume(b, cons, func(natsjs.Msg, int64) {})
+	})
+}
+
+// measure runs work with the clock on and reports the process's CPU time
+// per message.
+func measure(b *testing.B, work func()) {
+	b.Helper()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	work()
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+}
