@@ -122,7 +122,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		if errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate) {
 			// Another writer, or an earlier try of ours whose ack was lost,
 			// moved the subject: catch up and decide again.
-			a.d.Log.Debug("append fenced; catching up", "order_id", a.id, "expected", a.seq)
+			a.d.Log.Debug("append fenced; catching up", "order_id", a.id, "correlation_id", e.Correlation, "expected", a.seq)
 			a.d.Fenced.Wait(ctx, attempt+1)
 			if err := a.catchUp(ctx); err != nil {
 				return OrderResult{Err: err}

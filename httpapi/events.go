@@ -159,7 +159,7 @@ func (s *Server) stream(hctx huma.Context, id string, after uint64) {
 			}
 		case err := <-watched:
 			if err != nil && ctx.Err() == nil {
-				s.d.Log.Warn("event stream ended", "order_id", id, "err", err)
+				s.d.Log.Warn("event stream ended", "order_id", id, "correlation_id", endpoint.Correlation(ctx), "err", err)
 			}
 			return
 		case <-ctx.Done():
