@@ -43,16 +43,15 @@ type Deps struct {
 }
 
 // append is jetstream.Append with the node's name and the correlation ID
-// (if any) in the headers, reported to Appended. A duplicate ack (a
-// stream's de-duplication, should a message ID ever be set) counts as
-// fenced: the actor catches up.
-func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, expectedLast uint64, eventType, correlation string) (*natsjs.PubAck, error) {
+// (if any) in the headers, reported to Appended. A duplicate ack (an
+// earlier try of ours was stored) counts as fenced: the actor catches up.
+func (d *Deps) append(ctx context.Context, stream, subject, msgID string, data []byte, expectedLast uint64, eventType, correlation string) (*natsjs.PubAck, error) {
 	hdr := nats.Header{api.NodeHeader: []string{d.Node}}
 	if correlation != "" {
 		hdr.Set(api.CorrelationHeader, correlation)
 	}
 	began := time.Now()
-	ack, err := jetstream.Append(ctx, d.JS, subject, data, expectedLast, hdr)
+	ack, err := jetstream.Append(ctx, d.JS, subject, msgID, data, expectedLast, hdr)
 	if d.Appended != nil {
 		outcome := metrics.OutcomeOK
 		switch {

@@ -118,7 +118,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		if err != nil {
 			return OrderResult{Err: fmt.Errorf("encode %s: %w", e.Type, err)}
 		}
-		ack, err := a.d.append(ctx, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a.id, data, a.seq, string(e.Type), e.Correlation)
+		ack, err := a.d.append(ctx, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a.id, e.ID, data, a.seq, string(e.Type), e.Correlation)
 		if errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate) {
 			// Another writer, or an earlier try of ours whose ack was lost,
 			// moved the subject: catch up and decide again.

@@ -44,7 +44,7 @@ func TestOrderActorReadsPastItsCache(t *testing.T) {
 		}
 		s = order.Evolve(s, *e)
 		data, _ := json.Marshal(e)
-		ack, err := jetstream.Append(ctx, d.JS, jetstream.OrderEventsPrefix+snapshotOrder, data, last, nil)
+		ack, err := jetstream.Append(ctx, d.JS, jetstream.OrderEventsPrefix+snapshotOrder, e.ID, data, last, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -90,7 +90,7 @@ func replay(c *cli.Context) error {
 				out.Header[k] = v
 			}
 			// Its Nats-Msg-Id is kept, or one is given from where it is
-			// stored (order events have none: their fence de-duplicates),
+			// stored (a message published without one),
 			// so replaying twice stores each message once.
 			if out.Header.Get(nats.MsgIdHdr) == "" {
 				out.Header.Set(nats.MsgIdHdr, md.Stream+":"+strconv.FormatUint(md.Sequence.Stream, 10))
