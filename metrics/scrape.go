@@ -18,8 +18,10 @@ type Emit func(name string, value float64, labelValues ...string)
 
 // Figures registers a set read together: read is called once per scrape
 // and emits the samples of figures (one call reading the node's status
-// serves every figure it holds). A name read emits that is not in
-// figures is a programming error and panics in tests.
+// serves every figure it holds). A sample of a name not in figures, or
+// with the wrong number of labels, is dropped: a scrape never panics (its
+// collectors run on goroutines of their own, where a panic would end the
+// node).
 func (m *Metrics) Figures(figures []Figure, read func(emit Emit)) {
 	c := &figureSet{read: read, descs: map[string]*prometheus.Desc{}, kinds: map[string]prometheus.ValueType{}}
 	for _, f := range figures {
@@ -46,6 +48,12 @@ func (c *figureSet) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *figureSet) Collect(ch chan<- prometheus.Metric) {
 	c.read(func(name string, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(c.descs[name], c.kinds[name], v, labels...)
+		d := c.descs[name]
+		if d == nil {
+			return
+		}
+		if m, err := prometheus.NewConstMetric(d, c.kinds[name], v, labels...); err == nil {
+			ch <- m
+		}
 	})
 }
