@@ -63,13 +63,12 @@ func cacheControl(h http.Handler) http.Handler {
 	})
 }
 
-// Feed is the dashboard's live data.
+// Feed is the dashboard's live data; NewFeed makes one.
 type Feed struct {
-	Gatherer prometheus.Gatherer
-	// Cluster is the cluster as this node sees it (the partition map).
-	Cluster func() api.ClusterStatus
-	// Interval is the time between snapshots.
-	Interval time.Duration
+	gatherer prometheus.Gatherer
+	// cluster is the cluster as this node sees it (the partition map).
+	cluster  func() api.ClusterStatus
+	interval time.Duration
 	// streams bounds the feeds open at once.
 	streams chan struct{}
 }
@@ -77,7 +76,7 @@ type Feed struct {
 // NewFeed returns a feed of snapshots every interval, at most maxStreams
 // open at once.
 func NewFeed(g prometheus.Gatherer, cluster func() api.ClusterStatus, interval time.Duration, maxStreams int) *Feed {
-	return &Feed{Gatherer: g, Cluster: cluster, Interval: interval, streams: make(chan struct{}, maxStreams)}
+	return &Feed{gatherer: g, cluster: cluster, interval: interval, streams: make(chan struct{}, max(maxStreams, 1))}
 }
 
 // ServeHTTP streams a snapshot every interval (event: snapshot) until the
@@ -94,12 +93,12 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	rc := http.NewResponseController(w)
 	var prev *figures
-	t := time.NewTicker(f.Interval)
+	t := time.NewTicker(f.interval)
 	defer t.Stop()
 	for {
 		cur, err := f.read()
 		if err == nil {
-			data, _ := json.Marshal(snapshotOf(prev, cur, f.Cluster()))
+			data, _ := json.Marshal(snapshotOf(prev, cur, f.cluster()))
 			// Each write is bounded on its own: the feed outlives the
 			// server's write timeout.
 			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -126,7 +125,7 @@ type figures struct {
 }
 
 func (f *Feed) read() (*figures, error) {
-	fams, err := f.Gatherer.Gather()
+	fams, err := f.gatherer.Gather()
 	if err != nil && len(fams) == 0 {
 		return nil, err
 	}
@@ -177,13 +176,19 @@ type Operation struct {
 	Errors float64 `json:"errors"`
 }
 
+// The series the tiles and charts are drawn from.
+var (
+	placedOK  = map[string]string{"operation": "orders_place", "outcome": "ok"}
+	completed = map[string]string{"type": "order.completed"}
+)
+
 func snapshotOf(prev, cur *figures, cluster api.ClusterStatus) Snapshot {
 	s := Snapshot{At: cur.at.UTC(), Node: cluster.Node, Cluster: cluster, Orders: cur.byLabel("oms_orders", "status"),
 		Stuck: cur.byLabel("oms_orders_stuck", "status"), DeadLetters: cur.byLabel("oms_dead_letters_stored", "source"),
 		Actors: cur.byLabel("oms_actors_active", "kind"), Operations: map[string]Operation{}, Consumers: []Consumer{}}
 	s.ReadModelLag = cur.sum("oms_read_model_lag_events", nil)
-	s.Placed = cur.count("oms_operation_duration_seconds", map[string]string{"operation": "orders_place", "outcome": "ok"})
-	s.Completed = cur.sum("oms_order_events_total", map[string]string{"type": "order.completed"})
+	s.Placed = cur.count("oms_operation_duration_seconds", placedOK)
+	s.Completed = cur.sum("oms_order_events_total", completed)
 	s.Cancelled = cur.sum("oms_order_events_total", map[string]string{"type": "order.cancelled"})
 	for _, m := range cur.metrics("oms_operation_duration_seconds") {
 		l := labels(m)
@@ -228,12 +233,11 @@ func snapshotOf(prev, cur *figures, cluster api.ClusterStatus) Snapshot {
 	if prev != nil {
 		secs := cur.at.Sub(prev.at).Seconds()
 		if secs > 0 {
-			s.PlacedPerSecond = math.Max(0, s.Placed-prev.count("oms_operation_duration_seconds", map[string]string{"operation": "orders_place", "outcome": "ok"})) / secs
-			s.CompletedPerSecond = math.Max(0, s.Completed-prev.sum("oms_order_events_total", map[string]string{"type": "order.completed"})) / secs
+			s.PlacedPerSecond = math.Max(0, s.Placed-prev.count("oms_operation_duration_seconds", placedOK)) / secs
+			s.CompletedPerSecond = math.Max(0, s.Completed-prev.sum("oms_order_events_total", completed)) / secs
 		}
-		place := map[string]string{"operation": "orders_place", "outcome": "ok"}
-		s.PlaceP50Ms = quantileMs(prev.histogram("oms_operation_duration_seconds", place), cur.histogram("oms_operation_duration_seconds", place), 0.5)
-		s.PlaceP99Ms = quantileMs(prev.histogram("oms_operation_duration_seconds", place), cur.histogram("oms_operation_duration_seconds", place), 0.99)
+		before, now := prev.histogram("oms_operation_duration_seconds", placedOK), cur.histogram("oms_operation_duration_seconds", placedOK)
+		s.PlaceP50Ms, s.PlaceP99Ms = quantileMs(before, now, 0.5), quantileMs(before, now, 0.99)
 	}
 	return s
 }

@@ -144,12 +144,7 @@ func (s *Server) restrict(roles []auth.Role, h http.Handler) http.Handler {
 			w.WriteHeader(p.Status)
 			_ = json.NewEncoder(w).Encode(p)
 		}
-		token, ok := bearer(r.Header.Get("Authorization"))
-		if !ok {
-			refuse(fmt.Errorf("give an Authorization: Bearer token: %w", api.ErrUnauthenticated))
-			return
-		}
-		p, err := s.d.Verifier.Verify(token)
+		p, err := s.principal(r.Header.Get("Authorization"))
 		if err != nil {
 			refuse(err)
 			return
@@ -306,12 +301,7 @@ func (s *Server) middleware(a huma.API) func(huma.Context, func(huma.Context)) {
 		op := ctx.Operation()
 		key := ctx.RemoteAddr()
 		if len(op.Security) > 0 {
-			token, ok := bearer(ctx.Header("Authorization"))
-			if !ok {
-				refuse(ctx, fmt.Errorf("give an Authorization: Bearer token: %w", api.ErrUnauthenticated))
-				return
-			}
-			p, err := s.d.Verifier.Verify(token)
+			p, err := s.principal(ctx.Header("Authorization"))
 			if err != nil {
 				refuse(ctx, err)
 				return
@@ -338,6 +328,15 @@ func (s *Server) middleware(a huma.API) func(huma.Context, func(huma.Context)) {
 }
 
 // bearer returns the token of an Authorization header.
+// principal is who an Authorization header's bearer token names.
+func (s *Server) principal(authorization string) (auth.Principal, error) {
+	token, ok := bearer(authorization)
+	if !ok {
+		return auth.Principal{}, fmt.Errorf("give an Authorization: Bearer token: %w", api.ErrUnauthenticated)
+	}
+	return s.d.Verifier.Verify(token)
+}
+
 func bearer(h string) (string, bool) {
 	const prefix = "Bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {

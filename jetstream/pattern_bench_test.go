@@ -34,67 +34,37 @@ func BenchmarkPatternPublish(b *testing.B) {
 	fenced := func(writers int, msgID bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			js, ctx := startJSForBench(b)
-			var next atomic.Int64
 			measure(b, func() {
-				var wg sync.WaitGroup
-				for range writers {
-					wg.Go(func() {
-						for {
-							i := next.Add(1) - 1
-							if i >= int64(b.N) {
-								return
-							}
-							id := ""
-							if msgID {
-								id = "m" + strconv.FormatInt(i, 10)
-							}
-							m := nats.NewMsg(jetstream.OrderEventsPrefix + "o" + strconv.FormatInt(i, 10))
-							m.Data = data
-							opts := []natsjs.PublishOpt{natsjs.WithExpectLastSequencePerSubject(0)}
-							if id != "" {
-								opts = append(opts, natsjs.WithMsgID(id))
-							}
-							if _, err := js.PublishMsg(ctx, m, opts...); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
+				share(b, writers, 1, func(i, _ int64) error {
+					s := strconv.FormatInt(i, 10)
+					m := nats.NewMsg(jetstream.OrderEventsPrefix + "o" + s)
+					m.Data = data
+					opts := []natsjs.PublishOpt{natsjs.WithExpectLastSequencePerSubject(0)}
+					if msgID {
+						opts = append(opts, natsjs.WithMsgID("m"+s))
+					}
+					_, err := js.PublishMsg(ctx, m, opts...)
+					return err
+				})
 			})
 		}
 	}
 	b.Run("fenced-sync/writers=1", fenced(1, true))
 	b.Run("fenced-sync/writers=64", fenced(64, true))
 	b.Run("fenced-sync-no-msgid/writers=64", fenced(64, false))
+	// 64 reactor workers, each waiting for its event's messages.
 	window := func(size int) func(b *testing.B) {
 		return func(b *testing.B) {
 			js, ctx := startJSForBench(b)
 			measure(b, func() {
-				var wg sync.WaitGroup
-				var next atomic.Int64
-				// 64 reactor workers, each waiting for its event's messages.
-				for range 64 {
-					wg.Go(func() {
-						out := jetstream.NewOutbox(js)
-						for {
-							first := next.Add(int64(size)) - int64(size)
-							if first >= int64(b.N) {
-								return
-							}
-							for i := first; i < min(first+int64(size), int64(b.N)); i++ {
-								s := strconv.FormatInt(i, 10)
-								out.Publish(jetstream.PaymentRequestsPrefix+s, "e"+s, data, nil)
-							}
-							if err := out.Wait(ctx); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
+				share(b, 64, size, func(first, last int64) error {
+					out := jetstream.NewOutbox(js)
+					for i := first; i < last; i++ {
+						s := strconv.FormatInt(i, 10)
+						out.Publish(jetstream.PaymentRequestsPrefix+s, "e"+s, data, nil)
+					}
+					return out.Wait(ctx)
+				})
 			})
 		}
 	}
@@ -105,27 +75,35 @@ func BenchmarkPatternPublish(b *testing.B) {
 		js, ctx := startJSForBench(b)
 		at := time.Now().Add(time.Hour)
 		measure(b, func() {
-			var wg sync.WaitGroup
-			var next atomic.Int64
-			for range 64 {
-				wg.Go(func() {
-					out := jetstream.NewOutbox(js)
-					for {
-						i := next.Add(1) - 1
-						if i >= int64(b.N) {
-							return
-						}
-						out.Schedule("o"+strconv.FormatInt(i, 10), at, data)
-						if err := out.Wait(ctx); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			share(b, 64, 1, func(i, _ int64) error {
+				out := jetstream.NewOutbox(js)
+				out.Schedule("o"+strconv.FormatInt(i, 10), at, data)
+				return out.Wait(ctx)
+			})
 		})
 	})
+}
+
+// share runs b.N messages' work on workers goroutines, handing each the
+// next size of them ([first, last)) until none is left.
+func share(b *testing.B, workers, size int, work func(first, last int64) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				first := next.Add(int64(size)) - int64(size)
+				if first >= int64(b.N) {
+					return
+				}
+				if err := work(first, min(first+int64(size), int64(b.N))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // BenchmarkPatternConsume is how oms reads stored messages: a durable pull

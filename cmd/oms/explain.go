@@ -65,7 +65,7 @@ func stuckCommand() *cli.Command {
 		Name:  "stuck",
 		Usage: "orders past their status's service level (unpaid past the reservation, paid but not shipped, in transit too long), oldest first",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "status", Usage: "one status only: order_received, order_paid or order_inTransit"},
+			&cli.StringFlag{Name: "status", Usage: "one status only: " + statusList(api.StuckStatuses)},
 			&cli.IntFlag{Name: "limit", Value: 50, Usage: "orders listed (the counts cover all)"},
 			jsonFlag(),
 		},

@@ -41,7 +41,7 @@ func listCommand() *cli.Command {
 		Usage: "list orders matching filters, oldest first (a table, or --json)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "user", Usage: "orders of this customer"},
-			&cli.StringFlag{Name: "status", Usage: "orders in this status: " + statusNames()},
+			&cli.StringFlag{Name: "status", Usage: "orders in this status: " + statusList(order.Statuses)},
 			&cli.StringFlag{Name: "source", Usage: "orders placed from this source: web or app"},
 			&cli.StringFlag{Name: "promo", Usage: "orders with this promotion code"},
 			&cli.StringFlag{Name: "sku", Usage: "orders with a line of this SKU"},
@@ -128,10 +128,10 @@ func dialJS(c *cli.Context) (*client.Client, natsjs.JetStream, func(), error) {
 	return cl, js, closeFn, nil
 }
 
-// statusNames lists the order statuses, for a flag's description.
-func statusNames() string {
-	names := make([]string, len(order.Statuses))
-	for i, s := range order.Statuses {
+// statusList names statuses, for a flag's description.
+func statusList(statuses []order.Status) string {
+	names := make([]string, len(statuses))
+	for i, s := range statuses {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")
