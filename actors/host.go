@@ -62,11 +62,12 @@ var ErrBusy = fmt.Errorf("actor mailbox full: %w", api.ErrUnavailable)
 
 // Host owns the actors of one kind (orders, or SKUs).
 type Host struct {
-	system   *actor.ActorSystem
-	newFn    func(key string) Handler
-	idle     time.Duration
-	mailbox  int
-	maxBatch int
+	system     *actor.ActorSystem
+	dispatcher *dispatcher
+	newFn      func(key string) Handler
+	idle       time.Duration
+	mailbox    int
+	maxBatch   int
 
 	mu       sync.RWMutex
 	cells    map[string]*cell
@@ -116,7 +117,7 @@ type HostOptions struct {
 
 // NewHost creates a host; newFn builds the handler for a key on activation.
 func NewHost(system *actor.ActorSystem, newFn func(key string) Handler, o HostOptions) *Host {
-	h := &Host{system: system, newFn: newFn, idle: o.Idle, mailbox: o.Mailbox, maxBatch: max(o.MaxBatch, 1),
+	h := &Host{system: system, dispatcher: newDispatcher(300), newFn: newFn, idle: o.Idle, mailbox: o.Mailbox, maxBatch: max(o.MaxBatch, 1),
 		cells: make(map[string]*cell), done: make(chan struct{})}
 	go h.sweep()
 	return h
@@ -220,7 +221,7 @@ func (h *Host) acquire(key string) (*cell, error) {
 		handler := h.newFn(key)
 		props := actor.PropsFromProducer(func() actor.Actor {
 			return &keyed{host: h, key: key, cell: c, handler: handler}
-		})
+		}, actor.WithDispatcher(h.dispatcher))
 		c.pid = h.system.Root.Spawn(props)
 		h.cells[key] = c
 		h.activations.Add(1)

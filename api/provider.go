@@ -128,6 +128,31 @@ const (
 	NotifyDelivered = "order.delivered"
 )
 
+// NotificationType is the notification event e sends the customer, ""
+// when it sends none. A notification is derived from its event, not stored
+// a second time, so the reactor that sends it and the timeline that
+// explains it both ask here.
+func NotificationType(e order.Event) string {
+	switch e.Type {
+	case order.EventPlaced:
+		return NotifyPlaced
+	case order.EventStockHeld, order.EventPaid:
+		// Stock held after the payment came in is when the order is paid.
+		if e.Status != order.StatusReceived {
+			return NotifyPaid
+		}
+	case order.EventCancelled, order.EventDeliveryAttemptFailed:
+		if e.Cancel != nil {
+			return NotifyCancelled
+		}
+	case order.EventShipped:
+		return NotifyShipped
+	case order.EventCompleted:
+		return NotifyDelivered
+	}
+	return ""
+}
+
 // Notification tells the customer what happened to their order.
 type Notification struct {
 	Type           string             `json:"type"`

@@ -43,22 +43,22 @@ type TimelineEntry struct {
 }
 
 // Cause is what made an event: a request through the API, a provider's
-// event, the reactor's stock reservation or the reservation's timer.
+// event, the reactor's stock reservation or the reservation's expiry.
 type Cause struct {
 	ID string `json:"id" doc:"the command or provider event ID the event records"`
-	// Source is api, provider, reactor or timer.
-	Source string `json:"source" enum:"api,provider,reactor,timer"`
+	// Source is api, provider, reactor or expiry.
+	Source string `json:"source" enum:"api,provider,reactor,expiry"`
 	// Message is the stored provider event behind it, when there is one.
 	Message *StoredMessage `json:"message,omitempty"`
 }
 
 // Effect is a message an event caused: a provider request, a customer
-// notification, a SKU event (reserve, commit, release), the expiry timer.
+// notification, a SKU event (reserve, commit, release).
 type Effect struct {
-	Kind    string    `json:"kind" doc:"payment, refund, delivery, notify, timer, or the SKU event's type"`
-	Stream  string    `json:"stream"`
+	Kind    string    `json:"kind" doc:"payment, refund, delivery, notify, or the SKU event's type"`
+	Stream  string    `json:"stream,omitempty" doc:"absent for a notification: it is sent, not stored"`
 	Subject string    `json:"subject"`
-	Seq     uint64    `json:"sequence"`
+	Seq     uint64    `json:"sequence,omitempty"`
 	At      time.Time `json:"at"`
 }
 

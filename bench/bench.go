@@ -346,12 +346,11 @@ feed:
 	return res, runErr
 }
 
-// storedMessages counts the messages each stream of the lifecycle holds
-// (timers included: a pending expiry is a stored message).
+// storedMessages counts the messages each stream of the lifecycle holds.
 func storedMessages(ctx context.Context, js natsjs.JetStream) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, name := range []string{jetstream.StreamOrders, jetstream.StreamSKUs, jetstream.StreamInbound,
-		jetstream.StreamOutbox, jetstream.StreamTimers} {
+		jetstream.StreamOutbox} {
 		if s, err := js.Stream(ctx, name); err == nil {
 			out[name] = s.CachedInfo().State.Msgs
 		}

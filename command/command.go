@@ -2,8 +2,8 @@
 // inventory command to the actor that decides it (on the node owning the
 // key's partition, or here), declares the command operations of the API,
 // answers the calls other nodes forward, and rebuilds the actors'
-// snapshots. Its handlers Inbound and Timers turn provider events and fired
-// timers into commands.
+// snapshots. Its handler Inbound turns provider events into commands, and
+// Expiry sweeps the reservations due to expire.
 //
 // It may import the domain, api, actors, cluster, endpoint, jetstream and
 // store.

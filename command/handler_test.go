@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -108,30 +107,5 @@ func TestInboundOutcomes(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestTimersExpireOnlyWhatMayExpire: a timer of an order the read model
-// shows settled asks no actor; any other expires the reservation, with an
-// ID that makes a repeated timer a no-op.
-func TestTimersExpireOnlyWhatMayExpire(t *testing.T) {
-	d := &decider{}
-	settled := map[string]bool{"settled-order": true}
-	timers := command.Timers{Orders: d, Settled: func(id string) bool { return settled[id] }}
-	for _, key := range []string{"settled-order", id} {
-		if err := timers.Handle(context.Background(), natstest.Msg{Subj: "oms.timers.fired." + key}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e, ok := d.got[0].(order.ExpireReservation)
-	if len(d.got) != 1 || !ok || e.ID != "expire:"+id || e.OrderID != id {
-		t.Fatalf("decided %+v", d.got)
-	}
-	d.err = fmt.Errorf("order gone: %w", order.ErrNotFound)
-	if err := timers.Handle(context.Background(), natstest.Msg{Subj: "oms.timers.fired." + id}); err == nil || api.Retryable(err) {
-		t.Fatalf("timer of an unknown order: %v", err)
-	}
-	if attrs := timers.Attrs(natstest.Msg{Subj: "oms.timers.fired." + id}); !strings.Contains(fmt.Sprint(attrs), id) {
-		t.Fatalf("log attributes %v", attrs)
 	}
 }

@@ -111,7 +111,7 @@ type HTTP struct {
 
 // StuckAfter are the service levels per status. An unpaid order should
 // have been paid or expired by the end of its reservation (Received 0:
-// the reservation TTL plus a minute for the timer to fire).
+// the reservation TTL plus a minute for the expiry sweep).
 type StuckAfter struct {
 	Received  time.Duration
 	Paid      time.Duration
@@ -158,8 +158,9 @@ type Tuning struct {
 	ReactorPullBatch     int
 	InboundMaxAckPending int
 	InboundPullBatch     int
-	TimersMaxAckPending  int
-	TimersPullBatch      int
+	// ExpirySweep is how often the reservations due to expire are
+	// looked up (the read model's expiry index) and expired.
+	ExpirySweep time.Duration
 
 	// HeartbeatInterval is how often a node writes its heartbeat;
 	// MemberTimeout how old the last one may be before a member is gone;
@@ -193,7 +194,7 @@ type Tuning struct {
 
 	// DuplicateWindow is how long the streams remember a Nats-Msg-Id.
 	DuplicateWindow time.Duration
-	// TransportMaxAge is how long the inbound, outbox and timer streams keep
+	// TransportMaxAge is how long the inbound and outbox streams keep
 	// messages (order and SKU events are kept forever).
 	TransportMaxAge time.Duration
 }
@@ -268,8 +269,7 @@ func DefaultTuning() Tuning {
 		ReactorPullBatch:        256,
 		InboundMaxAckPending:    64,
 		InboundPullBatch:        32,
-		TimersMaxAckPending:     256,
-		TimersPullBatch:         256,
+		ExpirySweep:             time.Second,
 		HeartbeatInterval:       time.Second,
 		MemberTimeout:           3 * time.Second,
 		MemberKeyTTL:            30 * time.Second,
@@ -432,8 +432,7 @@ func (t Tuning) validate() []error {
 	atLeast("reactor-pull-batch", t.ReactorPullBatch, 1)
 	atLeast("inbound-max-ack-pending", t.InboundMaxAckPending, 1)
 	atLeast("inbound-pull-batch", t.InboundPullBatch, 1)
-	atLeast("timers-max-ack-pending", t.TimersMaxAckPending, 1)
-	atLeast("timers-pull-batch", t.TimersPullBatch, 1)
+	positive("expiry-sweep", t.ExpirySweep)
 	positive("heartbeat-interval", t.HeartbeatInterval)
 	if t.MemberTimeout < 2*t.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("member-timeout: must be at least twice heartbeat-interval (%s), got %s",

@@ -23,11 +23,11 @@ import (
 var errPermanent = errors.New("permanent")
 
 // pipelineOn runs handle on a fresh durable consumer of the outbox stream's
-// notifications.
+// payment requests.
 func pipelineOn(t *testing.T, env *natstest.Env, name string, workers int, handle jetstream.Handler) {
 	t.Helper()
 	cons, err := env.JS.CreateOrUpdateConsumer(env.Ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: name,
-		FilterSubject: jetstream.NotificationsPrefix + ">", AckPolicy: natsjs.AckExplicitPolicy,
+		FilterSubject: jetstream.PaymentRequestsPrefix + ">", AckPolicy: natsjs.AckExplicitPolicy,
 		AckWait: 5 * time.Second, MaxDeliver: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func pipelineOn(t *testing.T, env *natstest.Env, name string, workers int, handl
 	p := &jetstream.Pipeline{Name: name, Handle: handle, JS: env.JS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Timeout: time.Second, MaxAttempts: 3, Backoff: jetstream.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond},
 		Retryable: func(err error) bool { return !errors.Is(err, errPermanent) }, Workers: workers,
-		Key: func(m jetstream.Msg) string { return strings.TrimPrefix(m.Subject(), jetstream.NotificationsPrefix) }}
+		Key: func(m jetstream.Msg) string { return strings.TrimPrefix(m.Subject(), jetstream.PaymentRequestsPrefix) }}
 	stop, err := p.Consume(cons)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestPipelineDeadLettersWhatCannotBeProcessed(t *testing.T) {
 		return nil
 	})
 	for i, body := range []string{"flaky", "permanent", "panic", "fine", "fine"} {
-		if _, err := env.JS.Publish(env.Ctx, jetstream.NotificationsPrefix+strconv.Itoa(i), []byte(body)); err != nil {
+		if _, err := env.JS.Publish(env.Ctx, jetstream.PaymentRequestsPrefix+strconv.Itoa(i), []byte(body)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -102,7 +102,7 @@ func TestPipelineDeadLettersWhatCannotBeProcessed(t *testing.T) {
 		t.Errorf("panic: reason %q, want the panic and its stack", reasons["panic"])
 	}
 	for subject, want := range map[string]int64{"0": 3, "1": 1, "2": 1} {
-		n, _ := tries.Load(jetstream.NotificationsPrefix + subject)
+		n, _ := tries.Load(jetstream.PaymentRequestsPrefix + subject)
 		if got := n.(*atomic.Int64).Load(); got != want {
 			t.Errorf("message %s tried %d times, want %d", subject, got, want)
 		}
@@ -138,7 +138,7 @@ func TestPipelineWorkersKeepOrderPerKey(t *testing.T) {
 	const keys, per = 8, 25
 	for i := range per {
 		for k := range keys {
-			if _, err := env.JS.PublishAsync(jetstream.NotificationsPrefix+strconv.Itoa(k), []byte(strconv.Itoa(i))); err != nil {
+			if _, err := env.JS.PublishAsync(jetstream.PaymentRequestsPrefix+strconv.Itoa(k), []byte(strconv.Itoa(i))); err != nil {
 				t.Fatal(err)
 			}
 		}

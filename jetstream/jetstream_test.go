@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/internal/natstest"
@@ -96,39 +97,6 @@ func TestInboundPartitionMatchesPartitionOf(t *testing.T) {
 	}
 }
 
-// TestScheduleFiresOnce: a durable timer copies its payload to the fired
-// subject at the time given, and re-arming replaces it.
-func TestScheduleFiresOnce(t *testing.T) {
-	js, ctx := startJS(t, 1)
-	at := time.Now().Add(time.Second)
-	out := jetstream.NewOutbox(js)
-	out.Schedule("o1", at.Add(time.Hour), []byte(`first`))
-	if err := out.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	out.Schedule("o1", at, []byte(`second`))
-	if err := out.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamTimers, natsjs.ConsumerConfig{FilterSubject: jetstream.TimerFiredPrefix + ">"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := cons.Next(natsjs.FetchMaxWait(10 * time.Second))
-	if err != nil {
-		t.Fatalf("timer did not fire: %v", err)
-	}
-	if string(m.Data()) != "second" || m.Subject() != jetstream.TimerFiredPrefix+"o1" {
-		t.Fatalf("fired %s %q", m.Subject(), m.Data())
-	}
-	if time.Now().Before(at) {
-		t.Fatal("fired early")
-	}
-	if m2, err := cons.Next(natsjs.FetchMaxWait(1500 * time.Millisecond)); err == nil {
-		t.Fatalf("timer fired twice: %q", m2.Data())
-	}
-}
-
 // BenchmarkAppend is the append path: one fenced, de-duplicated append to
 // a file-backed stream, each to its own order subject.
 func BenchmarkAppend(b *testing.B) {
@@ -153,21 +121,39 @@ func startJSForBench(b *testing.B) (natsjs.JetStream, context.Context) {
 // TestOutbox: queued messages are stored once each when Wait returns, a
 // repeated batch (a retried side effect) adds nothing, and a message no
 // stream captures makes Wait fail, after which the outbox is usable again.
+// Notes are sent, not stored, once the stored messages are, each time
+// (a listener drops a repeat by its ID), and never when Wait fails.
 func TestOutbox(t *testing.T) {
 	js, ctx := startJS(t, 4)
+	heard := make(chan *nats.Msg, 16)
+	sub, err := js.Conn().ChanSubscribe(jetstream.NotificationsPrefix+"*", heard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	out := jetstream.NewOutbox(js)
 	send := func() {
-		out.Publish(jetstream.NotificationsPrefix+"o1", "e1:notify", []byte(`{"n":1}`), nil)
+		out.Notify(jetstream.NotificationsPrefix+"o1", []byte(`{"n":1}`), nats.Header{"Oms-Correlation-Id": []string{"c1"}})
+		out.Publish(jetstream.DeliveryRequestPrefix+"o1", "e1:delivery", []byte(`{"n":1}`), nil)
 		out.Publish(jetstream.PaymentRequestsPrefix+"o1", "e1:payment", []byte(`{"n":2}`), nil)
-		out.Schedule("o1", time.Now().Add(time.Hour), []byte(`{"orderId":"o1"}`))
 	}
-	send()
-	if err := out.Wait(ctx); err != nil {
-		t.Fatal(err)
+	hear := func(subject string) {
+		t.Helper()
+		select {
+		case m := <-heard:
+			if m.Subject != subject || (subject == jetstream.NotificationsPrefix+"o1" && m.Header.Get("Oms-Correlation-Id") != "c1") {
+				t.Fatalf("heard %s %v, want %s", m.Subject, m.Header, subject)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no note on %s", subject)
+		}
 	}
-	send()
-	if err := out.Wait(ctx); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		send()
+		if err := out.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hear(jetstream.NotificationsPrefix + "o1")
 	}
 	count := func(stream, subject string) uint64 {
 		t.Helper()
@@ -181,23 +167,26 @@ func TestOutbox(t *testing.T) {
 		}
 		return info.State.Subjects[subject]
 	}
-	if n := count(jetstream.StreamOutbox, jetstream.NotificationsPrefix+"o1"); n != 1 {
-		t.Fatalf("notifications stored %d times, want 1", n)
+	if n := count(jetstream.StreamOutbox, jetstream.DeliveryRequestPrefix+"o1"); n != 1 {
+		t.Fatalf("delivery requests stored %d times, want 1", n)
 	}
 	if n := count(jetstream.StreamOutbox, jetstream.PaymentRequestsPrefix+"o1"); n != 1 {
 		t.Fatalf("payment requests stored %d times, want 1", n)
 	}
-	if n := count(jetstream.StreamTimers, jetstream.TimerSchedulePrefix+"o1"); n != 1 {
-		t.Fatalf("timer stored %d times, want 1", n)
+	if _, err := js.StreamNameBySubject(ctx, jetstream.NotificationsPrefix+"o1"); err == nil {
+		t.Fatal("a stream captures the notifications")
 	}
+	out.Notify(jetstream.NotificationsPrefix+"o3", []byte(`{}`), nil)
 	out.Publish("nobody.captures.this", "x", []byte(`{}`), nil)
 	if err := out.Wait(ctx); err == nil || !strings.Contains(err.Error(), "nobody.captures.this") {
 		t.Fatalf("uncaptured subject: got %v, want an error naming it", err)
 	}
-	out.Publish(jetstream.NotificationsPrefix+"o2", "e2:notify", []byte(`{}`), nil)
+	out.Notify(jetstream.NotificationsPrefix+"o2", []byte(`{}`), nil)
+	out.Publish(jetstream.PaymentRequestsPrefix+"o2", "e2:payment", []byte(`{}`), nil)
 	if err := out.Wait(ctx); err != nil {
 		t.Fatalf("outbox after a failure: %v", err)
 	}
+	hear(jetstream.NotificationsPrefix + "o2") // not o3, whose effects failed
 }
 
 // BenchmarkStoredMessage is the unit of work the order lifecycle repeats:

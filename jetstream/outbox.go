@@ -3,7 +3,6 @@ package jetstream
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -17,6 +16,8 @@ type Outbox struct {
 	js      natsjs.JetStream
 	futures []natsjs.PubAckFuture
 	err     error
+	// notes are sent, unstored, once every stored message is.
+	notes []*nats.Msg
 }
 
 // NewOutbox returns an empty outbox publishing through js.
@@ -27,13 +28,18 @@ func (o *Outbox) Publish(subject, msgID string, data []byte, hdr nats.Header) {
 	o.send(subject, data, hdr, natsjs.WithMsgID(msgID))
 }
 
-// Schedule queues a durable timer: at time at the server copies data to
-// TimerFiredPrefix+key. Re-arming the same key replaces the earlier timer.
-// Schedules have a resolution of seconds; at is rounded up, so a timer
-// never fires before its time.
-func (o *Outbox) Schedule(key string, at time.Time, data []byte) {
-	at = at.Add(time.Second - 1).Truncate(time.Second)
-	o.send(TimerSchedulePrefix+key, data, nil, natsjs.WithScheduleAt(at), natsjs.WithScheduleTarget(TimerFiredPrefix+key))
+// Notify queues a message that is not stored: Wait publishes it on the
+// plain subject once every stored message of the outbox is acknowledged,
+// so a listener hears of an event only after its effects are stored, and
+// again if they are repeated. Customer notifications are these: their
+// durable record is the order's own event subject.
+func (o *Outbox) Notify(subject string, data []byte, hdr nats.Header) {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	for k, v := range hdr {
+		m.Header[k] = v
+	}
+	o.notes = append(o.notes, m)
 }
 
 func (o *Outbox) send(subject string, data []byte, hdr nats.Header, opts ...natsjs.PublishOpt) {
@@ -53,9 +59,9 @@ func (o *Outbox) send(subject string, data []byte, hdr nats.Header, opts ...nats
 	o.futures = append(o.futures, f)
 }
 
-// Wait returns once every queued message is stored, or with the first
-// failure; the outbox is empty afterwards either way. A failed message may
-// be sent again: its Nats-Msg-Id stores it once.
+// Wait returns once every queued message is stored and the notes are
+// sent, or with the first failure; the outbox is empty afterwards either
+// way. A failed message may be sent again: its Nats-Msg-Id stores it once.
 func (o *Outbox) Wait(ctx context.Context) error {
 	err := o.err
 	for _, f := range o.futures {
@@ -70,7 +76,16 @@ func (o *Outbox) Wait(ctx context.Context) error {
 			err = fmt.Errorf("publish %s: %w", f.Msg().Subject, ctx.Err())
 		}
 	}
+	if err == nil {
+		for _, m := range o.notes {
+			if perr := o.js.Conn().PublishMsg(m); perr != nil {
+				err = fmt.Errorf("publish %s: %w", m.Subject, perr)
+				break
+			}
+		}
+	}
 	clear(o.futures)
-	o.futures, o.err = o.futures[:0], nil
+	clear(o.notes)
+	o.futures, o.notes, o.err = o.futures[:0], o.notes[:0], nil
 	return err
 }

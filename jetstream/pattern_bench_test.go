@@ -25,10 +25,13 @@ import (
 //	go test ./jetstream -run '^$' -bench Pattern -benchtime 20000x -count 3
 
 // BenchmarkPatternPublish is how oms stores messages: an actor's fenced
-// append, waited for (one writer, and 64 at once as under load; with the
-// Nats-Msg-Id oms sets and without), and the reactor's asynchronous
-// publishes waited for together (the 1 to 3 messages one event causes,
-// and a window of 64), and the expiry timer (a message schedule).
+// append, waited for (one writer, and 64 at once as under load) as a
+// request (fenced-sync, with the Nats-Msg-Id oms sets and without) and as
+// jetstream.Append sends it (asynchronously, waiting on the future), the
+// reactor's asynchronous publishes waited for together (the 1 or 2
+// messages one event causes, and a window of 64), a notification (sent,
+// not stored), and the expiry timer oms used to arm per order (a message
+// schedule).
 func BenchmarkPatternPublish(b *testing.B) {
 	data := []byte(strings.Repeat("x", 300))
 	fenced := func(writers int, msgID bool) func(b *testing.B) {
@@ -49,6 +52,22 @@ func BenchmarkPatternPublish(b *testing.B) {
 			})
 		}
 	}
+	// jetstream.Append: the same fenced append, sent asynchronously and
+	// waited for on its future.
+	appends := func(writers int) func(b *testing.B) {
+		return func(b *testing.B) {
+			js, ctx := startJSForBench(b)
+			measure(b, func() {
+				share(b, writers, 1, func(i, _ int64) error {
+					s := strconv.FormatInt(i, 10)
+					_, err := jetstream.Append(ctx, js, jetstream.OrderEventsPrefix+"o"+s, "m"+s, data, 0, nil)
+					return err
+				})
+			})
+		}
+	}
+	b.Run("append/writers=1", appends(1))
+	b.Run("append/writers=64", appends(64))
 	b.Run("fenced-sync/writers=1", fenced(1, true))
 	b.Run("fenced-sync/writers=64", fenced(64, true))
 	b.Run("fenced-sync-no-msgid/writers=64", fenced(64, false))
@@ -71,14 +90,51 @@ func BenchmarkPatternPublish(b *testing.B) {
 	b.Run("async-with-msgid/window=1", window(1))
 	b.Run("async-with-msgid/window=3", window(3))
 	b.Run("async-with-msgid/window=64", window(64))
-	b.Run("schedule/window=1", func(b *testing.B) {
-		js, ctx := startJSForBench(b)
-		at := time.Now().Add(time.Hour)
+	// A customer notification: sent, not stored, to one listener, from the
+	// reactor's 64 workers (each sends its event's after the stored ones).
+	b.Run("notify-unstored", func(b *testing.B) {
+		js, _ := startJSForBench(b)
+		var heard atomic.Int64
+		done := make(chan struct{})
+		sub, err := js.Conn().Subscribe(jetstream.NotificationsPrefix+"*", func(*nats.Msg) {
+			if heard.Add(1) == int64(b.N) {
+				close(done)
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		_ = sub.SetPendingLimits(-1, -1)
 		measure(b, func() {
 			share(b, 64, 1, func(i, _ int64) error {
 				out := jetstream.NewOutbox(js)
-				out.Schedule("o"+strconv.FormatInt(i, 10), at, data)
-				return out.Wait(ctx)
+				out.Notify(jetstream.NotificationsPrefix+strconv.FormatInt(i, 10), data, nil)
+				return out.Wait(context.Background())
+			})
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				b.Fatalf("heard %d of %d", heard.Load(), b.N)
+			}
+		})
+	})
+	// The expiry timer oms armed per order until the expiry sweep replaced
+	// it, kept to show what that saved.
+	b.Run("schedule/window=1", func(b *testing.B) {
+		js, ctx := startJSForBench(b)
+		if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "TIMERS", Subjects: []string{"timers.>"},
+			Storage: natsjs.FileStorage, AllowMsgSchedules: true, AllowRollup: true}); err != nil {
+			b.Fatal(err)
+		}
+		at := time.Now().Add(time.Hour).Truncate(time.Second)
+		measure(b, func() {
+			share(b, 64, 1, func(i, _ int64) error {
+				s := strconv.FormatInt(i, 10)
+				m := nats.NewMsg("timers.schedule.o" + s)
+				m.Data = data
+				_, err := js.PublishMsg(ctx, m, natsjs.WithScheduleAt(at), natsjs.WithScheduleTarget("timers.fired.o"+s))
+				return err
 			})
 		})
 	})

@@ -26,7 +26,6 @@ const (
 	StreamSKUs       = "OMS_SKUS"
 	StreamInbound    = "OMS_INBOUND"
 	StreamOutbox     = "OMS_OUTBOX"
-	StreamTimers     = "OMS_TIMERS"
 	StreamDeadLetter = "OMS_DEADLETTER"
 )
 
@@ -40,8 +39,6 @@ const (
 	DeliveryRequestPrefix = "delivery.requests."
 	NotificationsPrefix   = "notifications."
 	InboundPrefix         = "oms.inbound."
-	TimerSchedulePrefix   = "oms.timers.schedule."
-	TimerFiredPrefix      = "oms.timers.fired."
 	DeadLetterPrefix      = "oms.deadletter."
 )
 
@@ -61,7 +58,7 @@ type Topology struct {
 	// DuplicateWindow bounds how long Nats-Msg-Id de-duplication remembers
 	// an ID; retries of one append happen well inside it.
 	DuplicateWindow time.Duration
-	// Retention for the transport streams (inbound, outbox, timers, dead
+	// Retention for the transport streams (inbound, outbox, dead
 	// letters). Order and SKU events are kept forever: they are the truth.
 	TransportMaxAge time.Duration
 }
@@ -89,18 +86,15 @@ func (t Topology) Configs() []natsjs.StreamConfig {
 		Source:      "*.events.*",
 		Destination: InboundPrefix + "{{partition(" + strconv.Itoa(t.Partitions) + ",2)}}.{{wildcard(1)}}.{{wildcard(2)}}",
 	}
-	outbox := base(StreamOutbox, PaymentRequestsPrefix+"*", DeliveryRequestPrefix+"*", NotificationsPrefix+"*")
-	outbox.Description = "requests to providers and customer notifications"
+	// Customer notifications (NotificationsPrefix) are not stored: they
+	// repeat the order events, which are.
+	outbox := base(StreamOutbox, PaymentRequestsPrefix+"*", DeliveryRequestPrefix+"*")
+	outbox.Description = "requests to the payment and delivery providers"
 	outbox.MaxAge = t.TransportMaxAge
-	timers := base(StreamTimers, "oms.timers.>")
-	timers.Description = "durable timers (reservation expiry) as message schedules"
-	timers.AllowMsgSchedules = true
-	timers.AllowRollup = true
-	timers.MaxAge = t.TransportMaxAge
 	dead := base(StreamDeadLetter, DeadLetterPrefix+">")
 	dead.Description = "messages that could not be processed, with the reason"
 	dead.MaxAge = 30 * 24 * time.Hour
-	return []natsjs.StreamConfig{orders, skus, inbound, outbox, timers, dead}
+	return []natsjs.StreamConfig{orders, skus, inbound, outbox, dead}
 }
 
 // Ensure creates the streams of the topology that are missing and updates
@@ -141,7 +135,6 @@ func InboundPartitionSubject(p int) string { return InboundPrefix + strconv.Itoa
 // Durable consumer names.
 const (
 	ConsumerReactor = "oms-reactor"
-	ConsumerTimers  = "oms-timers"
 )
 
 // InboundConsumerName is the durable consumer of inbound partition p.
@@ -158,12 +151,6 @@ type ConsumerLimits struct {
 func ReactorConsumer(l ConsumerLimits) natsjs.ConsumerConfig {
 	return natsjs.ConsumerConfig{Durable: ConsumerReactor, AckPolicy: natsjs.AckExplicitPolicy, AckWait: l.AckWait,
 		MaxAckPending: l.MaxAckPending, MaxDeliver: -1, FilterSubject: OrderEventsPrefix + ">"}
-}
-
-// TimersConsumer is the configuration of the consumer of fired timers.
-func TimersConsumer(l ConsumerLimits) natsjs.ConsumerConfig {
-	return natsjs.ConsumerConfig{Durable: ConsumerTimers, FilterSubject: TimerFiredPrefix + ">",
-		AckPolicy: natsjs.AckExplicitPolicy, AckWait: l.AckWait, MaxAckPending: l.MaxAckPending, MaxDeliver: -1}
 }
 
 // InboundConsumer is the configuration of inbound partition p's consumer.

@@ -62,7 +62,7 @@ func New() *Metrics {
 	m.handling = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "pipeline_handle_duration_seconds",
 		Help: "Time a pipeline's handler took for one message, by pipeline.", Buckets: latencyBuckets}, []string{"pipeline"})
 	m.deadLetter = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "dead_letters_total",
-		Help: "Messages this node sent to the dead-letter stream, by source (the pipeline: reactor, inbound, timers, projection)."},
+		Help: "Messages this node sent to the dead-letter stream, by source (the pipeline: reactor, inbound, projection; timers from versions before the expiry sweep)."},
 		[]string{"source"})
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.calls, m.appends, m.fenced, m.events, m.messages, m.handling, m.deadLetter)

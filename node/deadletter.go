@@ -86,8 +86,7 @@ func deadLetterOf(m *natsjs.RawStreamMsg) api.DeadLetter {
 }
 
 // retryDeadLetters sends each dead letter back where it came from: a
-// provider event to its provider subject, a fired timer to the timers; an
-// order event's effects are run again by the reactor (the event itself is
+// provider event to its provider subject; an order event's effects are run again by the reactor (the event itself is
 // the truth and is not published twice). What went back is deleted from
 // the dead-letter stream; whatever fails again is dead-lettered anew.
 func (n *Node) retryDeadLetters(ctx context.Context, req api.DeadLetterAction) (api.DeadLetterOutcomes, error) {
@@ -101,14 +100,18 @@ func (n *Node) retryDeadLetters(ctx context.Context, req api.DeadLetterAction) (
 				return "", fmt.Errorf("not a provider event's subject: %s", d.Subject)
 			}
 			to := tok[3] + ".events." + tok[4]
-			return to, jetstream.Publish(ctx, n.js, to, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, nil)
-		case "timers":
-			return d.Subject, jetstream.Publish(ctx, n.js, d.Subject, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, nil)
+			_, err := jetstream.Publish(ctx, n.js, to, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, nil)
+			return to, err
 		case "reactor":
 			if n.react == nil {
 				return "", errors.New("this node does not run the reactor (the command role)")
 			}
 			return "the reactor", n.react.Handle(ctx, storedMsg{subject: d.Subject, data: m.Data})
+		}
+		if d.Source == "timers" {
+			// From a version that armed a timer per order: the expiry
+			// sweep expires the order without it.
+			return "", errors.New("a timers dead letter is not retried: the expiry sweep expires its order; drop it")
 		}
 		return "", fmt.Errorf("a %s dead letter is not retried (a read model is rebuilt: oms rebuild readmodel)", d.Source)
 	})

@@ -68,12 +68,9 @@ type inbound struct{ js natsjs.JetStream }
 
 // Publish stores a webhook's event with the request's correlation ID.
 func (i inbound) Publish(ctx context.Context, subject, msgID string, data []byte) (uint64, bool, error) {
-	m := nats.NewMsg(subject)
-	m.Data = data
-	m.Header.Set(api.CorrelationHeader, endpoint.Correlation(ctx))
-	ack, err := i.js.PublishMsg(ctx, m, natsjs.WithMsgID(msgID))
+	ack, err := jetstream.Publish(ctx, i.js, subject, msgID, data, nats.Header{api.CorrelationHeader: []string{endpoint.Correlation(ctx)}})
 	if err != nil {
-		return 0, false, fmt.Errorf("publish %s: %w", subject, err)
+		return 0, false, err
 	}
 	return ack.Sequence, ack.Duplicate, nil
 }

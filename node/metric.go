@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/metrics"
 	"github.com/oms-project/oms/order"
@@ -24,6 +25,7 @@ func (n *Node) registerMetrics(context.Context) error {
 	m.Figures([]metrics.Figure{
 		{Name: "orders", Help: "Orders in the read model by status.", Labels: []string{"status"}},
 		{Name: "reservations_held_orders", Help: "Orders holding (or about to hold) a stock reservation: received, not yet paid or cancelled."},
+		{Name: "reservations_overdue_orders", Help: "Orders the read model shows still able to expire a minute or more past their reservation's deadline: the expiry sweep should have expired them; counted up to 10,000."},
 		{Name: "orders_stuck", Help: "Orders unchanged in a status for longer than its service level (--stuck-received, --stuck-paid, --stuck-in-transit), by status; counted up to 10,000.", Labels: []string{"status"}},
 		{Name: "read_model_applied_sequence", Help: "Last order-stream sequence the read model applied."},
 		{Name: "read_model_lag_events", Help: "Order events stored but not yet in this node's read model."},
@@ -74,6 +76,9 @@ func (n *Node) statusFigures(emit metrics.Emit) {
 			emit("orders", float64(st.Orders[string(s)]), string(s))
 		}
 		emit("reservations_held_orders", float64(st.Orders[string(order.StatusReceived)]))
+		if due, err := n.db.DueForExpiry(time.Now().Add(-time.Minute), api.MaxStuckCount); err == nil {
+			emit("reservations_overdue_orders", float64(len(due)))
+		}
 		if stuck, err := n.queries.StuckCounts(); err == nil {
 			for s, c := range stuck {
 				emit("orders_stuck", float64(c), s)
@@ -112,7 +117,7 @@ func (n *Node) clusterFigures(emit metrics.Emit) {
 func (n *Node) consumerFigures(emit metrics.Emit) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	for _, name := range []string{jetstream.StreamOrders, jetstream.StreamInbound, jetstream.StreamOutbox, jetstream.StreamTimers} {
+	for _, name := range []string{jetstream.StreamOrders, jetstream.StreamInbound, jetstream.StreamOutbox} {
 		s, err := n.js.Stream(ctx, name)
 		if err != nil {
 			continue

@@ -125,6 +125,7 @@ func TestMetricsTellWhatHappened(t *testing.T) {
 		{"oms_order_events_total", []string{"type", string(order.EventCompleted)}, 1},
 		{"oms_order_events_total", []string{"type", string(order.EventCancelled)}, 1},
 		{"oms_reservations_held_orders", nil, 1},
+		{"oms_reservations_overdue_orders", nil, 0},
 		// 5 events of the completed order, 3 of the cancelled, 2 waiting.
 		{"oms_append_duration_seconds", []string{"stream", jetstream.StreamOrders, "outcome", "ok"}, 10},
 		{"oms_dead_letters_stored", []string{"source", "inbound"}, 1},
@@ -161,7 +162,7 @@ func TestMetricsTellWhatHappened(t *testing.T) {
 		}
 	}
 	// Every consumer the pipelines read, each inbound partition's too.
-	for _, consumer := range []string{jetstream.ConsumerReactor, jetstream.ConsumerTimers, jetstream.InboundConsumerName(0), jetstream.InboundConsumerName(7)} {
+	for _, consumer := range []string{jetstream.ConsumerReactor, jetstream.InboundConsumerName(0), jetstream.InboundConsumerName(7)} {
 		if _, ok := sample(fs, "oms_consumer_pending_messages", "consumer", consumer); !ok {
 			t.Errorf("no oms_consumer_pending_messages for %s", consumer)
 		}

@@ -1,7 +1,7 @@
 // Package node assembles one oms process from its parts: the embedded NATS
 // server (or a connection to an external one), the streams, the bbolt file,
 // the node's place in the cluster, the write side (actors, the reactor, the
-// provider and timer consumers) and the read side (the projection), and the
+// provider event consumers, the expiry sweep) and the read side (the projection), and the
 // API over nats.go/micro. Start is the list of those constructors in order;
 // Stop closes them in reverse.
 //
@@ -199,23 +199,27 @@ func (n *Node) connect(context.Context) error {
 		}
 	}
 	var err error
-	if n.nc, n.js, err = dial(url, opts...); err != nil {
+	if n.nc, n.js, err = dial(url, cfg.RequestTimeout, opts...); err != nil {
 		return err
 	}
 	n.onStop(func() { drain(n.nc) })
-	if n.cmdNC, n.cmdJS, err = dial(url, append(opts, nats.Name("oms "+cfg.NodeName+" commands"))...); err != nil {
+	if n.cmdNC, n.cmdJS, err = dial(url, cfg.RequestTimeout, append(opts, nats.Name("oms "+cfg.NodeName+" commands"))...); err != nil {
 		return err
 	}
 	n.onStop(func() { drain(n.cmdNC) })
 	return nil
 }
 
-func dial(url string, opts ...nats.Option) (*nats.Conn, natsjs.JetStream, error) {
+// dial connects; a message published asynchronously whose acknowledgement
+// does not come within ackTimeout (lost in a leader election) fails then,
+// instead of staying pending for ever and counting against the
+// connection's bound on pending messages.
+func dial(url string, ackTimeout time.Duration, opts ...nats.Option) (*nats.Conn, natsjs.JetStream, error) {
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats at %s: %w", url, err)
 	}
-	js, err := natsjs.New(nc)
+	js, err := natsjs.New(nc, natsjs.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -274,9 +278,11 @@ func (n *Node) joinCluster(ctx context.Context) error {
 }
 
 // startQueries starts the read side: the projection, from the sequence
-// the read model has stored.
+// the read model has stored. A node with the command role keeps the read
+// model too, without serving queries: its expiry index is what the
+// reservations' expiry sweeps.
 func (n *Node) startQueries(ctx context.Context) error {
-	if !n.cfg.Has(config.RoleQuery) {
+	if !n.cfg.Has(config.RoleQuery) && !n.cfg.Has(config.RoleCommand) {
 		return nil
 	}
 	var orders query.Orders = command.NewRemote(n.cluster)
@@ -312,8 +318,8 @@ func (n *Node) startLimiter(context.Context) error {
 }
 
 // startCommands starts the write side: the actors, the answering of
-// forwarded calls, and the three pipelines (the reactor, the inbound
-// partitions this node owns, the timers).
+// forwarded calls, the two pipelines (the reactor, the inbound partitions
+// this node owns) and the reservations' expiry sweep.
 func (n *Node) startCommands(ctx context.Context) error {
 	if !n.cfg.Has(config.RoleCommand) {
 		return nil
@@ -368,21 +374,12 @@ func (n *Node) startCommands(ctx context.Context) error {
 		return err
 	}
 	n.onStop(stopReactor)
-	timersCons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamTimers, jetstream.TimersConsumer(limits(t.TimersMaxAckPending)))
-	if err != nil {
-		return fmt.Errorf("timer consumer: %w", err)
-	}
-	// A node without the read model never knows an order settled.
-	timers := command.Timers{Orders: cmds, Settled: func(string) bool { return false }}
-	if n.queries != nil {
-		timers.Settled = n.queries.Settled
-	}
-	stopTimers, err := n.pipeline("timers", timers.Handle, 0, nil, timers.Attrs).
-		Consume(timersCons, natsjs.PullMaxMessages(t.TimersPullBatch))
-	if err != nil {
-		return err
-	}
-	n.onStop(stopTimers)
+	expiry := command.Expiry{Orders: cmds, Due: n.db.DueForExpiry, Owns: n.cluster.Owns, CaughtUp: n.readModelCaughtUp,
+		Interval: t.ExpirySweep, Log: n.log}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() { defer close(swept); expiry.Run(sweepCtx) }()
+	n.onStop(func() { stopSweep(); <-swept })
 	inbound := command.Inbound{Orders: cmds, Log: n.log}
 	stopInbound, err := n.cluster.PullInbound(ctx, n.pipeline("inbound", inbound.Handle, 0, nil, inbound.Attrs))
 	if err != nil {
@@ -390,6 +387,17 @@ func (n *Node) startCommands(ctx context.Context) error {
 	}
 	n.onStop(stopInbound)
 	return nil
+}
+
+// readModelCaughtUp says whether the read model is at most --ready-max-lag
+// events behind the order stream.
+func (n *Node) readModelCaughtUp(ctx context.Context) bool {
+	rm, err := n.db.ReadModel()
+	if err != nil {
+		return false
+	}
+	info, err := n.orders.Info(ctx)
+	return err == nil && info.State.LastSeq <= rm.Applied+n.cfg.HTTP.ReadyMaxLag
 }
 
 func reactorAttrs(m jetstream.Msg) []any { return []any{"order_id", reactor.Key(m)} }
@@ -417,7 +425,7 @@ func (n *Node) pipeline(name string, h jetstream.Handler, workers int, key func(
 // pipelineRetryable classifies a pipeline's failures as the API does
 // (api.Retryable), but for an order not found, which is tried again. Each
 // message a pipeline carries is about an order that is in the stream (its
-// own event, a timer it set, a provider it asked) or is about to be (a
+// own event, a provider it asked) or is about to be (a
 // provider event overtaking the placement), so not found there is a read
 // that has not caught up: a node frozen past its member timeout wakes up
 // reading from a replica that lags, until it hears of the new leader. The
@@ -432,7 +440,7 @@ func (n *Node) serveAPI(context.Context) error {
 	if n.commands != nil {
 		n.ops = append(n.ops, n.commands.Operations()...)
 	}
-	if n.queries != nil {
+	if n.cfg.Has(config.RoleQuery) {
 		n.ops = append(n.ops, n.queries.Operations()...)
 	}
 	endpoint.Observe(n.ops, n.metrics.Call)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -246,6 +247,13 @@ func TestHappyPathToCompleted(t *testing.T) {
 	h := startNode(t, testConfig(t.TempDir()))
 	h.setStock("SKU-A", 10)
 	h.setStock("SKU-B", 5)
+	// The customer's notifications are sent, not stored: listen first.
+	heard := make(chan *nats.Msg, 16)
+	sub, err := h.nc.ChanSubscribe(jetstream.NotificationsPrefix+"*", heard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	o := h.place(placeReq("k1", order.Item{SKU: "SKU-A", Quantity: 2, UnitPrice: 1250}, order.Item{SKU: "SKU-B", Quantity: 1, UnitPrice: 500}))
 	if o.Status != order.StatusReceived || o.Total != 3000 || o.BasketSize != 3 {
 		t.Fatalf("placed: %+v", o)
@@ -267,12 +275,31 @@ func TestHappyPathToCompleted(t *testing.T) {
 	if done.DeliveryProvider != "testship" || done.PaymentInformation.Reference != "ref-p1" || len(done.ChangeHistory) != 5 {
 		t.Fatalf("completed order: %+v", done)
 	}
-	// Side effects reached the outbox: a payment request, a delivery
-	// request and notifications, each exactly once.
-	eventually(t, 10*time.Second, "notifications", func() (bool, string) {
-		n := h.subjectCount(jetstream.StreamOutbox, jetstream.NotificationsPrefix+o.ID)
-		return n == 4, fmt.Sprintf("%d notifications", n)
-	})
+	// Side effects reached the outbox (a payment request and a delivery
+	// request, each exactly once) and the customer heard of each step in
+	// order, every notification naming the event it tells of.
+	var told []string
+	for len(told) < 4 {
+		select {
+		case m := <-heard:
+			var n api.Notification
+			if err := json.Unmarshal(m.Data, &n); err != nil || m.Subject != jetstream.NotificationsPrefix+o.ID || n.User != o.User {
+				t.Fatalf("notification %s %s: %v", m.Subject, m.Data, err)
+			}
+			if evs := h.events(o.ID); !slices.ContainsFunc(evs, func(e order.Event) bool { return e.ID == n.CausedBy }) {
+				t.Fatalf("notification %s caused by %q, no event of the order", n.Type, n.CausedBy)
+			}
+			told = append(told, n.Type)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("notifications heard: %v", told)
+		}
+	}
+	if want := []string{api.NotifyPlaced, api.NotifyPaid, api.NotifyShipped, api.NotifyDelivered}; !slices.Equal(told, want) {
+		t.Fatalf("notifications %v, want %v", told, want)
+	}
+	if n := h.subjectCount(jetstream.StreamOutbox, jetstream.NotificationsPrefix+o.ID); n != 0 {
+		t.Fatalf("%d notifications stored", n)
+	}
 	if n := h.subjectCount(jetstream.StreamOutbox, jetstream.PaymentRequestsPrefix+o.ID); n != 1 {
 		t.Fatalf("payment requests: %d", n)
 	}
@@ -469,12 +496,14 @@ func TestReservationExpiryCancelsUnpaidOrder(t *testing.T) {
 	})
 }
 
-// A reservation timer that fires for an order the read model shows as past
-// payment is acknowledged without activating the order's actor; one that
-// fires for an order still waiting for payment goes to the actor, which
-// expires it.
-func TestFiredTimerOfSettledOrderSkipsItsActor(t *testing.T) {
-	h := startNode(t, testConfig(t.TempDir()))
+// TestExpirySurvivesACrash: the expiry of an unpaid order is no message
+// that could be lost: a node killed before the reservation's time expires
+// it after its restart, from the read model's expiry index, while an
+// order paid meanwhile stays paid and leaves the index.
+func TestExpirySurvivesACrash(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.ReservationTTL = 4 * time.Second
+	h := startNode(t, cfg)
 	h.setStock("SKU-A", 10)
 	paid := h.place(placeReq("k-settled", order.Item{SKU: "SKU-A", Quantity: 1, UnitPrice: 100}))
 	unpaid := h.place(placeReq("k-unpaid", order.Item{SKU: "SKU-A", Quantity: 1, UnitPrice: 100}))
@@ -482,52 +511,23 @@ func TestFiredTimerOfSettledOrderSkipsItsActor(t *testing.T) {
 	h.waitOrder(unpaid.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
 	h.pay(paid, "p-settled", order.PaymentSucceeded, 100)
 	h.waitOrder(paid.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
-	timers, err := h.js.Consumer(h.ctx, jetstream.StreamTimers, "oms-timers")
-	if err != nil {
-		t.Fatal(err)
+	if got, _ := h.c.GetOrder(h.ctx, unpaid.ID); !time.Now().Before(got.ReservationExpiresAt) {
+		t.Fatalf("the test is too slow: the reservation expired at %s before the crash", got.ReservationExpiresAt)
 	}
-	reactor, err := h.js.Consumer(h.ctx, jetstream.StreamOrders, "oms-reactor")
-	if err != nil {
-		t.Fatal(err)
+	h.node.Kill()
+
+	h2 := startNode(t, cfg)
+	c := h2.waitOrder(unpaid.ID, statusIs(order.StatusCancelled, order.ReservationExpired), "expired after the restart")
+	if c.CancelReason != order.CancelReservationExpired || c.UpdatedAt.Before(c.ReservationExpiresAt) {
+		t.Fatalf("expired %+v", c)
 	}
-	fire := func(id string) {
-		t.Helper()
-		before, err := timers.Info(h.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The reactor asks order actors for their state while it works off
-		// an event; let it finish so that nothing but the timer can
-		// activate an actor after the passivation below.
-		eventually(t, 10*time.Second, "reactor idle", func() (bool, string) {
-			info, err := reactor.Info(h.ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			return info.NumPending == 0 && info.NumAckPending == 0, fmt.Sprintf("pending %d, unacknowledged %d", info.NumPending, info.NumAckPending)
-		})
-		if err := h.node.PassivateAll(h.ctx); err != nil {
-			t.Fatal(err)
-		}
-		h.publish(jetstream.TimerFiredPrefix+id, map[string]string{"orderId": id})
-		eventually(t, 10*time.Second, "timer acknowledged", func() (bool, string) {
-			info, err := timers.Info(h.ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			return info.AckFloor.Consumer > before.AckFloor.Consumer && info.NumAckPending == 0,
-				fmt.Sprintf("ack floor %d, pending %d", info.AckFloor.Consumer, info.NumAckPending)
-		})
+	eventually(t, 10*time.Second, "stock back", func() (bool, string) {
+		_, r, a := h2.stock("SKU-A")
+		return r == 0 && a == 9, fmt.Sprintf("reserved %d available %d", r, a)
+	})
+	if got, _ := h2.c.GetOrder(h2.ctx, paid.ID); got.Status != order.StatusPaid {
+		t.Fatalf("paid order after the sweep: %s", got.Status)
 	}
-	fire(paid.ID)
-	if st, _ := h.node.Status(); st.ActiveOrder != 0 {
-		t.Fatalf("%d order actors activated by the timer of a paid order", st.ActiveOrder)
-	}
-	if got, _ := h.c.GetOrder(h.ctx, paid.ID); got.Status != order.StatusPaid {
-		t.Fatalf("paid order after its timer: %s", got.Status)
-	}
-	fire(unpaid.ID)
-	h.waitOrder(unpaid.ID, statusIs(order.StatusCancelled, order.ReservationExpired), "expired")
 }
 
 func TestValidationErrorsNameTheField(t *testing.T) {

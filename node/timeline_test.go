@@ -49,7 +49,7 @@ func TestCorrelationAndTimeline(t *testing.T) {
 		source  string
 		effects []string
 	}{
-		{order.EventPlaced, "api", []string{"notify", "timer", "sku.reserved TL-1"}},
+		{order.EventPlaced, "api", []string{"notify", "sku.reserved TL-1"}},
 		{order.EventStockHeld, "reactor", []string{"payment"}},
 		{order.EventPaid, "provider", []string{"delivery", "notify", "sku.committed TL-1"}},
 		{order.EventShipped, "provider", []string{"notify"}},

@@ -27,9 +27,9 @@ var errScanned = errors.New("scanned enough")
 
 // explain builds an order's causal timeline from the streams alone: its
 // events (with the node that appended each and its correlation ID), the
-// provider events stored for it, the requests, notifications and timer
-// its events caused (matched by their Nats-Msg-Id, which names the
-// causing event), and its SKU events. It reads what the transport streams
+// provider events stored for it, the provider requests its events caused
+// (matched by their Nats-Msg-Id, which names the causing event), the
+// notifications they sent, and its SKU events. It reads what the transport streams
 // still keep; the order's own events are kept forever.
 func (q *Queries) explain(ctx context.Context, req api.ExplainOrder) (api.Timeline, error) {
 	tl := api.Timeline{OrderID: req.ID, Entries: []api.TimelineEntry{}, ProviderEvents: []api.StoredMessage{}}
@@ -82,7 +82,7 @@ func (q *Queries) explain(ctx context.Context, req api.ExplainOrder) (api.Timeli
 			tl.Notes = append(tl.Notes, "provider events unreadable: "+err.Error())
 		}
 	}
-	// Requests, notifications and the timer.
+	// Requests to the providers.
 	effect := func(stream, subject string, kindOf func(msgID string) (eventID, kind string)) {
 		s, err := js.Stream(ctx, stream)
 		if err != nil {
@@ -108,16 +108,20 @@ func (q *Queries) explain(ctx context.Context, req api.ExplainOrder) (api.Timeli
 		}
 		return msgID[:i], msgID[i+1:]
 	}
-	for _, prefix := range []string{jetstream.PaymentRequestsPrefix, jetstream.DeliveryRequestPrefix, jetstream.NotificationsPrefix} {
+	for _, prefix := range []string{jetstream.PaymentRequestsPrefix, jetstream.DeliveryRequestPrefix} {
 		effect(jetstream.StreamOutbox, prefix+req.ID, byMsgID)
 	}
-	if first := events[0]; first.Type == order.EventPlaced {
-		effect(jetstream.StreamTimers, jetstream.TimerSchedulePrefix+req.ID, func(string) (string, string) { return first.ID, "timer" })
+	// Notifications are sent, not stored: each event's is known from it.
+	for i, e := range events {
+		if api.NotificationType(e) != "" {
+			tl.Entries[i].Effects = append(tl.Entries[i].Effects, api.Effect{Kind: "notify",
+				Subject: jetstream.NotificationsPrefix + req.ID, At: e.At})
+		}
 	}
 	if placed != nil {
 		q.stockEffects(ctx, &tl, events, placed)
 	}
-	tl.Notes = append(tl.Notes, "provider events, requests and notifications are kept for the transport retention (--transport-max-age)")
+	tl.Notes = append(tl.Notes, "provider events and requests are kept for the transport retention (--transport-max-age); notifications are not stored")
 	return tl, nil
 }
 
@@ -176,7 +180,7 @@ func (q *Queries) stockEffects(ctx context.Context, tl *api.Timeline, events []o
 }
 
 // causeOf names where a command ID comes from: the reactor's stock
-// outcome (stock:), the reservation's timer (expire:), a provider's event
+// outcome (stock:), the reservation's expiry (expire:), a provider's event
 // (payment:, delivery:) or a request through the API (place:, cancel:,
 // update:, an idempotency key).
 func causeOf(id string) api.Cause {
@@ -185,7 +189,7 @@ func causeOf(id string) api.Cause {
 	case "stock":
 		return api.Cause{ID: id, Source: "reactor"}
 	case "expire":
-		return api.Cause{ID: id, Source: "timer"}
+		return api.Cause{ID: id, Source: "expiry"}
 	case "payment", "delivery":
 		return api.Cause{ID: id, Source: "provider"}
 	}

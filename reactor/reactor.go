@@ -1,10 +1,10 @@
 // Package reactor performs the side effects of appended order events: it
 // reserves, commits and releases stock, asks the payment provider to
-// collect or refund and the carrier to ship, notifies the customer, and
-// arms the reservation's expiry. It runs after the append, from the stream,
-// never before; every effect is idempotent (message IDs derived from the
-// event, holds keyed by order at the SKU), so the redelivery of an event
-// whose effects were cut short by a crash repeats them safely.
+// collect or refund and the carrier to ship, and notifies the customer.
+// It runs after the append, from the stream, never before; every effect
+// is idempotent (message IDs derived from the event, holds keyed by order
+// at the SKU), so the redelivery of an event whose effects were cut short
+// by a crash repeats them safely.
 //
 // It sees orders, stock and the outbox only through the small interfaces
 // below. It may import the domain, api and jetstream (for the message it
@@ -42,10 +42,11 @@ type Stock interface {
 }
 
 // Outbox collects the messages one event causes; Wait returns once every
-// one is stored. jetstream.Outbox is one.
+// one is stored, then sends the notifications, which are not stored.
+// jetstream.Outbox is one.
 type Outbox interface {
 	Publish(subject, msgID string, data []byte, hdr nats.Header)
-	Schedule(key string, at time.Time, data []byte)
+	Notify(subject string, data []byte, hdr nats.Header)
 	Wait(ctx context.Context) error
 }
 
@@ -79,7 +80,15 @@ func (r *Reactor) Handle(ctx context.Context, m jetstream.Msg) error {
 		seq = md.Sequence.Stream
 	}
 	out := r.newOutbox()
-	err = r.effects(ctx, e, seq, out)
+	held := &heldNotes{Outbox: out}
+	err = r.effects(ctx, e, seq, held)
+	if err == nil {
+		// Told only once everything else the event causes is done (and,
+		// by Wait, stored): a listener never hears of an effect undone.
+		for _, n := range held.notes {
+			out.Notify(n.subject, n.data, n.hdr)
+		}
+	}
 	if werr := out.Wait(ctx); err == nil {
 		err = werr
 	}
@@ -89,17 +98,31 @@ func (r *Reactor) Handle(ctx context.Context, m jetstream.Msg) error {
 	return nil
 }
 
+// heldNotes keeps an event's notifications back while its effects run.
+type heldNotes struct {
+	Outbox
+	notes []note
+}
+
+type note struct {
+	subject string
+	data    []byte
+	hdr     nats.Header
+}
+
+func (h *heldNotes) Notify(subject string, data []byte, hdr nats.Header) {
+	h.notes = append(h.notes, note{subject, data, hdr})
+}
+
 // effects performs what event e implies outside the order. Messages to
 // providers and customers go to out; the caller waits for them.
 func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Outbox) error {
 	switch e.Type {
 	case order.EventPlaced:
-		// Arm the durable expiry first: whatever fails below, the event
-		// still waits for the timer to be stored, and it frees the stock of
-		// an order that never gets paid.
-		timer, _ := json.Marshal(map[string]string{"orderId": e.OrderID})
-		out.Schedule(e.OrderID, e.Placed.ReservationExpiresAt, timer)
-		if err := notify(out, e, api.NotifyPlaced, e.Placed.User, ""); err != nil {
+		// The expiry needs nothing here: the read model's expiry index lists
+		// the order from this event on, and the node's sweep expires it
+		// if it is still unpaid at its time.
+		if err := notify(out, e, e.Placed.User, ""); err != nil {
 			return err
 		}
 		held, detail, err := r.reserve(ctx, e.OrderID, e.Placed.Items, e.Placed.ReservationExpiresAt)
@@ -134,7 +157,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Ou
 		if err := requestDelivery(out, e, o); err != nil {
 			return err
 		}
-		return notify(out, e, api.NotifyPaid, o.User, "")
+		return notify(out, e, o.User, "")
 	case order.EventUpdated:
 		if e.Status != order.StatusPaid {
 			return nil
@@ -164,7 +187,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Ou
 		if err := refund(out, e, o, e.Cancel.RefundDue, e.Cancel.RefundCurrency); err != nil {
 			return err
 		}
-		return notify(out, e, api.NotifyCancelled, o.User, "")
+		return notify(out, e, o.User, "")
 	case order.EventRejected:
 		if e.Rejected.RefundDue == 0 {
 			return nil
@@ -179,11 +202,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Ou
 		if err != nil {
 			return err
 		}
-		kind := api.NotifyShipped
-		if e.Type == order.EventCompleted {
-			kind = api.NotifyDelivered
-		}
-		return notify(out, e, kind, o.User, o.TrackingNumber)
+		return notify(out, e, o.User, o.TrackingNumber)
 	}
 	return nil
 }
@@ -225,13 +244,22 @@ func refund(out Outbox, e order.Event, o order.Order, amount int64, currency str
 		Type: api.PaymentRefund, OrderID: o.ID, User: o.User, Amount: amount, Currency: currency, CausedBy: e.ID})
 }
 
-func notify(out Outbox, e order.Event, kind, user, tracking string) error {
-	note := api.Notification{Type: kind, OrderID: e.OrderID, User: user, Status: e.Status, At: e.At,
+// notify tells the customer's listeners on notifications.<orderId>. The
+// notification is derived from the event and not stored a second time:
+// the event is the durable record (the order's feed), and the
+// notification carries its ID (causedBy) for a listener to drop a repeat.
+func notify(out Outbox, e order.Event, user, tracking string) error {
+	note := api.Notification{Type: api.NotificationType(e), OrderID: e.OrderID, User: user, Status: e.Status, At: e.At,
 		TrackingNumber: tracking, CausedBy: e.ID}
 	if e.Cancel != nil {
 		note.Reason, note.RefundDue, note.RefundCurrency = e.Cancel.Reason, e.Cancel.RefundDue, e.Cancel.RefundCurrency
 	}
-	return publish(out, jetstream.NotificationsPrefix, e, "notify", note)
+	data, err := json.Marshal(note)
+	if err != nil {
+		return err
+	}
+	out.Notify(jetstream.NotificationsPrefix+e.OrderID, data, correlation(e))
+	return nil
 }
 
 // publish queues v for prefix+orderID with a Nats-Msg-Id derived from the
@@ -243,13 +271,18 @@ func publish(out Outbox, prefix string, e order.Event, kind string, v any) error
 	if err != nil {
 		return err
 	}
-	var hdr nats.Header
-	if e.Correlation != "" {
-		hdr = nats.Header{api.CorrelationHeader: []string{e.Correlation}}
-		if tp := api.TraceParent(e.Correlation); tp != "" {
-			hdr.Set(api.TraceParentHeader, tp)
-		}
-	}
-	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data, hdr)
+	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data, correlation(e))
 	return nil
+}
+
+// correlation is the headers that tie a message to the event's request.
+func correlation(e order.Event) nats.Header {
+	if e.Correlation == "" {
+		return nil
+	}
+	hdr := nats.Header{api.CorrelationHeader: []string{e.Correlation}}
+	if tp := api.TraceParent(e.Correlation); tp != "" {
+		hdr.Set(api.TraceParentHeader, tp)
+	}
+	return hdr
 }

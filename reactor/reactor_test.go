@@ -33,9 +33,9 @@ type world struct {
 	short    string   // a SKU with nothing available
 	failSKU  string   // a SKU whose actor fails
 	out      []string // "subject msgID"
+	notes    []string // "subject type causedBy": sent, not stored
 	bodies   [][]byte
 	headers  []nats.Header
-	timers   []string
 	waited   int
 	failWait error
 	// decideErr is what deciding a command returns.
@@ -73,8 +73,12 @@ func (w *world) Publish(subject, msgID string, data []byte, hdr nats.Header) {
 	w.headers = append(w.headers, hdr)
 	w.bodies = append(w.bodies, data)
 }
-func (w *world) Schedule(key string, when time.Time, _ []byte) {
-	w.timers = append(w.timers, key+" "+when.Format(time.RFC3339))
+func (w *world) Notify(subject string, data []byte, _ nats.Header) {
+	var n api.Notification
+	if err := json.Unmarshal(data, &n); err != nil {
+		panic(err)
+	}
+	w.notes = append(w.notes, subject+" "+n.Type+" "+n.CausedBy)
 }
 func (w *world) Wait(context.Context) error { w.waited++; return w.failWait }
 
@@ -124,32 +128,33 @@ func TestEffectsOfEachEvent(t *testing.T) {
 	paid := o
 	paid.Status = order.StatusPaid
 	cases := []struct {
-		name   string
-		order  order.Order
-		msg    natstest.Msg
-		stock  []string
+		name  string
+		order order.Order
+		msg   natstest.Msg
+		stock []string
+		// out is the stored messages ("subject msgID"), then the
+		// notifications sent ("subject type causedBy").
 		out    []string
-		timers int
 		decide string
 	}{
 		{name: "placed", order: o, msg: placed(o), stock: []string{"reserve SKU-1", "reserve SKU-2"},
-			out: []string{"notifications." + id + " evt-order.placed:notify"}, timers: 1, decide: "stock held"},
+			out: []string{"notifications." + id + " order.placed evt-order.placed"}, decide: "stock held"},
 		{name: "stock held", order: o, msg: event(order.Event{Type: order.EventStockHeld, Status: order.StatusReceived}),
 			out: []string{"payments.requests." + id + " evt-order.stock_held:payment"}},
 		{name: "paid", order: paid, msg: event(order.Event{Type: order.EventPaid, Status: order.StatusPaid}),
 			stock: []string{"commit SKU-1", "commit SKU-2"},
-			out:   []string{"delivery.requests." + id + " evt-order.paid:delivery", "notifications." + id + " evt-order.paid:notify"}},
+			out:   []string{"delivery.requests." + id + " evt-order.paid:delivery", "notifications." + id + " order.paid evt-order.paid"}},
 		{name: "updated while paid", order: paid, msg: event(order.Event{Type: order.EventUpdated, Status: order.StatusPaid}),
 			out: []string{"delivery.requests." + id + " evt-order.updated:delivery"}},
 		{name: "updated before payment", order: o, msg: event(order.Event{Type: order.EventUpdated, Status: order.StatusReceived})},
 		{name: "cancelled after payment", order: paid, msg: event(order.Event{Type: order.EventCancelled, Status: order.StatusCancelled,
 			Cancel: &order.Cancellation{Reason: order.CancelCustomerRequest, RefundDue: 3000, ReleaseStock: true}}),
 			stock: []string{"release SKU-1 customer_request", "release SKU-2 customer_request"},
-			out:   []string{"payments.requests." + id + " evt-order.cancelled:refund", "notifications." + id + " evt-order.cancelled:notify"}},
+			out:   []string{"payments.requests." + id + " evt-order.cancelled:refund", "notifications." + id + " order.cancelled evt-order.cancelled"}},
 		{name: "last delivery attempt failed", order: paid, msg: event(order.Event{Type: order.EventDeliveryAttemptFailed,
 			Status: order.StatusCancelled, Cancel: &order.Cancellation{Reason: order.CancelDeliveryFailed, RefundDue: 3000}}),
 			out: []string{"payments.requests." + id + " evt-order.delivery_attempt_failed:refund",
-				"notifications." + id + " evt-order.delivery_attempt_failed:notify"}},
+				"notifications." + id + " order.cancelled evt-order.delivery_attempt_failed"}},
 		{name: "delivery attempt failed", order: paid, msg: event(order.Event{Type: order.EventDeliveryAttemptFailed, Status: order.StatusInTransit})},
 		{name: "rejected with refund", order: paid, msg: event(order.Event{Type: order.EventRejected, Status: order.StatusPaid,
 			Rejected: &order.Rejection{CauseType: order.PaymentSucceeded, RefundDue: 3000}}),
@@ -157,9 +162,9 @@ func TestEffectsOfEachEvent(t *testing.T) {
 		{name: "rejected without refund", order: paid, msg: event(order.Event{Type: order.EventRejected, Status: order.StatusPaid,
 			Rejected: &order.Rejection{CauseType: order.DeliveryInTransit}})},
 		{name: "shipped", order: paid, msg: event(order.Event{Type: order.EventShipped, Status: order.StatusInTransit}),
-			out: []string{"notifications." + id + " evt-order.shipped:notify"}},
+			out: []string{"notifications." + id + " order.shipped evt-order.shipped"}},
 		{name: "completed", order: paid, msg: event(order.Event{Type: order.EventCompleted, Status: order.StatusCompleted}),
-			out: []string{"notifications." + id + " evt-order.completed:notify"}},
+			out: []string{"notifications." + id + " order.delivered evt-order.completed"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -167,8 +172,9 @@ func TestEffectsOfEachEvent(t *testing.T) {
 			if err := run(t, w, c.msg); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(w.stock, c.stock) || !slices.Equal(w.out, c.out) || len(w.timers) != c.timers || w.waited != 1 {
-				t.Fatalf("stock %v, out %v, timers %v, waits %d", w.stock, w.out, w.timers, w.waited)
+			out := append(slices.Clone(w.out), w.notes...)
+			if !slices.Equal(w.stock, c.stock) || !slices.Equal(out, c.out) || w.waited != 1 {
+				t.Fatalf("stock %v, out %v, waits %d", w.stock, out, w.waited)
 			}
 			if c.decide != "" {
 				rs, ok := w.decided[0].(order.RecordStock)
@@ -183,7 +189,7 @@ func TestEffectsOfEachEvent(t *testing.T) {
 }
 
 // TestPlacementShortOfStock: the first line that cannot be held stops the
-// reservation and the order is told so; the expiry timer is armed anyway.
+// reservation and the order is told so.
 func TestPlacementShortOfStock(t *testing.T) {
 	o := twoLines()
 	w := &world{order: o, short: "SKU-1"}
@@ -194,9 +200,6 @@ func TestPlacementShortOfStock(t *testing.T) {
 	if rs.Held || !strings.Contains(rs.Detail, "SKU-1") || !slices.Equal(w.stock, []string{"reserve SKU-1"}) {
 		t.Fatalf("record %+v after %v", rs, w.stock)
 	}
-	if len(w.timers) != 1 || !strings.HasPrefix(w.timers[0], id+" ") {
-		t.Fatalf("timers %v", w.timers)
-	}
 }
 
 // TestFailuresAreReturnedAfterTheOutboxIsWaited: an effect that fails is an
@@ -206,8 +209,8 @@ func TestFailuresAreReturnedAfterTheOutboxIsWaited(t *testing.T) {
 	o := twoLines()
 	w := &world{order: o, failSKU: "SKU-2"}
 	err := run(t, w, placed(o))
-	if err == nil || !api.Retryable(err) || !errors.Is(err, api.ErrUnavailable) || w.waited != 1 || len(w.timers) != 1 {
-		t.Fatalf("err %v (retryable %v), waits %d, timers %v", err, api.Retryable(err), w.waited, w.timers)
+	if err == nil || !api.Retryable(err) || !errors.Is(err, api.ErrUnavailable) || w.waited != 1 || len(w.notes) != 0 {
+		t.Fatalf("err %v (retryable %v), waits %d, notes %v", err, api.Retryable(err), w.waited, w.notes)
 	}
 	w = &world{order: o, failWait: errors.New("stream gone")}
 	if err := run(t, w, placed(o)); err == nil || !strings.Contains(err.Error(), "stream gone") {

@@ -70,7 +70,9 @@ const (
 // OrdersPerSecond > 0, starts placing orders. With webhooks, the providers
 // post their events as signed webhooks instead of publishing them.
 func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.Logger, webhooks ...Webhooks) (*Simulator, error) {
-	js, err := natsjs.New(nc)
+	// An event whose acknowledgement never comes fails after a while and
+	// its request is tried again.
+	js, err := natsjs.New(nc, natsjs.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +163,8 @@ func (s *Simulator) emit(ctx context.Context, cause natsjs.Msg, subject, id stri
 		}
 	}
 	if s.webhooks == nil {
-		return jetstream.Publish(ctx, s.js, subject, id, data, echo)
+		_, err := jetstream.Publish(ctx, s.js, subject, id, data, echo)
+		return err
 	}
 	kind, provider := "payments", PaymentProvider
 	if strings.HasPrefix(subject, jetstream.DeliveryEventsPrefix) {

@@ -30,7 +30,10 @@ var (
 	keyRMApplied      = []byte("applied_seq")
 	keyRMGaps         = []byte("gaps")
 	keyRMSkipped      = []byte("skipped")
-	readModelBuckets  = [][]byte{bucketRMOrders, bucketRMIndex, bucketRMStatus, bucketRMAnalytics, bucketRMMeta}
+	// keyRMExpiryIndex marks a read model whose expiry index is complete
+	// (one written before the index existed gets it built on open).
+	keyRMExpiryIndex = []byte("expiry_index")
+	readModelBuckets = [][]byte{bucketRMOrders, bucketRMIndex, bucketRMStatus, bucketRMAnalytics, bucketRMMeta}
 )
 
 // Index fields (the first part of every index key).
@@ -41,6 +44,9 @@ const (
 	idxPromo   = "p"
 	idxSKU     = "k"
 	idxCreated = "c"
+	// idxExpiry lists the orders whose reservation can still expire, by
+	// when it does (the key's time is the expiry, not the creation).
+	idxExpiry = "x"
 )
 
 // AppliedEvent is one order event with its stream sequence. A Skip event
@@ -99,7 +105,7 @@ func (db *DB) DropReadModel() error {
 				return err
 			}
 		}
-		return nil
+		return tx.Bucket(bucketRMMeta).Put(keyRMExpiryIndex, []byte{1})
 	})
 }
 
@@ -186,6 +192,9 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 					return err
 				}
 			}
+			if err := indexExpiry(idx, old, cur); err != nil {
+				return err
+			}
 			if old.Status != cur.Status {
 				if old.Status != "" {
 					if err := idx.Delete(indexKey(idxStatus, string(old.Status), cur.CreatedAt, cur.ID)); err != nil {
@@ -231,6 +240,71 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		return putU64(meta, keyRMApplied, last)
 	})
 	return applied, err
+}
+
+// indexExpiry keeps the order in the expiry index while its reservation
+// can expire, under the time it does.
+func indexExpiry(idx *bolt.Bucket, old, cur order.Order) error {
+	was, is := old.ExpiryApplies(), cur.ExpiryApplies()
+	if was == is && (!is || old.ReservationExpiresAt.Equal(cur.ReservationExpiresAt)) {
+		return nil
+	}
+	if was {
+		if err := idx.Delete(indexKey(idxExpiry, "", old.ReservationExpiresAt, old.ID)); err != nil {
+			return err
+		}
+	}
+	if is {
+		return idx.Put(indexKey(idxExpiry, "", cur.ReservationExpiresAt, cur.ID), nil)
+	}
+	return nil
+}
+
+// DueForExpiry lists, soonest first, up to limit orders whose reservation
+// could expire and whose expiry is at or before now. The read model may
+// lag: an order it lists may have been paid since (its actor decides).
+func (db *DB) DueForExpiry(now time.Time, limit int) ([]string, error) {
+	prefix := indexPrefix(idxExpiry, "")
+	end := binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(now.UnixNano())+1)
+	var ids []string
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRMIndex).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.Compare(k, end) < 0 && len(ids) < limit; k, _ = c.Next() {
+			ids = append(ids, string(k[len(prefix)+8:]))
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// buildExpiryIndex adds to a read model written before the expiry index
+// existed the orders whose reservation can still expire: they are among
+// the received ones, which the status index lists.
+func buildExpiryIndex(tx *bolt.Tx) error {
+	meta, idx, docs := tx.Bucket(bucketRMMeta), tx.Bucket(bucketRMIndex), tx.Bucket(bucketRMOrders)
+	if meta.Get(keyRMExpiryIndex) != nil {
+		return nil
+	}
+	prefix := indexPrefix(idxStatus, string(order.StatusReceived))
+	var due []order.Order
+	c := idx.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		v := docs.Get(k[len(prefix)+8:])
+		if v == nil {
+			continue
+		}
+		var o order.Order
+		if err := json.Unmarshal(v, &o); err != nil {
+			return err
+		}
+		due = append(due, o)
+	}
+	for _, o := range due { // not while the cursor walks the bucket
+		if err := indexExpiry(idx, order.Order{}, o); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyRMExpiryIndex, []byte{1})
 }
 
 func indexPlaced(idx *bolt.Bucket, o order.Order) error {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/oms-project/oms/order"
 )
 
@@ -136,4 +138,63 @@ func TestListPagesEveryMatchOnceInCreationOrder(t *testing.T) {
 	if _, _, err := db.ListOrders(order.Filter{Cursor: "!!"}); err != ErrBadCursor {
 		t.Fatalf("bad cursor: %v", err)
 	}
+}
+
+// TestExpiryIndex: an order is due for expiry from its reservation's time
+// until it is paid or cancelled; the index is built on open for a read
+// model written before it existed.
+func TestExpiryIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rm.bolt")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withExpiry := func(e order.Event, at time.Time) order.Event {
+		e.Placed.ReservationExpiresAt = at
+		return e
+	}
+	batch := []AppliedEvent{
+		{Seq: 1, Event: withExpiry(placed("a", "u1", t0, "S1"), t0.Add(15*time.Minute))},
+		{Seq: 2, Event: withExpiry(placed("b", "u1", t0.Add(time.Second), "S1"), t0.Add(10*time.Minute))},
+		{Seq: 3, Event: withExpiry(placed("c", "u2", t0.Add(2*time.Second), "S1"), t0.Add(20*time.Minute))},
+		{Seq: 4, Event: paid("c", t0.Add(time.Minute))},
+	}
+	if _, err := db.ApplyEvents(batch); err != nil {
+		t.Fatal(err)
+	}
+	due := func(db *DB, at time.Time, limit int, want ...string) {
+		t.Helper()
+		got, err := db.DueForExpiry(at, limit)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("due at %s: %v %v, want %v", at.Sub(t0), got, err, want)
+		}
+	}
+	due(db, t0.Add(9*time.Minute), 10)
+	due(db, t0.Add(10*time.Minute), 10, "b")
+	due(db, t0.Add(time.Hour), 10, "b", "a") // c was paid
+	due(db, t0.Add(time.Hour), 1, "b")
+	if _, err := db.ApplyEvents([]AppliedEvent{{Seq: 5, Event: cancelled("b", t0.Add(11*time.Minute), 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	due(db, t0.Add(time.Hour), 10, "a")
+
+	// A read model from before the index: no index keys, no mark.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketRMMeta).Delete(keyRMExpiryIndex); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRMIndex).Delete(indexKey(idxExpiry, "", t0.Add(15*time.Minute), "a"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	due(db, t0.Add(time.Hour), 10)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	due(db, t0.Add(time.Hour), 10, "a")
 }

@@ -53,7 +53,7 @@ func Open(path string) (*DB, error) {
 				return err
 			}
 		}
-		return nil
+		return buildExpiryIndex(tx)
 	})
 	if err != nil {
 		_ = b.Close()

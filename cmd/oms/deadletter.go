@@ -39,7 +39,7 @@ func dlqCommand() *cli.Command {
 			{
 				Name: "list", Usage: "dead letters, oldest first: ID, source, age, original subject, reason",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "source", Usage: "only those of one pipeline: inbound, reactor, timers or projection"},
+					&cli.StringFlag{Name: "source", Usage: "only those of one pipeline: inbound, reactor or projection (timers: from versions before the expiry sweep)"},
 					&cli.IntFlag{Name: "limit", Value: 100, Usage: "at most this many (up to 1000)"},
 					&cli.Uint64Flag{Name: "after", Usage: "those after this ID (the next of a page)"},
 					&cli.BoolFlag{Name: "json", Usage: "print JSON"},

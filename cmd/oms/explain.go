@@ -39,6 +39,10 @@ func showTimeline(w io.Writer, t api.Timeline) {
 		}
 		fmt.Fprintln(w, cause)
 		for _, f := range e.Effects {
+			if f.Stream == "" {
+				fmt.Fprintf(w, "\t→ %s\tsent %s\n", f.Kind, f.Subject)
+				continue
+			}
 			fmt.Fprintf(w, "\t→ %s\t%s #%d %s\n", f.Kind, f.Stream, f.Seq, f.Subject)
 		}
 	}

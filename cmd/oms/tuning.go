@@ -35,10 +35,8 @@ var tunables = []tunable{
 		num: func(t *config.Tuning) *int { return &t.InboundMaxAckPending }},
 	{name: "inbound-pull-batch", usage: "provider events one inbound partition asks for per pull",
 		num: func(t *config.Tuning) *int { return &t.InboundPullBatch }},
-	{name: "timers-max-ack-pending", usage: "fired timers held unacknowledged",
-		num: func(t *config.Tuning) *int { return &t.TimersMaxAckPending }},
-	{name: "timers-pull-batch", usage: "fired timers asked for per pull",
-		num: func(t *config.Tuning) *int { return &t.TimersPullBatch }},
+	{name: "expiry-sweep", usage: "how often the reservations due to expire are looked up in the read model and expired",
+		dur: func(t *config.Tuning) *time.Duration { return &t.ExpirySweep }},
 	{name: "heartbeat-interval", usage: "how often a node writes its heartbeat",
 		dur: func(t *config.Tuning) *time.Duration { return &t.HeartbeatInterval }},
 	{name: "member-timeout", usage: "a member whose last heartbeat is older is gone",
@@ -65,7 +63,7 @@ var tunables = []tunable{
 		dur: func(t *config.Tuning) *time.Duration { return &t.ReadModelCommitInterval }},
 	{name: "duplicate-window", usage: "how long the streams remember a message ID",
 		dur: func(t *config.Tuning) *time.Duration { return &t.DuplicateWindow }},
-	{name: "transport-max-age", usage: "how long the inbound, outbox and timer streams keep messages",
+	{name: "transport-max-age", usage: "how long the inbound and outbox streams keep messages",
 		dur: func(t *config.Tuning) *time.Duration { return &t.TransportMaxAge }},
 }
 

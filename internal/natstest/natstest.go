@@ -61,7 +61,7 @@ func Start(tb testing.TB, o Options) *Env {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
-	js, err := natsjs.New(nc)
+	js, err := natsjs.New(nc, natsjs.WithPublishAsyncTimeout(o.Timeout))
 	if err != nil {
 		tb.Fatal(err)
 	}
