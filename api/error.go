@@ -78,7 +78,7 @@ var errorTable = []kindSpec{
 	{kind: KindUnavailable, code: 503, retryable: true, sentinels: []error{ErrUnavailable},
 		causes: []error{context.DeadlineExceeded, context.Canceled, nats.ErrTimeout, nats.ErrNoResponders,
 			nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrDrainTimeout, natsjs.ErrNoStreamResponse,
-			natsjs.ErrJetStreamNotEnabled}},
+			natsjs.ErrJetStreamNotEnabled, natsjs.ErrAsyncPublishTimeout, natsjs.ErrTooManyStalledMsgs}},
 }
 
 var internalSpec = kindSpec{kind: KindInternal, code: 500, retryable: true}

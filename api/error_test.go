@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/actors"
 	"github.com/oms-project/oms/api"
@@ -41,6 +42,7 @@ func TestErrorTable(t *testing.T) {
 		{endpoint.ErrBusy, 503, api.KindUnavailable, true, api.ErrUnavailable},
 		{fmt.Errorf("append: %w", context.DeadlineExceeded), 503, api.KindUnavailable, true, nil},
 		{fmt.Errorf("forward to n2: %w", nats.ErrTimeout), 503, api.KindUnavailable, true, nil},
+		{fmt.Errorf("append to oms.events.order.x: %w", natsjs.ErrAsyncPublishTimeout), 503, api.KindUnavailable, true, nil},
 		{errors.New("disk on fire"), 500, api.KindInternal, true, nil},
 	}
 	for _, c := range cases {
