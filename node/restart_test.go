@@ -18,6 +18,8 @@ func TestPassivationAndGracefulRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 	cfg.IdleTimeout = 200 * time.Millisecond
+	// Snapshot even this short order's history, as a long one's would be.
+	cfg.Tuning.SnapshotEvery = 1
 	h := startNode(t, cfg)
 	h.setStock("SKU-P", 10)
 	o := h.place(placeReq("k-passivate", order.Item{SKU: "SKU-P", Quantity: 2, UnitPrice: 450}))
