@@ -173,14 +173,6 @@ func customer(p auth.Principal) string {
 	return ""
 }
 
-// Settled reports whether the read model already shows that order id can
-// no longer expire. It may lag, never lead: an order it does not know, or
-// shows waiting for payment, is not settled.
-func (q *Queries) Settled(id string) bool {
-	o, ok, err := q.d.DB.Order(id)
-	return err == nil && ok && !o.ExpiryApplies()
-}
-
 // getOrder answers from the read model, so a lookup never queues behind a
 // busy order actor. With minVersion it first waits for the read model to
 // reach that sequence. An order the read model has not seen yet (it was
