@@ -488,10 +488,13 @@ func TestHTTPLimits(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = h.c.Changes(h.ctx, api.GetChanges{ID: o.ID, After: o.Version + 100, WaitMs: 3000})
+		_, _ = h.c.Changes(h.ctx, api.GetChanges{ID: o.ID, After: o.Version + 100, WaitMs: 6000})
 	}()
 	carol := h.as(endpoint.Internal, "carol", auth.RoleSupport)
-	eventually(t, 3*time.Second, "503 while the long poll holds the only slot", func() (bool, string) {
+	// The long poll may take a moment to reach the node (the whole suite
+	// runs at once under -race), and carol's rate allows a try a second:
+	// give it most of the poll's wait.
+	eventually(t, 5*time.Second, "503 while the long poll holds the only slot", func() (bool, string) {
 		status, hdr, body := carol.do(http.MethodGet, "/v1/status", nil)
 		return status == http.StatusServiceUnavailable && hdr.Get("Retry-After") != "", fmt.Sprint(status, string(body))
 	})
