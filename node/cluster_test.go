@@ -240,8 +240,16 @@ func TestClusterSurvivesNodeLossAndJoin(t *testing.T) {
 				for _, e := range n2.events(id) {
 					types = append(types, string(e.Type)+"/"+string(e.Status))
 				}
-				t.Fatalf("order %s (partition %d) not final via %s: %v %s/%s; stream: %v; members %v",
-					id, jetstream.PartitionOf(id, 16), h.node.ClusterStatus().Node, err, o.Status, o.Reservation, types, members(h))
+				// Where the lifecycle stopped: the requests stored for it,
+				// the provider events stored for it.
+				p := jetstream.PartitionOf(id, 16)
+				stored := fmt.Sprintf("payment requests %d, delivery requests %d, payment events %d, delivery events %d",
+					n2.subjectCount(jetstream.StreamOutbox, jetstream.PaymentRequestsPrefix+id),
+					n2.subjectCount(jetstream.StreamOutbox, jetstream.DeliveryRequestPrefix+id),
+					n2.subjectCount(jetstream.StreamInbound, fmt.Sprintf("%s%d.payments.%s", jetstream.InboundPrefix, p, id)),
+					n2.subjectCount(jetstream.StreamInbound, fmt.Sprintf("%s%d.delivery.%s", jetstream.InboundPrefix, p, id)))
+				t.Fatalf("order %s (partition %d) not final via %s: %v %s/%s; stream: %v; %s; members %v",
+					id, p, h.node.ClusterStatus().Node, err, o.Status, o.Reservation, types, stored, members(h))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
