@@ -11,6 +11,7 @@ import (
 
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/command"
+	"github.com/oms-project/oms/internal/poll"
 	"github.com/oms-project/oms/order"
 )
 
@@ -76,31 +77,25 @@ func TestExpirySweep(t *testing.T) {
 	go func() { defer close(done); e.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	sweepsSoFar := func() int { mu.Lock(); defer mu.Unlock(); return sweeps }
-	deadline := time.Now().Add(10 * time.Second)
 	// A read model catching up is not swept.
-	for sweepsSoFar() < 5 {
-		if time.Now().After(deadline) {
-			t.Fatal("the sweep does not run")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "five sweeps", func() (bool, string) {
+		n := sweepsSoFar()
+		return n >= 5, fmt.Sprintf("%d sweeps", n)
+	})
 	if n := d.count("a") + d.count("b"); n != 0 {
 		t.Fatalf("%d expiries asked while the read model caught up", n)
 	}
 	caughtUp.Store(true)
-	for d.count("a") < 2 || d.count("b") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("asked %v", d.asked)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "a asked twice, b once", func() (bool, string) {
+		a, b := d.count("a"), d.count("b")
+		return a >= 2 && b >= 1, fmt.Sprintf("a %d, b %d", a, b)
+	})
 	// Five more sweeps list the same orders: nothing more is asked.
-	for then := sweepsSoFar(); sweepsSoFar() < then+5; {
-		if time.Now().After(deadline) {
-			t.Fatal("the sweep stopped")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	then := sweepsSoFar()
+	poll.Until(t, 10*time.Second, "five more sweeps", func() (bool, string) {
+		n := sweepsSoFar()
+		return n >= then+5, fmt.Sprintf("%d sweeps", n)
+	})
 	cancel()
 	<-done
 	d.mu.Lock()

@@ -205,23 +205,20 @@ func BenchmarkPatternConsume(b *testing.B) {
 			}
 		})
 	}
-	b.Run("pull-ack-each", func(b *testing.B) {
+	durable := func(b *testing.B, name string, policy natsjs.AckPolicy) natsjs.Consumer {
 		js, ctx := prepare(b)
-		cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: "each",
-			AckPolicy: natsjs.AckExplicitPolicy, MaxAckPending: 1024})
+		cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: name,
+			AckPolicy: policy, MaxAckPending: 1024})
 		if err != nil {
 			b.Fatal(err)
 		}
-		consume(b, cons, func(m natsjs.Msg, _ int64) { _ = m.Ack() })
+		return cons
+	}
+	b.Run("pull-ack-each", func(b *testing.B) {
+		consume(b, durable(b, "each", natsjs.AckExplicitPolicy), func(m natsjs.Msg, _ int64) { _ = m.Ack() })
 	})
 	b.Run("pull-ackall-every-64", func(b *testing.B) {
-		js, ctx := prepare(b)
-		cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: "all",
-			AckPolicy: natsjs.AckAllPolicy, MaxAckPending: 1024})
-		if err != nil {
-			b.Fatal(err)
-		}
-		consume(b, cons, func(m natsjs.Msg, n int64) {
+		consume(b, durable(b, "all", natsjs.AckAllPolicy), func(m natsjs.Msg, n int64) {
 			if n%64 == 0 || n == int64(b.N) {
 				_ = m.Ack()
 			}

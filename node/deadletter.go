@@ -86,8 +86,9 @@ func deadLetterOf(m *natsjs.RawStreamMsg) api.DeadLetter {
 }
 
 // retryDeadLetters sends each dead letter back where it came from: a
-// provider event to its provider subject; an order event's effects are run again by the reactor (the event itself is
-// the truth and is not published twice). What went back is deleted from
+// provider event to its provider subject; an order event's effects are
+// run again by the reactor (the event itself is the truth and is not
+// published twice). What went back is deleted from
 // the dead-letter stream; whatever fails again is dead-lettered anew.
 func (n *Node) retryDeadLetters(ctx context.Context, req api.DeadLetterAction) (api.DeadLetterOutcomes, error) {
 	return n.actOnDeadLetters(ctx, req, "retried", func(ctx context.Context, m *natsjs.RawStreamMsg, d api.DeadLetter) (string, error) {
@@ -107,8 +108,7 @@ func (n *Node) retryDeadLetters(ctx context.Context, req api.DeadLetterAction) (
 				return "", errors.New("this node does not run the reactor (the command role)")
 			}
 			return "the reactor", n.react.Handle(ctx, storedMsg{subject: d.Subject, data: m.Data})
-		}
-		if d.Source == "timers" {
+		case "timers":
 			// From a version that armed a timer per order: the expiry
 			// sweep expires the order without it.
 			return "", errors.New("a timers dead letter is not retried: the expiry sweep expires its order; drop it")

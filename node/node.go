@@ -390,14 +390,10 @@ func (n *Node) startCommands(ctx context.Context) error {
 }
 
 // readModelCaughtUp says whether the read model is at most --ready-max-lag
-// events behind the order stream.
+// events behind the order stream, as readiness asks.
 func (n *Node) readModelCaughtUp(ctx context.Context) bool {
-	rm, err := n.db.ReadModel()
-	if err != nil {
-		return false
-	}
-	info, err := n.orders.Info(ctx)
-	return err == nil && info.State.LastSeq <= rm.Applied+n.cfg.HTTP.ReadyMaxLag
+	rm, err := n.queries.Progress(ctx)
+	return err == nil && rm.Lag <= n.cfg.HTTP.ReadyMaxLag
 }
 
 func reactorAttrs(m jetstream.Msg) []any { return []any{"order_id", reactor.Key(m)} }

@@ -52,7 +52,7 @@ func (n *Node) Ready(ctx context.Context) Readiness {
 	}
 	checks = append(checks, member)
 	if n.queries != nil {
-		_, rm, err := n.queries.ReadModel(ctx)
+		rm, err := n.queries.Progress(ctx)
 		switch {
 		case err != nil:
 			checks = append(checks, Check{Name: "read model", Detail: "unreadable: " + err.Error()})

@@ -327,9 +327,20 @@ func (q *Queries) ReadModel(ctx context.Context) (map[string]int64, api.ReadMode
 	if err != nil {
 		return nil, api.ReadModel{}, err
 	}
-	rm, err := q.d.DB.ReadModel()
+	st, err := q.Progress(ctx)
 	if err != nil {
 		return nil, api.ReadModel{}, err
+	}
+	return counts, st, nil
+}
+
+// Progress says how far the read model is, and how far behind the order
+// stream (its lag is 0 when the stream cannot be asked): what readiness
+// and the expiry sweep look at, without the counts.
+func (q *Queries) Progress(ctx context.Context) (api.ReadModel, error) {
+	rm, err := q.d.DB.ReadModel()
+	if err != nil {
+		return api.ReadModel{}, err
 	}
 	st := api.ReadModel{Applied: rm.Applied, Gaps: rm.Gaps, Skipped: rm.Skipped}
 	if info, err := q.d.Stream.Info(ctx); err == nil {
@@ -338,7 +349,7 @@ func (q *Queries) ReadModel(ctx context.Context) (map[string]int64, api.ReadMode
 			st.Lag = info.State.LastSeq - rm.Applied
 		}
 	}
-	return counts, st, nil
+	return st, nil
 }
 
 // RebuildReadModel drops the read model and projects the order stream

@@ -29,8 +29,8 @@ var errScanned = errors.New("scanned enough")
 // events (with the node that appended each and its correlation ID), the
 // provider events stored for it, the provider requests its events caused
 // (matched by their Nats-Msg-Id, which names the causing event), the
-// notifications they sent, and its SKU events. It reads what the transport streams
-// still keep; the order's own events are kept forever.
+// notifications they sent, and its SKU events. It reads what the
+// transport streams still keep; the order's own events are kept forever.
 func (q *Queries) explain(ctx context.Context, req api.ExplainOrder) (api.Timeline, error) {
 	tl := api.Timeline{OrderID: req.ID, Entries: []api.TimelineEntry{}, ProviderEvents: []api.StoredMessage{}}
 	byEvent := map[string]int{} // event ID → entry
