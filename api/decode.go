@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/oms-project/oms/order"
 )
 
@@ -24,15 +26,39 @@ func Decode(data []byte, v any) error {
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
-	if !json.Valid(data) {
+	if fast.decode(data, v) == nil {
+		return nil
+	}
+	reflect.ValueOf(v).Elem().SetZero()
+	return std.decode(data, v)
+}
+
+// codec is a JSON implementation Decode reads with. Every body is read with
+// the fast one (goccy/go-json, the one the hot paths use); a body it refuses
+// is read again with the standard library, which says what is wrong in the
+// words the API documents (its type errors name the field). The fast one
+// accepts nothing the standard one would refuse, or reads it differently:
+// FuzzFastDecodeAgrees holds it to that.
+type codec struct {
+	valid     func([]byte) bool
+	unmarshal func([]byte, any) error
+}
+
+var (
+	fast = codec{valid: gojson.Valid, unmarshal: gojson.Unmarshal}
+	std  = codec{valid: json.Valid, unmarshal: json.Unmarshal}
+)
+
+func (c codec) decode(data []byte, v any) error {
+	if !c.valid(data) {
 		var probe any
-		err := json.Unmarshal(data, &probe)
+		err := c.unmarshal(data, &probe)
 		return &order.ValidationError{Field: "body", Message: "invalid JSON: " + errorText(err)}
 	}
-	if err := check(data, reflect.TypeOf(v).Elem(), ""); err != nil {
+	if err := c.check(data, reflect.TypeOf(v).Elem(), ""); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	if err := c.unmarshal(data, v); err != nil {
 		field := "body"
 		var te *json.UnmarshalTypeError
 		if ok := asTypeError(err, &te); ok && te.Field != "" {
@@ -99,7 +125,7 @@ var (
 
 // check walks data along type t: every object key must be a field, every
 // required field present.
-func check(data []byte, t reflect.Type, path string) error {
+func (c codec) check(data []byte, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -112,7 +138,7 @@ func check(data []byte, t reflect.Type, path string) error {
 			return nil
 		}
 		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(data, &obj); err != nil {
+		if err := c.unmarshal(data, &obj); err != nil {
 			return &order.ValidationError{Field: nonEmpty(path, "body"), Message: "must be an object"}
 		}
 		fields := fieldsOf(t)
@@ -129,7 +155,7 @@ func check(data []byte, t reflect.Type, path string) error {
 				}
 				continue
 			}
-			if err := check(raw, f.typ, join(path, f.name)); err != nil {
+			if err := c.check(raw, f.typ, join(path, f.name)); err != nil {
 				return err
 			}
 		}
@@ -138,11 +164,11 @@ func check(data []byte, t reflect.Type, path string) error {
 			return nil
 		}
 		var items []json.RawMessage
-		if err := json.Unmarshal(data, &items); err != nil {
+		if err := c.unmarshal(data, &items); err != nil {
 			return nil // not an array: the decoder names the type error
 		}
 		for i, item := range items {
-			if err := check(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := c.check(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
 				return err
 			}
 		}

@@ -175,3 +175,46 @@ func providerStates(tb testing.TB, p order.Policy, at time.Time) []order.State {
 	}
 	return out
 }
+
+// decodedTypes are what Decode reads: every request and both provider
+// events.
+var decodedTypes = func() []func() any {
+	out := []func() any{func() any { return new(PaymentEvent) }, func() any { return new(DeliveryEvent) }}
+	for _, r := range requests {
+		out = append(out, func() any { return r() })
+	}
+	return out
+}()
+
+// FuzzFastDecodeAgrees: whatever the fast decoder accepts, the standard
+// library accepts too, with the same result; Decode relies on it to read
+// with the fast one and fall back to the standard one only to say what is
+// wrong.
+func FuzzFastDecodeAgrees(f *testing.F) {
+	for _, seed := range []string{
+		`{"idempotencyKey":"k1","user":"alice","items":[{"sku":"SKU-1","quantity":2,"unitPrice":1250}],"currency":"EUR",` +
+			`"destination":{"country":"DE","postalCode":"10115","address":"Invalidenstr. 1","phoneNumber":"+49 30 1234567"}}`,
+		`{"user":"a","user":"b"}`, `{"User":"a"}`, `{"user":"\u00e9\ud800\xff"}`, `{"quantity":1e2}`, `{"quantity":2.0}`,
+		`{"quantity":18446744073709551616}`, `{"items":null}`, `{"items":[null]}`, `null`, `[]`, `{} {}`, `{"limit":"5"}`,
+		`{"id":"evt-1","type":"payment.succeeded","orderId":"` + fuzzOrder + `","provider":"stripe","amount":3000,"currency":"EUR"}`,
+		`{"id":"d-2","type":"delivery.delivered","orderId":"` + fuzzOrder + `","provider":"x","occurredAt":"2026-11-27T10:00:00+01:00"}`,
+		`{"from":"2026-11-27T00:00:00Z","to":"not a time"}`, `{"minVersion":-1}`, `{"ids":[1,"2"]}`,
+	} {
+		for i := range decodedTypes {
+			f.Add(uint8(i), []byte(seed))
+		}
+	}
+	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
+		newValue := decodedTypes[int(which)%len(decodedTypes)]
+		got, want := newValue(), newValue()
+		if fast.decode(data, got) != nil {
+			return // read again by the standard library
+		}
+		if err := std.decode(data, want); err != nil {
+			t.Fatalf("%T: the fast decoder accepts %q, the standard library refuses it: %v", got, data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%T from %q: fast %+v, standard %+v", got, data, got, want)
+		}
+	})
+}

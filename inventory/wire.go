@@ -2,10 +2,11 @@ package inventory
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+
+	json "github.com/goccy/go-json"
 )
 
 // EncodeEvents is the stored form of the events one append carries. A

@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,9 +30,10 @@ import (
 // request (fenced-sync, with the Nats-Msg-Id oms sets and without) and as
 // jetstream.Append sends it (asynchronously, waiting on the future), the
 // reactor's asynchronous publishes waited for together (the 1 or 2
-// messages one event causes, and a window of 64), a notification (sent,
-// not stored), and the expiry timer oms used to arm per order (a message
-// schedule).
+// messages one event causes, and a window of 64), the same fenced appends
+// as fast batches (the cheapest way the server offers to store them), a
+// notification (sent, not stored), and the expiry timer oms used to arm
+// per order (a message schedule).
 func BenchmarkPatternPublish(b *testing.B) {
 	data := []byte(strings.Repeat("x", 300))
 	fenced := func(writers int, msgID bool) func(b *testing.B) {
@@ -71,6 +73,15 @@ func BenchmarkPatternPublish(b *testing.B) {
 	b.Run("fenced-sync/writers=1", fenced(1, true))
 	b.Run("fenced-sync/writers=64", fenced(64, true))
 	b.Run("fenced-sync-no-msgid/writers=64", fenced(64, false))
+	// Fast-batch publishing (ADR-50, nats-server 2.14+; nats.go v1.55 has
+	// no client for it, so it is spoken here on the wire): the same fenced
+	// appends, size to a batch, from 1 and from 16 publishers, each waiting
+	// for its batch's commit. In "gap: ok" mode a refused fence is reported
+	// for its batch sequence and the batch goes on, which is what a node
+	// funnelling its actors' appends into one batch would need.
+	b.Run("fast-batch-fenced/publishers=1/size=64", fastBatch(1, 64, data))
+	b.Run("fast-batch-fenced/publishers=16/size=4", fastBatch(16, 4, data))
+	b.Run("fast-batch-fenced/publishers=16/size=64", fastBatch(16, 64, data))
 	// 64 reactor workers, each waiting for its event's messages.
 	window := func(size int) func(b *testing.B) {
 		return func(b *testing.B) {
@@ -138,6 +149,74 @@ func BenchmarkPatternPublish(b *testing.B) {
 			})
 		})
 	})
+}
+
+// fastBatch measures fenced appends sent as fast batches: publishers
+// goroutines each send size messages (to an order subject each, expecting
+// it empty, with a Nats-Msg-Id) under one batch ID and wait for the
+// batch's PubAck, which carries the stream sequence of its last message
+// only: the server does not say where each message of a batch landed.
+func fastBatch(publishers, size int, data []byte) func(b *testing.B) {
+	return func(b *testing.B) {
+		js, ctx := startJSForBench(b)
+		s, err := js.Stream(ctx, jetstream.StreamOrders)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.AllowBatchPublish = true
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			b.Fatal(err)
+		}
+		nc := js.Conn()
+		measure(b, func() {
+			var batchID atomic.Int64
+			share(b, publishers, size, func(first, last int64) error {
+				inbox := nats.NewInbox()
+				replies := make(chan *nats.Msg, 2*size+2)
+				sub, err := nc.ChanSubscribe(inbox+".>", replies)
+				if err != nil {
+					return err
+				}
+				defer sub.Unsubscribe()
+				id := "b" + strconv.FormatInt(batchID.Add(1), 10)
+				for i := first; i < last; i++ {
+					seq, op := i-first+1, 1
+					switch {
+					case i == last-1:
+						op = 2 // commit
+					case seq == 1:
+						op = 0 // start
+					}
+					n := strconv.FormatInt(i, 10)
+					m := nats.NewMsg(jetstream.OrderEventsPrefix + "o" + n)
+					m.Data = data
+					m.Header.Set(natsjs.ExpectedLastSubjSeqHeader, "0")
+					m.Header.Set(natsjs.MsgIDHeader, "m"+n)
+					m.Reply = inbox + "." + id + ".500.ok." + strconv.FormatInt(seq, 10) + "." + strconv.Itoa(op) + ".$FI"
+					if err := nc.PublishMsg(m); err != nil {
+						return err
+					}
+				}
+				for {
+					select {
+					case r := <-replies:
+						switch {
+						case strings.Contains(string(r.Data), `"type":"err"`):
+							return errors.New(string(r.Data))
+						case strings.Contains(string(r.Data), `"stream"`):
+							if strings.Contains(string(r.Data), `"error"`) {
+								return errors.New(string(r.Data))
+							}
+							return nil
+						}
+					case <-time.After(time.Minute):
+						return errors.New("no commit acknowledgement for batch " + id)
+					}
+				}
+			})
+		})
+	}
 }
 
 // share runs b.N messages' work on workers goroutines, handing each the

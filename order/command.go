@@ -3,8 +3,9 @@ package order
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // Command is a request to change one order. Every command carries an ID; a
