@@ -119,7 +119,7 @@ func (p *Pipeline) Consume(cons natsjs.Consumer, opts ...natsjs.PullConsumeOpt) 
 		cancel()
 		running.Wait()
 	}
-	cc, err := cons.Consume(callback, opts...)
+	cc, err := cons.Consume(callback, append(ConsumeOptions(p.Log, p.Name), opts...)...)
 	if err != nil {
 		halt()
 		return nil, fmt.Errorf("%s: consume: %w", p.Name, err)
@@ -201,4 +201,31 @@ func (p *Pipeline) attrs(m Msg) []any {
 		return nil
 	}
 	return p.Attrs(m)
+}
+
+// How a pipeline pulls. A pull request waits at the server for PullExpiry,
+// which sends an idle heartbeat every PullHeartbeat while it has nothing to
+// deliver; two missed heartbeats make nats.go pull again from scratch. That
+// is also how a Consume recovers when the server no longer holds the pull
+// requests the client counts on, which happened under load to the reactor
+// (nats.go's defaults, 30 s and 15 s, paused the whole lifecycle for 30 s
+// with nothing logged). With these the pause is at most about 2 s, and logged;
+// an idle consumer costs a heartbeat a second.
+const (
+	PullExpiry    = 5 * time.Second
+	PullHeartbeat = time.Second
+)
+
+// ConsumeOptions are the options every pipeline's Consume starts with.
+func ConsumeOptions(log *slog.Logger, name string) []natsjs.PullConsumeOpt {
+	return []natsjs.PullConsumeOpt{natsjs.PullExpiry(PullExpiry), natsjs.PullHeartbeat(PullHeartbeat), ConsumeErrors(log, name)}
+}
+
+// ConsumeErrors logs what nats.go reports about a Consume (missed
+// heartbeats, a consumer deleted or moved, a pull refused), which it would
+// otherwise drop: a consumer that stops pulling is then in the log, named.
+func ConsumeErrors(log *slog.Logger, name string) natsjs.PullConsumeOpt {
+	return natsjs.ConsumeErrHandler(func(_ natsjs.ConsumeContext, err error) {
+		log.Warn(name+": consume", "err", err)
+	})
 }

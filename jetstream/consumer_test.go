@@ -26,13 +26,18 @@ var errPermanent = errors.New("permanent")
 // payment requests.
 func pipelineOn(t *testing.T, env *natstest.Env, name string, workers int, handle jetstream.Handler) {
 	t.Helper()
+	pipelineLogging(t, env, name, workers, handle, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func pipelineLogging(t *testing.T, env *natstest.Env, name string, workers int, handle jetstream.Handler, log *slog.Logger) {
+	t.Helper()
 	cons, err := env.JS.CreateOrUpdateConsumer(env.Ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: name,
 		FilterSubject: jetstream.PaymentRequestsPrefix + ">", AckPolicy: natsjs.AckExplicitPolicy,
 		AckWait: 5 * time.Second, MaxDeliver: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &jetstream.Pipeline{Name: name, Handle: handle, JS: env.JS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	p := &jetstream.Pipeline{Name: name, Handle: handle, JS: env.JS, Log: log,
 		Timeout: time.Second, MaxAttempts: 3, Backoff: jetstream.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond},
 		Retryable: func(err error) bool { return !errors.Is(err, errPermanent) }, Workers: workers,
 		Key: func(m jetstream.Msg) string { return strings.TrimPrefix(m.Subject(), jetstream.PaymentRequestsPrefix) }}
@@ -58,6 +63,47 @@ func deadLetters(t *testing.T, env *natstest.Env, source string) []*natsjs.RawSt
 	}
 	return out
 }
+
+// TestPipelineLogsWhatStopsItsConsumer: what nats.go reports about a
+// running Consume (here, its consumer deleted under it) is logged with the
+// pipeline's name, not dropped.
+func TestPipelineLogsWhatStopsItsConsumer(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	var mu sync.Mutex
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(b)
+	}), nil))
+	pipelineLogging(t, env, "watched", 0, func(context.Context, jetstream.Msg) error { return nil }, log)
+	// The server tells the pull requests waiting at a consumer it deletes.
+	poll.Until(t, 20*time.Second, "the pipeline's pull request at the consumer", func() (bool, string) {
+		info, err := env.JS.Consumer(env.Ctx, jetstream.StreamOutbox, "watched")
+		if err != nil {
+			return false, err.Error()
+		}
+		ci, err := info.Info(env.Ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ci.NumWaiting > 0, fmt.Sprintf("%d waiting", ci.NumWaiting)
+	})
+	if err := env.JS.DeleteConsumer(env.Ctx, jetstream.StreamOutbox, "watched"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the deleted consumer in the log", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		text := logged.String()
+		return strings.Contains(text, "watched: consume") && strings.Contains(text, "level=WARN") &&
+			strings.Contains(strings.ToLower(text), "consumer deleted"), text
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // TestPipelineDeadLettersWhatCannotBeProcessed: a message whose handler
 // keeps failing is tried MaxAttempts times and dead-lettered; a permanent

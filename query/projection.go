@@ -121,7 +121,7 @@ func (p *projector) run(ctx context.Context, oc natsjs.Consumer, gaps uint64) {
 			case ch <- m:
 			case <-stopped:
 			}
-		})
+		}, jetstream.ConsumeErrors(p.log, "projection"))
 		if err != nil {
 			p.log.Warn("projection consume", "err", err)
 			oc = nil

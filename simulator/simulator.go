@@ -103,7 +103,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.L
 		cc, err := cons.Consume(func(m natsjs.Msg) {
 			s.wg.Add(1)
 			go func() { defer s.wg.Done(); handle(runCtx, m) }()
-		})
+		}, jetstream.ConsumeOptions(s.log, sub.name)...)
 		if err != nil {
 			s.Stop()
 			return nil, err
