@@ -31,9 +31,14 @@ func pipelineOn(t *testing.T, env *natstest.Env, name string, workers int, handl
 
 func pipelineLogging(t *testing.T, env *natstest.Env, name string, workers int, handle jetstream.Handler, log *slog.Logger) {
 	t.Helper()
-	cons, err := env.JS.CreateOrUpdateConsumer(env.Ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: name,
-		FilterSubject: jetstream.PaymentRequestsPrefix + ">", AckPolicy: natsjs.AckExplicitPolicy,
-		AckWait: 5 * time.Second, MaxDeliver: -1})
+	pipelineFor(t, env, natsjs.ConsumerConfig{Durable: name, FilterSubject: jetstream.PaymentRequestsPrefix + ">",
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: 5 * time.Second, MaxDeliver: -1}, workers, handle, log)
+}
+
+func pipelineFor(t *testing.T, env *natstest.Env, cfg natsjs.ConsumerConfig, workers int, handle jetstream.Handler, log *slog.Logger) {
+	t.Helper()
+	name := cfg.Durable
+	cons, err := env.JS.CreateOrUpdateConsumer(env.Ctx, jetstream.StreamOutbox, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +103,75 @@ func TestPipelineLogsWhatStopsItsConsumer(t *testing.T) {
 		text := logged.String()
 		return strings.Contains(text, "watched: consume") && strings.Contains(text, "level=WARN") &&
 			strings.Contains(strings.ToLower(text), "consumer deleted"), text
+	})
+}
+
+// TestPipelinePullsAgainWhenItsPullIsDropped: the server drops, without a
+// word, a pull request that asks for heartbeats when the consumer has no
+// room for it (here MaxWaiting 1, taken by another client); the pipeline
+// notices the missing heartbeats and pulls again within seconds, where
+// nats.go's defaults would wait 30 s (what paused the reactor under load).
+func TestPipelinePullsAgainWhenItsPullIsDropped(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	cfg := natsjs.ConsumerConfig{Durable: "crowded", FilterSubject: jetstream.PaymentRequestsPrefix + ">",
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: 5 * time.Second, MaxDeliver: -1, MaxWaiting: 1}
+	cons, err := env.JS.CreateOrUpdateConsumer(env.Ctx, jetstream.StreamOutbox, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(want int) {
+		t.Helper()
+		poll.Until(t, 10*time.Second, fmt.Sprintf("%d pull request(s) waiting", want), func() (bool, string) {
+			ci, err := cons.Info(env.Ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			return ci.NumWaiting == want, fmt.Sprintf("%d waiting", ci.NumWaiting)
+		})
+	}
+	// Another client's pull takes the only place.
+	other, err := cons.Fetch(1, natsjs.FetchMaxWait(8*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting(1)
+	var handled atomic.Int64
+	pipelineFor(t, env, cfg, 0, func(context.Context, jetstream.Msg) error {
+		handled.Add(1)
+		return nil
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// A pull without heartbeats sent after the pipeline's on the same
+	// connection is refused out loud: by then the server has dropped the
+	// pipeline's.
+	probe, err := env.JS.Conn().Request("$JS.API.CONSUMER.MSG.NEXT."+jetstream.StreamOutbox+".crowded",
+		[]byte(`{"batch":1,"expires":1000000000}`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probe.Header.Get("Status") != "409" {
+		t.Fatalf("a pull beyond MaxWaiting: %v %q", probe.Header, probe.Data)
+	}
+	// The first message goes to the other client's pull, which then ends.
+	if _, err := env.JS.Publish(env.Ctx, jetstream.PaymentRequestsPrefix+"1", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-other.Messages():
+		if m == nil {
+			t.Fatalf("the other client's pull ended without the message: %v", other.Error())
+		}
+		_ = m.Ack()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other client's pull got nothing")
+	}
+	if handled.Load() != 0 {
+		t.Fatal("the pipeline's pull was not dropped: the test proves nothing")
+	}
+	if _, err := env.JS.Publish(env.Ctx, jetstream.PaymentRequestsPrefix+"2", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the pipeline pulling again and handling the second message", func() (bool, string) {
+		return handled.Load() == 1, fmt.Sprintf("%d handled", handled.Load())
 	})
 }
 
