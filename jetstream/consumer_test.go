@@ -83,17 +83,7 @@ func TestPipelineLogsWhatStopsItsConsumer(t *testing.T) {
 	}), nil))
 	pipelineLogging(t, env, "watched", 0, func(context.Context, jetstream.Msg) error { return nil }, log)
 	// The server tells the pull requests waiting at a consumer it deletes.
-	poll.Until(t, 20*time.Second, "the pipeline's pull request at the consumer", func() (bool, string) {
-		info, err := env.JS.Consumer(env.Ctx, jetstream.StreamOutbox, "watched")
-		if err != nil {
-			return false, err.Error()
-		}
-		ci, err := info.Info(env.Ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		return ci.NumWaiting > 0, fmt.Sprintf("%d waiting", ci.NumWaiting)
-	})
+	waitingPulls(t, env, "watched", 1)
 	if err := env.JS.DeleteConsumer(env.Ctx, jetstream.StreamOutbox, "watched"); err != nil {
 		t.Fatal(err)
 	}
@@ -119,22 +109,12 @@ func TestPipelinePullsAgainWhenItsPullIsDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting := func(want int) {
-		t.Helper()
-		poll.Until(t, 10*time.Second, fmt.Sprintf("%d pull request(s) waiting", want), func() (bool, string) {
-			ci, err := cons.Info(env.Ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			return ci.NumWaiting == want, fmt.Sprintf("%d waiting", ci.NumWaiting)
-		})
-	}
 	// Another client's pull takes the only place.
 	other, err := cons.Fetch(1, natsjs.FetchMaxWait(8*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting(1)
+	waitingPulls(t, env, "crowded", 1)
 	var handled atomic.Int64
 	pipelineFor(t, env, cfg, 0, func(context.Context, jetstream.Msg) error {
 		handled.Add(1)
@@ -172,6 +152,23 @@ func TestPipelinePullsAgainWhenItsPullIsDropped(t *testing.T) {
 	}
 	poll.Until(t, 10*time.Second, "the pipeline pulling again and handling the second message", func() (bool, string) {
 		return handled.Load() == 1, fmt.Sprintf("%d handled", handled.Load())
+	})
+}
+
+// waitingPulls waits until the outbox consumer name has want pull
+// requests waiting at the server.
+func waitingPulls(t *testing.T, env *natstest.Env, name string, want int) {
+	t.Helper()
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%d pull request(s) waiting at %s", want, name), func() (bool, string) {
+		cons, err := env.JS.Consumer(env.Ctx, jetstream.StreamOutbox, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		ci, err := cons.Info(env.Ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ci.NumWaiting == want, fmt.Sprintf("%d waiting", ci.NumWaiting)
 	})
 }
 
