@@ -264,6 +264,9 @@ func (n *Node) openStore(context.Context) error {
 	}
 	n.db = db
 	n.onStop(func() { _ = db.Close() })
+	if db.Rebuilt {
+		n.log.Warn("read model: written by an earlier version in another layout; dropped, rebuilding from the order stream")
+	}
 	return nil
 }
 

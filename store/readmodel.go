@@ -21,8 +21,14 @@ import (
 // The read model: order documents, their indexes, per-status counts and
 // analytics aggregates, all updated in the transaction that records the
 // stream sequence applied, so each event counts exactly once.
+//
+// Documents are keyed by creation time, then ID (docKey), not by ID:
+// the orders whose events arrive together are the ones placed together,
+// so a transaction rewrites a few adjacent pages instead of one random
+// page per event (order IDs are hashes). rm_ids finds an order's key.
 var (
-	bucketRMOrders    = []byte("rm_orders")
+	bucketRMDocs      = []byte("rm_docs")
+	bucketRMIDs       = []byte("rm_ids")
 	bucketRMIndex     = []byte("rm_index")
 	bucketRMStatus    = []byte("rm_status_counts")
 	bucketRMAnalytics = []byte("rm_analytics")
@@ -30,10 +36,12 @@ var (
 	keyRMApplied      = []byte("applied_seq")
 	keyRMGaps         = []byte("gaps")
 	keyRMSkipped      = []byte("skipped")
-	// keyRMExpiryIndex marks a read model whose expiry index is complete
-	// (one written before the index existed gets it built on open).
-	keyRMExpiryIndex = []byte("expiry_index")
-	readModelBuckets = [][]byte{bucketRMOrders, bucketRMIndex, bucketRMStatus, bucketRMAnalytics, bucketRMMeta}
+	readModelBuckets  = [][]byte{bucketRMDocs, bucketRMIDs, bucketRMIndex, bucketRMStatus, bucketRMAnalytics, bucketRMMeta}
+	// bucketRMOrdersByID is where versions before the creation-time layout
+	// kept documents (keyed by ID, without an expiry index in the oldest):
+	// a read model that has it is dropped on open and rebuilt from the
+	// stream.
+	bucketRMOrdersByID = []byte("rm_orders")
 )
 
 // Index fields (the first part of every index key).
@@ -96,17 +104,44 @@ func (db *DB) ReadModel() (ReadModelState, error) {
 // DropReadModel deletes the read model; the projection then rebuilds it
 // from the start of the stream.
 func (db *DB) DropReadModel() error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range readModelBuckets {
-			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
-				return err
-			}
-			if _, err := tx.CreateBucket(name); err != nil {
-				return err
-			}
+	return db.bolt.Update(dropReadModel)
+}
+
+func dropReadModel(tx *bolt.Tx) error {
+	for _, name := range append(readModelBuckets, bucketRMOrdersByID) {
+		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
 		}
-		return tx.Bucket(bucketRMMeta).Put(keyRMExpiryIndex, []byte{1})
-	})
+	}
+	return createReadModel(tx)
+}
+
+func createReadModel(tx *bolt.Tx) error {
+	for _, name := range readModelBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openReadModel creates the read model's buckets, or drops a read model of
+// an earlier layout for the projection to rebuild (reported by rebuilt).
+func openReadModel(tx *bolt.Tx) (rebuilt bool, err error) {
+	if tx.Bucket(bucketRMOrdersByID) != nil {
+		return true, dropReadModel(tx)
+	}
+	return false, createReadModel(tx)
+}
+
+// docKey is where an order's document is: its creation time (big endian,
+// so keys sort by it), then its ID. Every index key ends with it.
+func docKey(created time.Time, id string) []byte {
+	return appendDocKey(make([]byte, 0, 8+len(id)), created, id)
+}
+
+func appendDocKey(k []byte, created time.Time, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(k, uint64(created.UnixNano())), id...)
 }
 
 func indexKey(field, value string, created time.Time, id string) []byte {
@@ -115,8 +150,17 @@ func indexKey(field, value string, created time.Time, id string) []byte {
 	k = append(k, 0)
 	k = append(k, value...)
 	k = append(k, 0)
-	k = binary.BigEndian.AppendUint64(k, uint64(created.UnixNano()))
-	return append(k, id...)
+	return appendDocKey(k, created, id)
+}
+
+// lookup returns an order's document key from rm_ids, nil if the read
+// model has not seen the order placed.
+func lookup(ids *bolt.Bucket, id string) []byte {
+	v := ids.Get([]byte(id))
+	if len(v) != 8 {
+		return nil
+	}
+	return append(bytes.Clone(v), id...)
 }
 
 func indexPrefix(field, value string) []byte {
@@ -139,7 +183,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 				err = fmt.Errorf("apply order events: panic: %v", r)
 			}
 		}()
-		docs, idx, counts, agg, meta := tx.Bucket(bucketRMOrders), tx.Bucket(bucketRMIndex),
+		docs, ids, idx, counts, agg, meta := tx.Bucket(bucketRMDocs), tx.Bucket(bucketRMIDs), tx.Bucket(bucketRMIndex),
 			tx.Bucket(bucketRMStatus), tx.Bucket(bucketRMAnalytics), tx.Bucket(bucketRMMeta)
 		last, gaps, skipped := u64(meta.Get(keyRMApplied)), u64(meta.Get(keyRMGaps)), u64(meta.Get(keyRMSkipped))
 		cache := map[string]*api.Analytics{}
@@ -174,7 +218,8 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			applied++
 			e := ae.Event
 			var old order.Order
-			if v := docs.Get([]byte(e.OrderID)); v != nil {
+			key := lookup(ids, e.OrderID)
+			if v := docs.Get(key); key != nil && v != nil {
 				if err := json.Unmarshal(v, &old); err != nil {
 					return fmt.Errorf("read model doc %s: %w", e.OrderID, err)
 				}
@@ -187,6 +232,14 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			st := order.Evolve(order.State{Order: old}, e)
 			cur := st.Order
 			cur.Version = ae.Seq
+			if key == nil {
+				key = docKey(cur.CreatedAt, cur.ID)
+				var at [8]byte
+				binary.BigEndian.PutUint64(at[:], uint64(cur.CreatedAt.UnixNano()))
+				if err := ids.Put([]byte(cur.ID), at[:]); err != nil {
+					return err
+				}
+			}
 			if e.Type == order.EventPlaced {
 				if err := indexPlaced(idx, cur); err != nil {
 					return err
@@ -218,7 +271,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			if err != nil {
 				return err
 			}
-			if err := docs.Put([]byte(cur.ID), doc); err != nil {
+			if err := docs.Put(key, doc); err != nil {
 				return err
 			}
 		}
@@ -275,36 +328,6 @@ func (db *DB) DueForExpiry(now time.Time, limit int) ([]string, error) {
 		return nil
 	})
 	return ids, err
-}
-
-// buildExpiryIndex adds to a read model written before the expiry index
-// existed the orders whose reservation can still expire: they are among
-// the received ones, which the status index lists.
-func buildExpiryIndex(tx *bolt.Tx) error {
-	meta, idx, docs := tx.Bucket(bucketRMMeta), tx.Bucket(bucketRMIndex), tx.Bucket(bucketRMOrders)
-	if meta.Get(keyRMExpiryIndex) != nil {
-		return nil
-	}
-	prefix := indexPrefix(idxStatus, string(order.StatusReceived))
-	var due []order.Order
-	c := idx.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		v := docs.Get(k[len(prefix)+8:])
-		if v == nil {
-			continue
-		}
-		var o order.Order
-		if err := json.Unmarshal(v, &o); err != nil {
-			return err
-		}
-		due = append(due, o)
-	}
-	for _, o := range due { // not while the cursor walks the bucket
-		if err := indexExpiry(idx, order.Order{}, o); err != nil {
-			return err
-		}
-	}
-	return meta.Put(keyRMExpiryIndex, []byte{1})
 }
 
 func indexPlaced(idx *bolt.Bucket, o order.Order) error {
@@ -396,7 +419,11 @@ func (db *DB) Order(id string) (order.Order, bool, error) {
 	var o order.Order
 	var ok bool
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketRMOrders).Get([]byte(id))
+		key := lookup(tx.Bucket(bucketRMIDs), id)
+		if key == nil {
+			return nil
+		}
+		v := tx.Bucket(bucketRMDocs).Get(key)
 		if v == nil {
 			return nil
 		}
@@ -459,7 +486,7 @@ func (db *DB) ListOrders(f order.Filter) ([]order.Order, string, error) {
 	out := make([]order.Order, 0, min(limit, 64))
 	next := ""
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		docs := tx.Bucket(bucketRMOrders)
+		docs := tx.Bucket(bucketRMDocs)
 		c := tx.Bucket(bucketRMIndex).Cursor()
 		var lastKey []byte
 		k, _ := c.Seek(start)
@@ -472,8 +499,7 @@ func (db *DB) ListOrders(f order.Filter) ([]order.Order, string, error) {
 				next = base64.RawURLEncoding.EncodeToString(lastKey[len(prefix):])
 				return nil
 			}
-			id := k[len(prefix)+8:]
-			v := docs.Get(id)
+			v := docs.Get(k[len(prefix):])
 			if v == nil {
 				continue
 			}
@@ -562,7 +588,7 @@ func (db *DB) Promotions() ([]api.PromotionAnalytics, error) {
 func (db *DB) CountOrders() (int, error) {
 	n := 0
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketRMOrders).Stats().KeyN
+		n = tx.Bucket(bucketRMIDs).Stats().KeyN
 		return nil
 	})
 	return n, err

@@ -141,8 +141,7 @@ func TestListPagesEveryMatchOnceInCreationOrder(t *testing.T) {
 }
 
 // TestExpiryIndex: an order is due for expiry from its reservation's time
-// until it is paid or cancelled; the index is built on open for a read
-// model written before it existed.
+// until it is paid or cancelled.
 func TestExpiryIndex(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rm.bolt")
 	db, err := Open(path)
@@ -178,17 +177,43 @@ func TestExpiryIndex(t *testing.T) {
 	}
 	due(db, t0.Add(time.Hour), 10, "a")
 
-	// A read model from before the index: no index keys, no mark.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What a node finds on restart is what it wrote.
+	if db, err = Open(path); err != nil || db.Rebuilt {
+		t.Fatalf("reopen: %v, rebuilt %v", err, db != nil && db.Rebuilt)
+	}
+	defer db.Close()
+	due(db, t0.Add(time.Hour), 10, "a")
+}
+
+// TestEarlierLayoutIsRebuilt: a read model written by a version that kept
+// documents by ID (and, before that, had no expiry index) is dropped on
+// open, so that the projection rebuilds it from the stream; snapshots,
+// which are not part of it, stay.
+func TestEarlierLayoutIsRebuilt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rm.bolt")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ApplyEvents([]AppliedEvent{{Seq: 1, Event: placed("a", "u1", t0, "S1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveSnapshots([]Snapshot{{Kind: KindSKU, Key: "S1", Seq: 7, Data: []byte("{}")}}); err != nil {
+		t.Fatal(err)
+	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketRMMeta).Delete(keyRMExpiryIndex); err != nil {
+		old, err := tx.CreateBucket(bucketRMOrdersByID)
+		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketRMIndex).Delete(indexKey(idxExpiry, "", t0.Add(15*time.Minute), "a"))
+		return old.Put([]byte("a"), []byte(`{"id":"a"}`))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	due(db, t0.Add(time.Hour), 10)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -196,5 +221,28 @@ func TestExpiryIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	due(db, t0.Add(time.Hour), 10, "a")
+	st, _ := db.ReadModel()
+	n, _ := db.CountOrders()
+	if !db.Rebuilt || st.Applied != 0 || n != 0 {
+		t.Fatalf("after open: rebuilt %v, state %+v, %d orders; want it dropped", db.Rebuilt, st, n)
+	}
+	if _, seq, ok, err := db.LoadSnapshot(KindSKU, "S1"); err != nil || !ok || seq != 7 {
+		t.Fatalf("snapshot: seq %d ok %v %v", seq, ok, err)
+	}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketRMOrdersByID) != nil {
+			return fmt.Errorf("the earlier layout's bucket is still there")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rebuilt, it is what the events say.
+	if _, err := db.ApplyEvents([]AppliedEvent{{Seq: 1, Event: placed("a", "u1", t0, "S1")}, {Seq: 2, Event: paid("a", t0.Add(time.Minute))}}); err != nil {
+		t.Fatal(err)
+	}
+	if o, ok, err := db.Order("a"); err != nil || !ok || o.Status != order.StatusPaid || o.Version != 2 {
+		t.Fatalf("order a: %+v %v %v", o, ok, err)
+	}
 }

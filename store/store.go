@@ -39,7 +39,12 @@ func (k Kind) bucket() []byte {
 
 // DB is the node's bbolt file. It is safe for concurrent use: bbolt allows
 // one writer and many readers at a time.
-type DB struct{ bolt *bolt.DB }
+type DB struct {
+	bolt *bolt.DB
+	// Rebuilt says Open dropped a read model of an earlier layout: the
+	// projection rebuilds it from the stream.
+	Rebuilt bool
+}
 
 // Open opens (or creates) the bbolt file at path.
 func Open(path string) (*DB, error) {
@@ -47,19 +52,21 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (is another oms using this data dir?)", path, err)
 	}
+	db := &DB{bolt: b}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range append([][]byte{bucketOrderSnapshots, bucketSKUSnapshots}, readModelBuckets...) {
+		for _, name := range [][]byte{bucketOrderSnapshots, bucketSKUSnapshots} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
-		return buildExpiryIndex(tx)
+		db.Rebuilt, err = openReadModel(tx)
+		return err
 	})
 	if err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return &DB{bolt: b}, nil
+	return db, nil
 }
 
 // Close closes the file.
