@@ -79,6 +79,9 @@ type DeadLetter struct {
 	Reason         string          `json:"reason"`
 	At             time.Time       `json:"at"`
 	Data           json.RawMessage `json:"data,omitempty" doc:"the message, when it is JSON"`
+	// Headers are the message's own (correlation, trace), without those
+	// the server acts on; a retry sends them again.
+	Headers map[string][]string `json:"headers,omitempty" doc:"the message's own headers (correlation, trace); a retry sends them again"`
 }
 
 // DeadLetterPage is the reply of oms.admin.deadletters.list; Next is the

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/internal/natstest"
 	"github.com/oms-project/oms/internal/poll"
 	"github.com/oms-project/oms/jetstream"
@@ -179,7 +181,8 @@ func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 // TestPipelineDeadLettersWhatCannotBeProcessed: a message whose handler
 // keeps failing is tried MaxAttempts times and dead-lettered; a permanent
 // error and a panic are dead-lettered at once, the panic with its stack;
-// and the messages behind them are processed all the same.
+// and the messages behind them are processed all the same. A dead letter
+// keeps its message's own headers, and none the server would act on.
 func TestPipelineDeadLettersWhatCannotBeProcessed(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	var tries sync.Map
@@ -200,7 +203,14 @@ func TestPipelineDeadLettersWhatCannotBeProcessed(t *testing.T) {
 		return nil
 	})
 	for i, body := range []string{"flaky", "permanent", "panic", "fine", "fine"} {
-		if _, err := env.JS.Publish(env.Ctx, jetstream.PaymentRequestsPrefix+strconv.Itoa(i), []byte(body)); err != nil {
+		m := nats.NewMsg(jetstream.PaymentRequestsPrefix + strconv.Itoa(i))
+		m.Data = []byte(body)
+		if body == "permanent" {
+			m.Header.Set(api.CorrelationHeader, "corr-1")
+			m.Header.Set(nats.MsgIdHdr, "perm-1")
+			m.Header.Set(nats.ExpectedLastSubjSeqHdr, "0")
+		}
+		if _, err := env.JS.PublishMsg(env.Ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -211,6 +221,16 @@ func TestPipelineDeadLettersWhatCannotBeProcessed(t *testing.T) {
 	reasons := map[string]string{}
 	for _, m := range deadLetters(t, env, "poison") {
 		reasons[string(m.Data)] = m.Header.Get(jetstream.HeaderReason)
+		if string(m.Data) != "permanent" {
+			continue
+		}
+		if m.Header.Get(jetstream.HeaderOrigMsgID) != "perm-1" || m.Header.Get(nats.MsgIdHdr) == "perm-1" ||
+			m.Header.Get(nats.ExpectedLastSubjSeqHdr) != "" {
+			t.Errorf("permanent: headers %v, want its message ID kept aside and no server control of its own", m.Header)
+		}
+		if got := jetstream.OriginalHeaders(m.Header); fmt.Sprint(got) != fmt.Sprint(nats.Header{api.CorrelationHeader: {"corr-1"}}) {
+			t.Errorf("permanent: original headers %v, want its correlation only", got)
+		}
 	}
 	if !strings.Contains(reasons["flaky"], "failed 3 times") {
 		t.Errorf("flaky: reason %q", reasons["flaky"])

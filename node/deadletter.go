@@ -79,6 +79,9 @@ func deadLetterOf(m *natsjs.RawStreamMsg) api.DeadLetter {
 		Subject: m.Header.Get(jetstream.HeaderOrigSubject), Stream: m.Header.Get(jetstream.HeaderOrigStream),
 		Reason: m.Header.Get(jetstream.HeaderReason), At: m.Time.UTC()}
 	d.StreamSequence, _ = strconv.ParseUint(m.Header.Get(jetstream.HeaderOrigSeq), 10, 64)
+	if h := jetstream.OriginalHeaders(m.Header); len(h) > 0 {
+		d.Headers = h
+	}
 	if json.Valid(m.Data) {
 		d.Data = m.Data
 	}
@@ -101,13 +104,16 @@ func (n *Node) retryDeadLetters(ctx context.Context, req api.DeadLetterAction) (
 				return "", fmt.Errorf("not a provider event's subject: %s", d.Subject)
 			}
 			to := tok[3] + ".events." + tok[4]
-			_, err := jetstream.Publish(ctx, n.js, to, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, nil)
+			// With the event's own headers (its correlation and trace), under
+			// a new message ID: the original's is still in the duplicate
+			// window, where it would make this copy a duplicate.
+			_, err := jetstream.Publish(ctx, n.js, to, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, jetstream.OriginalHeaders(m.Header))
 			return to, err
 		case "reactor":
 			if n.react == nil {
 				return "", errors.New("this node does not run the reactor (the command role)")
 			}
-			return "the reactor", n.react.Handle(ctx, storedMsg{subject: d.Subject, data: m.Data})
+			return "the reactor", n.react.Handle(ctx, storedMsg{subject: d.Subject, data: m.Data, header: jetstream.OriginalHeaders(m.Header)})
 		case "timers":
 			// From a version that armed a timer per order: the expiry
 			// sweep expires the order without it.
@@ -189,11 +195,12 @@ func (n *Node) recordDeadLetterAction(ctx context.Context, o api.DeadLetterOutco
 type storedMsg struct {
 	subject string
 	data    []byte
+	header  nats.Header
 }
 
 func (m storedMsg) Subject() string      { return m.subject }
 func (m storedMsg) Data() []byte         { return m.data }
-func (m storedMsg) Headers() nats.Header { return nats.Header{} }
+func (m storedMsg) Headers() nats.Header { return m.header }
 func (m storedMsg) Metadata() (*natsjs.MsgMetadata, error) {
 	return &natsjs.MsgMetadata{NumDelivered: 1}, nil
 }

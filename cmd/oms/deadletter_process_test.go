@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
@@ -28,7 +30,10 @@ func TestDeadLetterTools(t *testing.T) {
 	id := order.IDFor("dana", "k-dlq")
 	pay, _ := json.Marshal(api.PaymentEvent{ProviderEnvelope: api.ProviderEnvelope{ID: "early", Type: order.PaymentSucceeded,
 		OrderID: id, Provider: "psp"}, Amount: 500, Currency: "EUR", Reference: "r"})
-	if _, err := js.Publish(ctx, jetstream.PaymentEventsPrefix+id, pay); err != nil {
+	early0 := nats.NewMsg(jetstream.PaymentEventsPrefix + id)
+	early0.Data = pay
+	early0.Header.Set(api.CorrelationHeader, "checkout-7")
+	if _, err := js.PublishMsg(ctx, early0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.Publish(ctx, jetstream.PaymentEventsPrefix+id, []byte(`{"id":"bad","type":"payment.succeeded"`)); err != nil {
@@ -60,6 +65,9 @@ func TestDeadLetterTools(t *testing.T) {
 	if early.ID == 0 || bad.ID == 0 || !strings.Contains(bad.Reason, "JSON") {
 		t.Fatalf("dead letters %+v", dls)
 	}
+	if got := early.Headers[api.CorrelationHeader]; len(got) != 1 || got[0] != "checkout-7" {
+		t.Fatalf("the early payment's dead letter has headers %v, want its correlation", early.Headers)
+	}
 	if table := omsCLI(t, p, "dlq", "list"); !strings.Contains(table, "REASON") || !strings.Contains(table, "not found") {
 		t.Fatalf("table:\n%s", table)
 	}
@@ -80,6 +88,14 @@ func TestDeadLetterTools(t *testing.T) {
 		o, err := cl.GetOrder(ctx, id)
 		return err == nil && o.Status == order.StatusPaid, fmt.Sprint(o.Status, err)
 	})
+	// It went back with its correlation.
+	inbound, err := js.Stream(ctx, jetstream.StreamInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := inbound.GetLastMsgForSubject(ctx, early.Subject); err != nil || again.Header.Get(api.CorrelationHeader) != "checkout-7" {
+		t.Fatalf("the retried payment: %v, headers %v", err, again)
+	}
 	if err := json.Unmarshal([]byte(omsCLI(t, p, "dlq", "retry", fmt.Sprint(early.ID))), &out); err != nil || out.Outcomes[0].Action != "refused" {
 		t.Fatalf("second retry: %+v %v", out, err)
 	}
