@@ -3,13 +3,17 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/bojanz/currency"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/urfave/cli/v2"
@@ -240,25 +244,37 @@ func row(tw *tabwriter.Writer, name string, a api.Analytics, basket float64, aov
 		basket, money(a.Revenue), money(aov))
 }
 
+// money prints amounts of minor units in each currency's own decimals
+// (2 for EUR, 0 for JPY, 3 for KWD), currencies in alphabetical order.
 func money(m map[string]int64) string {
-	s := ""
-	for cur, v := range m {
-		if s != "" {
-			s += " "
-		}
-		s += fmt.Sprintf("%d.%02d %s", v/100, abs(v%100), cur)
-	}
-	if s == "" {
+	if len(m) == 0 {
 		return "-"
 	}
-	return s
+	parts := make([]string, 0, len(m))
+	for _, cur := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, amount(m[cur], cur)+" "+cur)
+	}
+	return strings.Join(parts, " ")
 }
 
-func abs(v int64) int64 {
-	if v < 0 {
-		return -v
+// amount formats v minor units of cur.
+func amount(v int64, cur string) string {
+	digits, ok := currency.GetDigits(cur)
+	if !ok {
+		digits = 2
 	}
-	return v
+	sign, u := "", uint64(v)
+	if v < 0 {
+		sign, u = "-", uint64(-v)
+	}
+	if digits == 0 {
+		return sign + strconv.FormatUint(u, 10)
+	}
+	div := uint64(1)
+	for range digits {
+		div *= 10
+	}
+	return fmt.Sprintf("%s%d.%0*d", sign, u/div, int(digits), u%div)
 }
 
 func rebuildCommand() *cli.Command {
