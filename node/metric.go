@@ -76,8 +76,8 @@ func (n *Node) statusFigures(emit metrics.Emit) {
 			emit("orders", float64(st.Orders[string(s)]), string(s))
 		}
 		emit("reservations_held_orders", float64(st.Orders[string(order.StatusReceived)]))
-		if due, err := n.db.DueForExpiry(time.Now().Add(-time.Minute), api.MaxStuckCount); err == nil {
-			emit("reservations_overdue_orders", float64(len(due)))
+		if due, err := n.db.CountDueForExpiry(time.Now().Add(-time.Minute), api.MaxStuckCount); err == nil {
+			emit("reservations_overdue_orders", float64(due))
 		}
 		if stuck, err := n.queries.StuckCounts(); err == nil {
 			for s, c := range stuck {

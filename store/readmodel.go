@@ -317,17 +317,33 @@ func indexExpiry(idx *bolt.Bucket, old, cur order.Order) error {
 // could expire and whose expiry is at or before now. The read model may
 // lag: an order it lists may have been paid since (its actor decides).
 func (db *DB) DueForExpiry(now time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := db.walkDue(now, limit, func(id []byte) { ids = append(ids, string(id)) })
+	return ids, err
+}
+
+// CountDueForExpiry counts, up to limit, the orders DueForExpiry would
+// list, without copying their IDs.
+func (db *DB) CountDueForExpiry(now time.Time, limit int) (int, error) {
+	n := 0
+	err := db.walkDue(now, limit, func([]byte) { n++ })
+	return n, err
+}
+
+// walkDue calls fn with the ID of each of up to limit orders due for
+// expiry at now, soonest first; id is valid only during the call.
+func (db *DB) walkDue(now time.Time, limit int, fn func(id []byte)) error {
 	prefix := indexPrefix(idxExpiry, "")
 	end := binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(now.UnixNano())+1)
-	var ids []string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRMIndex).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.Compare(k, end) < 0 && len(ids) < limit; k, _ = c.Next() {
-			ids = append(ids, string(k[len(prefix)+8:]))
+		n := 0
+		for k, _ := c.Seek(prefix); k != nil && bytes.Compare(k, end) < 0 && n < limit; k, _ = c.Next() {
+			fn(k[len(prefix)+8:])
+			n++
 		}
 		return nil
 	})
-	return ids, err
 }
 
 func indexPlaced(idx *bolt.Bucket, o order.Order) error {

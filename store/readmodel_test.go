@@ -167,6 +167,9 @@ func TestExpiryIndex(t *testing.T) {
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("due at %s: %v %v, want %v", at.Sub(t0), got, err, want)
 		}
+		if n, err := db.CountDueForExpiry(at, limit); err != nil || n != len(want) {
+			t.Fatalf("count due at %s: %d %v, want %d", at.Sub(t0), n, err, len(want))
+		}
 	}
 	due(db, t0.Add(9*time.Minute), 10)
 	due(db, t0.Add(10*time.Minute), 10, "b")
