@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/config"
@@ -339,5 +341,68 @@ func TestAnalyticsAndRebuild(t *testing.T) {
 	st2, _ := h.c.Status(h.ctx)
 	if !reflect.DeepEqual(l1, l2) || !reflect.DeepEqual(a1, a2) || !reflect.DeepEqual(p1, p2) || !reflect.DeepEqual(st1.Orders, st2.Orders) {
 		t.Fatal("rebuilt read model differs from the live one")
+	}
+}
+
+// TestReadModelOfAnEarlierLayoutIsRebuilt: a node whose bbolt file holds a
+// read model written by a version that kept documents by order ID drops it
+// on start and rebuilds it from the stream: afterwards every order is
+// listed and found by ID as before, nothing counted twice.
+func TestReadModelOfAnEarlierLayoutIsRebuilt(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = []string{config.RoleQuery}
+	h := startNode(t, cfg)
+	r := rand.New(rand.NewPCG(13, 17))
+	generate(t, h.ctx, h.js, r, 300, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC))
+	h.waitProjected(t)
+	truth := foldStream(t, h.ctx, h.js)
+	before := orderIDs(h.listAll(t, order.Filter{Limit: 100}))
+	counts, err := h.c.Status(h.ctx)
+	if err != nil || len(before) != len(truth) {
+		t.Fatalf("before: %d listed of %d, %v", len(before), len(truth), err)
+	}
+	h.stop()
+
+	// What an earlier version left: the same read model with its documents
+	// keyed by ID in rm_orders, and no rm_docs or rm_ids.
+	db, err := bolt.Open(filepath.Join(cfg.DataDir, cfg.NodeName+".bolt"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		old, err := tx.CreateBucket([]byte("rm_orders"))
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("rm_docs")).ForEach(func(k, v []byte) error {
+			return old.Put(k[8:], v) // the key after the creation time is the ID
+		}); err != nil {
+			return err
+		}
+		for _, name := range []string{"rm_docs", "rm_ids"} {
+			if err := tx.DeleteBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+
+	h = startNode(t, cfg)
+	h.waitProjected(t)
+	if after := orderIDs(h.listAll(t, order.Filter{Limit: 100})); !slices.Equal(after, before) {
+		t.Fatalf("after the rebuild %d orders listed, before %d", len(after), len(before))
+	}
+	again, err := h.c.Status(h.ctx)
+	if err != nil || !reflect.DeepEqual(again.Orders, counts.Orders) {
+		t.Fatalf("status counts %v after, %v before (%v)", again.Orders, counts.Orders, err)
+	}
+	for _, id := range before[:10] {
+		got, err := h.c.GetOrder(h.ctx, id)
+		if want := truth[id]; err != nil || got.Status != want.Status || got.Version != want.Version {
+			t.Fatalf("order %s: %s v%d, want %s v%d (%v)", id, got.Status, got.Version, want.Status, want.Version, err)
+		}
 	}
 }
