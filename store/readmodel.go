@@ -219,7 +219,11 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			e := ae.Event
 			var old order.Order
 			key := lookup(ids, e.OrderID)
-			if v := docs.Get(key); key != nil && v != nil {
+			var v []byte
+			if key != nil {
+				v = docs.Get(key)
+			}
+			if v != nil {
 				if err := json.Unmarshal(v, &old); err != nil {
 					return fmt.Errorf("read model doc %s: %w", e.OrderID, err)
 				}
