@@ -49,9 +49,10 @@ func OriginalHeaders(letter nats.Header) nats.Header {
 // DeadLetter stores a message that could not be processed, with the reason
 // and its own headers (those the server acts on left out; the message ID
 // kept as Oms-Original-Msg-Id), under oms.deadletter.<source>, so nothing
-// is lost and nothing blocks its partition. Its message ID is the source and the original's stream and
-// sequence, so a message dead-lettered twice by one source is stored once
-// (and each source that could not process it says so).
+// is lost and nothing blocks its partition. Its message ID is the source
+// and the original's stream and sequence, so a message dead-lettered twice
+// by one source is stored once (and each source that could not process it
+// says so).
 func DeadLetter(ctx context.Context, js natsjs.JetStream, source string, msg Msg, reason error) error {
 	m := nats.NewMsg(DeadLetterPrefix + source)
 	m.Data = msg.Data()

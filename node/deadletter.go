@@ -79,9 +79,7 @@ func deadLetterOf(m *natsjs.RawStreamMsg) api.DeadLetter {
 		Subject: m.Header.Get(jetstream.HeaderOrigSubject), Stream: m.Header.Get(jetstream.HeaderOrigStream),
 		Reason: m.Header.Get(jetstream.HeaderReason), At: m.Time.UTC()}
 	d.StreamSequence, _ = strconv.ParseUint(m.Header.Get(jetstream.HeaderOrigSeq), 10, 64)
-	if h := jetstream.OriginalHeaders(m.Header); len(h) > 0 {
-		d.Headers = h
-	}
+	d.Headers = jetstream.OriginalHeaders(m.Header)
 	if json.Valid(m.Data) {
 		d.Data = m.Data
 	}
@@ -107,13 +105,13 @@ func (n *Node) retryDeadLetters(ctx context.Context, req api.DeadLetterAction) (
 			// With the event's own headers (its correlation and trace), under
 			// a new message ID: the original's is still in the duplicate
 			// window, where it would make this copy a duplicate.
-			_, err := jetstream.Publish(ctx, n.js, to, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, jetstream.OriginalHeaders(m.Header))
+			_, err := jetstream.Publish(ctx, n.js, to, "dlq:"+strconv.FormatUint(d.ID, 10), m.Data, nats.Header(d.Headers))
 			return to, err
 		case "reactor":
 			if n.react == nil {
 				return "", errors.New("this node does not run the reactor (the command role)")
 			}
-			return "the reactor", n.react.Handle(ctx, storedMsg{subject: d.Subject, data: m.Data, header: jetstream.OriginalHeaders(m.Header)})
+			return "the reactor", n.react.Handle(ctx, storedMsg{subject: d.Subject, data: m.Data, header: nats.Header(d.Headers)})
 		case "timers":
 			// From a version that armed a timer per order: the expiry
 			// sweep expires the order without it.

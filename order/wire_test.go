@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -55,18 +56,12 @@ func TestFingerprintsAreStable(t *testing.T) {
 	for name, c := range cmds {
 		var v any
 		switch c := c.(type) {
-		case Place:
-			c.Meta = Meta{}
-			v = c
-		case Update:
-			c.Meta = Meta{}
-			v = c
-		case RecordPayment:
-			c.Meta = Meta{}
-			v = c
-		case RecordDelivery:
-			c.Meta = Meta{}
-			v = c
+		case Place, Update, RecordPayment, RecordDelivery:
+			// The command itself, its metadata cleared.
+			bare := reflect.New(reflect.TypeOf(c)).Elem()
+			bare.Set(reflect.ValueOf(c))
+			bare.FieldByName("Meta").SetZero()
+			v = bare.Interface()
 		case Cancel:
 			v = c.Reason
 		case RecordStock:

@@ -238,9 +238,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			cur.Version = ae.Seq
 			if key == nil {
 				key = docKey(cur.CreatedAt, cur.ID)
-				var at [8]byte
-				binary.BigEndian.PutUint64(at[:], uint64(cur.CreatedAt.UnixNano()))
-				if err := ids.Put([]byte(cur.ID), at[:]); err != nil {
+				if err := ids.Put([]byte(cur.ID), key[:8]); err != nil { // lookup appends the ID
 					return err
 				}
 			}

@@ -59,7 +59,8 @@ func Open(path string) (*DB, error) {
 				return err
 			}
 		}
-		db.Rebuilt, err = openReadModel(tx)
+		rebuilt, err := openReadModel(tx)
+		db.Rebuilt = rebuilt
 		return err
 	})
 	if err != nil {
