@@ -97,6 +97,56 @@ func TestInboundPartitionMatchesPartitionOf(t *testing.T) {
 	}
 }
 
+// TestPartitionCountIsKept: Ensure refuses a topology with another
+// partition count than the inbound stream's (the events stored under the
+// old count would no longer be pulled), naming both, and leaves the stream
+// as it was; the same count is accepted, and a stream without partitions
+// (none to keep) gets them.
+func TestPartitionCountIsKept(t *testing.T) {
+	js, ctx := startJS(t, 4)
+	topo := func(p int) jetstream.Topology {
+		return jetstream.Topology{Partitions: p, Replicas: 1, DuplicateWindow: time.Minute, TransportMaxAge: time.Hour}
+	}
+	transform := func() string {
+		t.Helper()
+		s, err := js.Stream(ctx, jetstream.StreamInbound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr := s.CachedInfo().Config.SubjectTransform; tr != nil {
+			return tr.Destination
+		}
+		return ""
+	}
+	before := transform()
+	err := jetstream.Ensure(ctx, js, topo(8))
+	if !errors.Is(err, jetstream.ErrPartitionsChanged) || !strings.Contains(err.Error(), "the data has 4") ||
+		!strings.Contains(err.Error(), "configured with 8") {
+		t.Fatalf("Ensure with 8 partitions over 4: %v", err)
+	}
+	if after := transform(); after != before {
+		t.Fatalf("inbound transform changed from %q to %q", before, after)
+	}
+	if err := jetstream.Ensure(ctx, js, topo(4)); err != nil {
+		t.Fatalf("Ensure with the same count: %v", err)
+	}
+	s, err := js.Stream(ctx, jetstream.StreamInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.SubjectTransform = nil
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := jetstream.Ensure(ctx, js, topo(8)); err != nil {
+		t.Fatalf("Ensure over a stream without partitions: %v", err)
+	}
+	if got := transform(); !strings.Contains(got, "partition(8,") {
+		t.Fatalf("inbound transform %q, want 8 partitions", got)
+	}
+}
+
 // BenchmarkAppend is the append path: one fenced, de-duplicated append to
 // a file-backed stream, each to its own order subject.
 func BenchmarkAppend(b *testing.B) {

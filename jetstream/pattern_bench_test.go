@@ -319,11 +319,15 @@ func BenchmarkPatternConsume(b *testing.B) {
 
 // measure runs work with the clock on and reports the process's CPU time
 // per message.
-func measure(b *testing.B, work func()) {
+func measure(b *testing.B, work func()) { measureAs(b, "cpu-µs/msg", work) }
+
+// measureAs runs work with the clock on and reports the process's CPU time
+// per b.N as unit.
+func measureAs(b *testing.B, unit string, work func()) {
 	b.Helper()
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	work()
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), unit)
 }

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -97,9 +98,17 @@ func (t Topology) Configs() []natsjs.StreamConfig {
 	return []natsjs.StreamConfig{orders, skus, inbound, outbox, dead}
 }
 
+// ErrPartitionsChanged is returned by Ensure when the inbound stream
+// spreads provider events over another number of partitions than the
+// topology's. Changing it would leave the events already stored under a
+// partition no consumer pulls any more.
+var ErrPartitionsChanged = errors.New("the partition count is fixed for the life of the data")
+
 // Ensure creates the streams of the topology that are missing and updates
 // those whose configuration changed. Several nodes of a cluster start at
-// once, so a stream another node created meanwhile is not an error.
+// once, so a stream another node created meanwhile is not an error. It
+// never changes the partition count of an existing inbound stream
+// (ErrPartitionsChanged).
 func Ensure(ctx context.Context, js natsjs.JetStream, t Topology) error {
 	for _, cfg := range t.Configs() {
 		s, err := js.Stream(ctx, cfg.Name)
@@ -110,6 +119,10 @@ func Ensure(ctx context.Context, js natsjs.JetStream, t Topology) error {
 			}
 		case err != nil:
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		case cfg.Name == StreamInbound && changesPartitions(s.CachedInfo().Config, t.Partitions):
+			have := partitionsOf(s.CachedInfo().Config)
+			return fmt.Errorf("partitions: the data has %d, this node is configured with %d (start it with --partitions %d): %w",
+				have, t.Partitions, have, ErrPartitionsChanged)
 		case !sameStream(s.CachedInfo().Config, cfg):
 			if _, err := js.UpdateStream(ctx, cfg); err != nil {
 				return fmt.Errorf("update stream %s: %w", cfg.Name, err)
@@ -117,6 +130,37 @@ func Ensure(ctx context.Context, js natsjs.JetStream, t Topology) error {
 		}
 	}
 	return nil
+}
+
+// changesPartitions tells whether the inbound stream cfg spreads its
+// events over partitions other than n. One without a transform has none
+// to keep.
+func changesPartitions(cfg natsjs.StreamConfig, n int) bool {
+	have := partitionsOf(cfg)
+	return have != 0 && have != n
+}
+
+// partitionsOf reads the partition count from an inbound stream's subject
+// transform, as Configs writes it ("…{{partition(P,2)}}…"); 0 if it has none.
+func partitionsOf(cfg natsjs.StreamConfig) int {
+	if cfg.SubjectTransform == nil {
+		return 0
+	}
+	d := cfg.SubjectTransform.Destination
+	i := strings.Index(d, "partition(")
+	if i < 0 {
+		return 0
+	}
+	d = d[i+len("partition("):]
+	j := strings.IndexByte(d, ',')
+	if j < 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(d[:j]))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // sameStream compares the settings oms chooses (the server fills in others).

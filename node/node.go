@@ -241,9 +241,19 @@ func (n *Node) retry() jetstream.Backoff {
 // answers only once its meta leader is elected and enough peers are there
 // for the replicas: retry until then.
 func (n *Node) ensureStreams(ctx context.Context) error {
+	// A changed partition count is no reason to wait: it fails at once.
+	var refused error
 	err := n.retry().Retry(ctx, "create streams", 2*time.Second, func(ctx context.Context) error {
-		return jetstream.Ensure(ctx, n.js, TopologyFor(n.cfg))
+		err := jetstream.Ensure(ctx, n.js, TopologyFor(n.cfg))
+		if errors.Is(err, jetstream.ErrPartitionsChanged) {
+			refused = err
+			return nil
+		}
+		return err
 	}, func(err error) { n.log.Info("waiting for JetStream", "step", "create streams", "err", err) })
+	if refused != nil {
+		return refused
+	}
 	if err != nil {
 		return err
 	}

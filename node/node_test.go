@@ -592,3 +592,25 @@ func TestClusterStatusOnEveryRole(t *testing.T) {
 		t.Fatalf("query only: %+v %v", st, err)
 	}
 }
+
+// TestChangedPartitionCountIsRefused: a node started on data made with
+// another partition count stops at once with an error naming the data's
+// count (the provider events stored under it would no longer be pulled),
+// and starts again with it.
+func TestChangedPartitionCountIsRefused(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	startNode(t, cfg).stop()
+	cfg.Partitions = 16
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := node.Start(ctx, cfg, testLogger())
+	if err == nil {
+		n.Stop()
+		t.Fatal("a node with 16 partitions started on data made with 8")
+	}
+	if !errors.Is(err, jetstream.ErrPartitionsChanged) || !strings.Contains(err.Error(), "--partitions 8") {
+		t.Fatalf("start with 16 partitions over 8: %v", err)
+	}
+	cfg.Partitions = 8
+	startNode(t, cfg)
+}
