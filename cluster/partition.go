@@ -14,10 +14,6 @@ import (
 	"github.com/oms-project/oms/jetstream"
 )
 
-// floorsBucket keeps, per inbound partition, the stream sequence up to which
-// every provider event has been acknowledged.
-const floorsBucket = "OMS_INBOUND_FLOORS"
-
 // partitions pulls the inbound partitions this node owns. Each partition
 // has its own durable consumer, processed in order by one node; a message
 // that cannot be processed is dead-lettered by the pipeline and never
@@ -29,28 +25,32 @@ type partitions struct {
 	started   bool
 	stopped   bool
 	consumers []natsjs.Consumer
-	pipe      *jetstream.Pipeline
-	stops     map[int]func()
+	// opens[p] opens partition p's consumer again if it is deleted.
+	opens []func(context.Context) (natsjs.Consumer, error)
+	pipe  *jetstream.Pipeline
+	stops map[int]func()
 	// stopping counts partitions whose handlers are still finishing after
 	// this node stopped pulling them.
 	stopping sync.WaitGroup
 
-	cancelFloors context.CancelFunc
-	floorsDone   chan struct{}
+	stopFloors func()
 }
 
 func (ps *partitions) start(ctx context.Context, pipe *jetstream.Pipeline) (func(), error) {
 	c := ps.c
-	floors, err := c.openBucket(ctx, natsjs.KeyValueConfig{Bucket: floorsBucket,
-		Description: "oms inbound partitions' acknowledgement floors", Replicas: c.o.Replicas, Storage: natsjs.FileStorage})
+	floors, err := jetstream.OpenFloors(ctx, c.js, c.o.Backoff, c.o.Replicas, c.waiting("open bucket "+jetstream.FloorsBucket))
 	if err != nil {
 		return nil, err
 	}
 	consumers := make([]natsjs.Consumer, c.o.Partitions)
+	opens := make([]func(context.Context) (natsjs.Consumer, error), c.o.Partitions)
 	for p := range c.o.Partitions {
+		opens[p] = func(ctx context.Context) (natsjs.Consumer, error) {
+			return inboundConsumer(ctx, c.js, floors, p, c.o.Inbound)
+		}
 		// While a cluster forms, a lookup may find no consumer leader yet.
 		err := c.o.Backoff.Retry(ctx, "open inbound consumer", 2*time.Second, func(ctx context.Context) error {
-			cons, err := inboundConsumer(ctx, c.js, floors, p, c.o.Inbound)
+			cons, err := opens[p](ctx)
 			consumers[p] = cons
 			return err
 		}, c.waiting("open inbound consumer "+strconv.Itoa(p)))
@@ -58,15 +58,10 @@ func (ps *partitions) start(ctx context.Context, pipe *jetstream.Pipeline) (func
 			return nil, fmt.Errorf("inbound consumer %d: %w", p, err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
 	ps.mu.Lock()
-	ps.consumers, ps.pipe, ps.started, ps.stops = consumers, pipe, true, map[int]func(){}
-	ps.cancelFloors, ps.floorsDone = cancel, make(chan struct{})
+	ps.consumers, ps.opens, ps.pipe, ps.started, ps.stops = consumers, opens, pipe, true, map[int]func(){}
+	ps.stopFloors = floors.Record(c.js, jetstream.StreamInbound, c.o.FloorInterval, ps.watched())
 	ps.mu.Unlock()
-	go func() {
-		defer close(ps.floorsDone)
-		ps.recordFloors(runCtx, floors)
-	}()
 	ps.reconcile()
 	return ps.stop, nil
 }
@@ -87,7 +82,9 @@ func (ps *partitions) reconcile() {
 		stop, pulling := ps.stops[p]
 		switch {
 		case owned && !pulling:
-			stop, err := ps.pipe.Consume(cons, natsjs.PullMaxMessages(c.o.InboundPullBatch))
+			// A handle names the consumer: one opened again since is
+			// pulled through it as well.
+			stop, err := ps.pipe.ConsumeDurable(cons, ps.opens[p], natsjs.PullMaxMessages(c.o.InboundPullBatch))
 			if err != nil {
 				c.o.Log.Warn("inbound partition not pulled", "partition", p, "err", err)
 				continue
@@ -116,8 +113,7 @@ func (ps *partitions) stop() {
 		stop()
 	}
 	ps.stopping.Wait()
-	ps.cancelFloors()
-	<-ps.floorsDone
+	ps.stopFloors()
 }
 
 // owned returns the partitions this node pulls.
@@ -132,74 +128,25 @@ func (ps *partitions) owned() []int {
 	return out
 }
 
-// recordFloors writes the floors of the partitions this node pulls, every
-// floor interval until ctx ends, and once more when it does (a graceful
-// stop hands over with an exact floor).
-func (ps *partitions) recordFloors(ctx context.Context, floors natsjs.KeyValue) {
-	// written holds every partition this node has pulled: by the final
-	// record, a stopping node pulls none any more. Any node may write a
-	// partition's floor, since it reads it from the shared consumer.
-	written := map[int]uint64{}
-	record := func(ctx context.Context) {
+// watched names the consumers of the partitions this node pulls or has
+// pulled, by floor key: by the final record, a stopping node pulls none
+// any more.
+func (ps *partitions) watched() func() map[string]string {
+	seen := map[string]string{}
+	return func() map[string]string {
 		for _, p := range ps.owned() {
-			if _, ok := written[p]; !ok {
-				written[p] = 0
-			}
+			seen[floorKey(p)] = jetstream.InboundConsumerName(p)
 		}
-		for p := range written {
-			info, err := ps.consumers[p].Info(ctx)
-			if err != nil {
-				continue
-			}
-			if f := info.AckFloor.Stream; f > written[p] {
-				if err := putFloor(ctx, floors, p, f); err == nil {
-					written[p] = f
-				}
-			}
-		}
-	}
-	t := time.NewTicker(ps.c.o.FloorInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			record(ctx)
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			record(fctx)
-			cancel()
-			return
-		}
+		return seen
 	}
 }
 
 func floorKey(p int) string { return fmt.Sprintf("p%d", p) }
 
-func putFloor(ctx context.Context, floors natsjs.KeyValue, p int, floor uint64) error {
-	_, err := floors.Put(ctx, floorKey(p), []byte(strconv.FormatUint(floor, 10)))
-	return err
-}
-
-// getFloor returns partition p's recorded floor, 0 if none was recorded.
-func getFloor(ctx context.Context, floors natsjs.KeyValue, p int) (uint64, error) {
-	e, err := floors.Get(ctx, floorKey(p))
-	switch {
-	case errors.Is(err, natsjs.ErrKeyNotFound):
-		return 0, nil
-	case err != nil:
-		return 0, err
-	}
-	floor, err := strconv.ParseUint(string(e.Value()), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("floor of partition %d: %w", p, err)
-	}
-	return floor, nil
-}
-
 // inboundConsumer returns partition p's consumer, creating it from the
 // recorded floor when it is missing. A consumer an earlier version kept in
 // a file is replaced by a memory one starting after its own floor.
-func inboundConsumer(ctx context.Context, js natsjs.JetStream, floors natsjs.KeyValue, p int, l jetstream.ConsumerLimits) (natsjs.Consumer, error) {
+func inboundConsumer(ctx context.Context, js natsjs.JetStream, floors *jetstream.Floors, p int, l jetstream.ConsumerLimits) (natsjs.Consumer, error) {
 	name := jetstream.InboundConsumerName(p)
 	var floor uint64
 	cons, err := js.Consumer(ctx, jetstream.StreamInbound, name)
@@ -210,14 +157,14 @@ func inboundConsumer(ctx context.Context, js natsjs.JetStream, floors natsjs.Key
 			return cons, nil
 		}
 		floor = info.AckFloor.Stream
-		if err := putFloor(ctx, floors, p, floor); err != nil {
+		if err := floors.Put(ctx, floorKey(p), floor); err != nil {
 			return nil, err
 		}
 		if err := js.DeleteConsumer(ctx, jetstream.StreamInbound, name); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
 			return nil, err
 		}
 	case errors.Is(err, natsjs.ErrConsumerNotFound):
-		if floor, err = getFloor(ctx, floors, p); err != nil {
+		if floor, err = floors.Get(ctx, floorKey(p)); err != nil {
 			return nil, err
 		}
 	default:

@@ -67,6 +67,19 @@ var errPanicked = errors.New("handler panicked")
 // pulling, cancels the handlers' context and waits for them to return;
 // messages they did not finish are redelivered after the ack wait.
 func (p *Pipeline) Consume(cons natsjs.Consumer, opts ...natsjs.PullConsumeOpt) (stop func(), err error) {
+	return p.consume(cons, nil, opts)
+}
+
+// ConsumeDurable is Consume, with cons opened again by reopen (with the
+// pipeline's backoff, until it succeeds or stop is called) when the server
+// reports it deleted: nats.go stops a Consume for good then, which would
+// stall the pipeline until the node restarted. reopen decides where a
+// recreated consumer starts (OpenDurable: after its recorded floor).
+func (p *Pipeline) ConsumeDurable(cons natsjs.Consumer, reopen func(context.Context) (natsjs.Consumer, error), opts ...natsjs.PullConsumeOpt) (stop func(), err error) {
+	return p.consume(cons, reopen, opts)
+}
+
+func (p *Pipeline) consume(cons natsjs.Consumer, reopen func(context.Context) (natsjs.Consumer, error), opts []natsjs.PullConsumeOpt) (stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// running counts the handlers at work; admit guards it, so that no
 	// handler starts once stop has begun to wait.
@@ -119,15 +132,66 @@ func (p *Pipeline) Consume(cons natsjs.Consumer, opts ...natsjs.PullConsumeOpt) 
 		cancel()
 		running.Wait()
 	}
-	cc, err := cons.Consume(callback, append(ConsumeOptions(p.Log, p.Name), opts...)...)
+	// deleted hears nats.go report the consumer gone: deleted while a pull
+	// waited there, or no responder for a pull sent after (nothing serves
+	// a missing consumer's pulls; nats.go would send them for ever). The
+	// supervisor below opens it again (an existing one as it is) and
+	// resumes.
+	deleted := make(chan struct{}, 1)
+	onErr := natsjs.ConsumeErrHandler(func(_ natsjs.ConsumeContext, err error) {
+		p.Log.Warn(p.Name+": consume", "err", err)
+		if reopen != nil && (errors.Is(err, natsjs.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders)) {
+			select {
+			case deleted <- struct{}{}:
+			default:
+			}
+		}
+	})
+	opts = append(append(ConsumeOptions(p.Log, p.Name), opts...), onErr)
+	var mu sync.Mutex // guards cc
+	cc, err := cons.Consume(callback, opts...)
 	if err != nil {
 		halt()
 		return nil, fmt.Errorf("%s: consume: %w", p.Name, err)
 	}
+	superCtx, endSupervisor := context.WithCancel(context.Background())
+	supervised := make(chan struct{})
+	go func() {
+		defer close(supervised)
+		for {
+			select {
+			case <-superCtx.Done():
+				return
+			case <-deleted:
+			}
+			mu.Lock()
+			cc.Stop()
+			mu.Unlock()
+			for failures := 1; superCtx.Err() == nil; failures++ {
+				next, err := reopen(superCtx)
+				if err == nil {
+					var ncc natsjs.ConsumeContext
+					if ncc, err = next.Consume(callback, opts...); err == nil {
+						mu.Lock()
+						cc = ncc
+						mu.Unlock()
+						p.Log.Warn(p.Name + ": consumer was deleted; opened again and pulling")
+						break
+					}
+				}
+				p.Log.Warn(p.Name+": consumer was deleted; opening it again", "attempt", failures, "err", err)
+				p.Backoff.Wait(superCtx, failures)
+			}
+		}
+	}()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			endSupervisor() // first: it starts no Consume after this
+			<-supervised
+			mu.Lock()
 			cc.Stop()
+			mu.Unlock()
 			halt()
 		})
 	}, nil

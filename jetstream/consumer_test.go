@@ -76,13 +76,7 @@ func deadLetters(t *testing.T, env *natstest.Env, source string) []*natsjs.RawSt
 // pipeline's name, not dropped.
 func TestPipelineLogsWhatStopsItsConsumer(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
-	var mu sync.Mutex
-	var logged strings.Builder
-	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logged.Write(b)
-	}), nil))
+	log, logged := capturedLog()
 	pipelineLogging(t, env, "watched", 0, func(context.Context, jetstream.Msg) error { return nil }, log)
 	// The server tells the pull requests waiting at a consumer it deletes.
 	waitingPulls(t, env, "watched", 1)
@@ -90,11 +84,94 @@ func TestPipelineLogsWhatStopsItsConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Until(t, 20*time.Second, "the deleted consumer in the log", func() (bool, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		text := logged.String()
+		text := logged()
 		return strings.Contains(text, "watched: consume") && strings.Contains(text, "level=WARN") &&
 			strings.Contains(strings.ToLower(text), "consumer deleted"), text
+	})
+}
+
+// TestPipelineOpensItsDeletedConsumerAgain: a durable consumer deleted
+// under a running pipeline is opened again after its recorded floor and
+// pulled: what comes after is handled, what was handled before is not
+// handled again (from the stream's start it would be), and the log says so.
+func TestPipelineOpensItsDeletedConsumerAgain(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	log, logged := capturedLog()
+	var mu sync.Mutex // guards handled
+	backoff := jetstream.Backoff{Base: time.Millisecond, Max: 50 * time.Millisecond}
+	floors, err := jetstream.OpenFloors(env.Ctx, env.JS, backoff, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := natsjs.ConsumerConfig{Durable: "kept", FilterSubject: jetstream.PaymentRequestsPrefix + ">",
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: 5 * time.Second, MaxDeliver: -1}
+	open := func(ctx context.Context) (natsjs.Consumer, error) {
+		return jetstream.OpenDurable(ctx, env.JS, floors, "kept", jetstream.StreamOutbox, cfg)
+	}
+	handled := map[string]int{}
+	p := &jetstream.Pipeline{Name: "kept", JS: env.JS, Log: log, Timeout: time.Second, MaxAttempts: 3, Backoff: backoff,
+		Handle: func(_ context.Context, m jetstream.Msg) error {
+			mu.Lock()
+			defer mu.Unlock()
+			handled[m.Subject()]++
+			return nil
+		}}
+	cons, err := open(env.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := p.ConsumeDurable(cons, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	publish := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, err := env.JS.Publish(env.Ctx, jetstream.PaymentRequestsPrefix+strconv.Itoa(i), []byte(`{}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	allHandled := func(n int) {
+		t.Helper()
+		poll.Until(t, 20*time.Second, fmt.Sprintf("%d messages handled once each", n), func() (bool, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			for i := range n {
+				if c := handled[jetstream.PaymentRequestsPrefix+strconv.Itoa(i)]; c != 1 {
+					return false, fmt.Sprintf("message %d handled %d times (%d subjects)", i, c, len(handled))
+				}
+			}
+			return len(handled) == n, fmt.Sprintf("%d subjects handled", len(handled))
+		})
+	}
+	publish(0, 10)
+	allHandled(10)
+	// What the node's recorder does: the consumer's acknowledgement floor.
+	poll.Until(t, 10*time.Second, "every message acknowledged", func() (bool, string) {
+		c, err := env.JS.Consumer(env.Ctx, jetstream.StreamOutbox, "kept")
+		if err != nil {
+			return false, err.Error()
+		}
+		return c.CachedInfo().NumAckPending == 0 && c.CachedInfo().AckFloor.Stream > 0, "pending"
+	})
+	c, err := env.JS.Consumer(env.Ctx, jetstream.StreamOutbox, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := floors.Put(env.Ctx, "kept", c.CachedInfo().AckFloor.Stream); err != nil {
+		t.Fatal(err)
+	}
+	waitingPulls(t, env, "kept", 1)
+	if err := env.JS.DeleteConsumer(env.Ctx, jetstream.StreamOutbox, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	publish(10, 20)
+	allHandled(20)
+	poll.Until(t, 10*time.Second, "the consumer opened again, in the log", func() (bool, string) {
+		text := logged()
+		return strings.Contains(text, "kept: consumer was deleted; opened again and pulling"), text
 	})
 }
 
@@ -172,6 +249,22 @@ func waitingPulls(t *testing.T, env *natstest.Env, name string, want int) {
 		}
 		return ci.NumWaiting == want, fmt.Sprintf("%d waiting", ci.NumWaiting)
 	})
+}
+
+// capturedLog is a logger whose lines the returned func reads.
+func capturedLog() (*slog.Logger, func() string) {
+	var mu sync.Mutex
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(b)
+	}), nil))
+	return log, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.String()
+	}
 }
 
 type writerFunc func([]byte) (int, error)

@@ -206,10 +206,7 @@ func InboundConsumer(p int, l ConsumerLimits, startAfter uint64) natsjs.Consumer
 	cfg := natsjs.ConsumerConfig{Durable: InboundConsumerName(p), FilterSubject: InboundPartitionSubject(p),
 		AckPolicy: natsjs.AckExplicitPolicy, AckWait: l.AckWait, MaxAckPending: l.MaxAckPending, MaxDeliver: -1,
 		MemoryStorage: true}
-	if startAfter > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, startAfter+1
-	}
-	return cfg
+	return StartAfter(cfg, startAfter)
 }
 
 // OpenBucket returns the KV bucket cfg names, creating it if it is

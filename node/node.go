@@ -377,12 +377,28 @@ func (n *Node) startCommands(ctx context.Context) error {
 	}
 	react := reactor.New(cmds, cmds, func() reactor.Outbox { return jetstream.NewOutbox(n.js) })
 	n.react = react
-	reactorCons, err := n.js.CreateOrUpdateConsumer(ctx, jetstream.StreamOrders, jetstream.ReactorConsumer(limits(t.ReactorMaxAckPending)))
+	// The reactor's consumer, if it is lost (deleted by hand), starts
+	// again after its recorded floor: from the stream's start it would run
+	// every past order's effects again (payment requests, notifications).
+	floors, err := jetstream.OpenFloors(ctx, n.js, n.retry(), cfg.Replicas,
+		func(err error) { n.log.Info("waiting for JetStream", "step", "open floors", "err", err) })
+	if err != nil {
+		return err
+	}
+	openReactor := func(ctx context.Context) (natsjs.Consumer, error) {
+		return jetstream.OpenDurable(ctx, n.js, floors, reactorFloor, jetstream.StreamOrders,
+			jetstream.ReactorConsumer(limits(t.ReactorMaxAckPending)))
+	}
+	reactorCons, err := openReactor(ctx)
 	if err != nil {
 		return fmt.Errorf("reactor consumer: %w", err)
 	}
+	// Registered first, so it stops (recording once more) after the
+	// reactor: a graceful stop leaves an exact floor.
+	n.onStop(floors.Record(n.js, jetstream.StreamOrders, t.FloorInterval,
+		func() map[string]string { return map[string]string{reactorFloor: jetstream.ConsumerReactor} }))
 	stopReactor, err := n.pipeline("reactor", react.Handle, t.ReactorWorkers, reactor.Key, reactorAttrs).
-		Consume(reactorCons, natsjs.PullMaxMessages(t.ReactorPullBatch))
+		ConsumeDurable(reactorCons, openReactor, natsjs.PullMaxMessages(t.ReactorPullBatch))
 	if err != nil {
 		return err
 	}
@@ -401,6 +417,9 @@ func (n *Node) startCommands(ctx context.Context) error {
 	n.onStop(stopInbound)
 	return nil
 }
+
+// reactorFloor is the reactor consumer's key in jetstream.FloorsBucket.
+const reactorFloor = "reactor"
 
 // readModelCaughtUp says whether the read model is at most --ready-max-lag
 // events behind the order stream, as readiness asks.

@@ -1,12 +1,19 @@
 package node_test
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
@@ -79,18 +86,7 @@ func TestInboundResumesFromRecordedFloor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	floors, err := h.js.KeyValue(h.ctx, "OMS_INBOUND_FLOORS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, "floor recorded", func() (bool, string) {
-		e, err := floors.Get(h.ctx, fmt.Sprintf("p%d", p))
-		if err != nil {
-			return false, err.Error()
-		}
-		f, _ := strconv.ParseUint(string(e.Value()), 10, 64)
-		return f >= payment.Sequence, fmt.Sprintf("floor %d, payment at %d", f, payment.Sequence)
-	})
+	h.waitFloor(fmt.Sprintf("p%d", p), payment.Sequence)
 	h.node.Kill()
 
 	h2 := startNode(t, cfg)
@@ -110,4 +106,128 @@ func TestInboundResumesFromRecordedFloor(t *testing.T) {
 	if info.Delivered.Consumer != 1 {
 		t.Fatalf("recreated consumer delivered %d messages, want only the new one", info.Delivered.Consumer)
 	}
+}
+
+// TestReactorConsumerLostResumesAfterItsFloor: the reactor's durable
+// consumer deleted by hand, under a running node and again while the node
+// is down, is opened again after its recorded floor: the order events it
+// had handled are not delivered again (from the stream's start every past
+// order's payment request and notifications would be sent again), and an
+// event after it is.
+func TestReactorConsumerLostResumesAfterItsFloor(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Tuning.FloorInterval = 100 * time.Millisecond
+	h := startNode(t, cfg)
+	h.setStock("SKU-R", 5)
+	o := h.place(placeReq("k-reactor-floor", order.Item{SKU: "SKU-R", Quantity: 1, UnitPrice: 100}))
+	h.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
+	h.pay(o, "p-reactor-floor", order.PaymentSucceeded, 100)
+	h.waitOrder(o.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
+	orders, err := h.js.Stream(h.ctx, jetstream.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid, err := jetstream.LastSeq(h.ctx, orders, jetstream.OrderEventsPrefix+o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitFloor("reactor", paid)
+	heard := make(chan *nats.Msg, 16)
+	sub, err := h.nc.ChanSubscribe(jetstream.NotificationsPrefix+o.ID, heard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	// Deleted under the running node: the next event is handled by a
+	// consumer opened again after the floor, which delivers only it.
+	if err := h.js.DeleteConsumer(h.ctx, jetstream.StreamOrders, jetstream.ConsumerReactor); err != nil {
+		t.Fatal(err)
+	}
+	h.ship(o, "d-reactor-floor", order.DeliveryInTransit)
+	h.waitOrder(o.ID, statusIs(order.StatusInTransit, order.ReservationCommitted), "in transit")
+	hear := func(want string) {
+		t.Helper()
+		select {
+		case m := <-heard:
+			var n api.Notification
+			if err := json.Unmarshal(m.Data, &n); err != nil || n.Type != want {
+				t.Fatalf("heard %s (%v), want only %s", m.Data, err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s notification", want)
+		}
+	}
+	hear(api.NotifyShipped)
+	delivered := func(h *harness, want uint64) {
+		t.Helper()
+		eventually(t, 10*time.Second, "reactor deliveries", func() (bool, string) {
+			cons, err := h.js.Consumer(h.ctx, jetstream.StreamOrders, jetstream.ConsumerReactor)
+			if err != nil {
+				return false, err.Error()
+			}
+			c := cons.CachedInfo()
+			return c.Delivered.Consumer == want && c.NumAckPending == 0,
+				fmt.Sprintf("delivered %d, %d pending, starts at %d (paid at %d)", c.Delivered.Consumer, c.NumAckPending,
+					c.Config.OptStartSeq, paid)
+		})
+	}
+	delivered(h, 1)
+	shipped, err := jetstream.LastSeq(h.ctx, orders, jetstream.OrderEventsPrefix+o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitFloor("reactor", shipped)
+	h.stop()
+
+	// Deleted while no reactor runs (a node of the query role alone holds
+	// the server): the next node with the command role creates it after
+	// the floor.
+	query := cfg
+	query.Roles = []string{config.RoleQuery}
+	h2 := startNode(t, query)
+	// It may be gone already: nats-server frees a deleted consumer's name
+	// before it removes its directory, so the one opened again at once can
+	// lose its file with the server; the next start creates it after the
+	// floor then, as below.
+	if err := h2.js.DeleteConsumer(h2.ctx, jetstream.StreamOrders, jetstream.ConsumerReactor); err != nil &&
+		!errors.Is(err, natsjs.ErrConsumerNotFound) {
+		t.Fatal(err)
+	}
+	h2.stop()
+	h3 := startNode(t, cfg)
+	sub3, err := h3.nc.ChanSubscribe(jetstream.NotificationsPrefix+o.ID, heard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub3.Unsubscribe()
+	if err := h3.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	h3.ship(o, "d-reactor-floor-2", order.DeliveryDelivered)
+	h3.waitOrder(o.ID, statusIs(order.StatusCompleted, order.ReservationCommitted), "completed")
+	hear(api.NotifyDelivered)
+	delivered(h3, 1)
+	select {
+	case m := <-heard:
+		t.Fatalf("heard again: %s", m.Data)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// waitFloor waits until the acknowledgement floor recorded under key in
+// jetstream.FloorsBucket reaches seq.
+func (h *harness) waitFloor(key string, seq uint64) {
+	h.t.Helper()
+	floors, err := h.js.KeyValue(h.ctx, jetstream.FloorsBucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	eventually(h.t, 10*time.Second, "floor "+key+" recorded", func() (bool, string) {
+		e, err := floors.Get(h.ctx, key)
+		if err != nil {
+			return false, err.Error()
+		}
+		f, _ := strconv.ParseUint(string(e.Value()), 10, 64)
+		return f >= seq, fmt.Sprintf("floor %d, want %d", f, seq)
+	})
 }

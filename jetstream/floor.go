@@ -1,0 +1,133 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// FloorsBucket keeps, per durable consumer of a pipeline, the stream
+// sequence up to which every message has been acknowledged: where a
+// consumer that was lost (a memory consumer after every server restarted,
+// one deleted by hand) starts again, instead of from the stream's first
+// message (the reactor would then run every past order's effects again) or
+// its next one (what was pending would never be handled).
+const FloorsBucket = "OMS_INBOUND_FLOORS"
+
+// Floors reads and records acknowledgement floors in FloorsBucket.
+type Floors struct{ kv natsjs.KeyValue }
+
+// OpenFloors opens FloorsBucket, creating it with replicas copies if it is
+// missing (retrying with b while a cluster forms).
+func OpenFloors(ctx context.Context, js natsjs.JetStream, b Backoff, replicas int, waiting func(error)) (*Floors, error) {
+	kv, err := OpenBucket(ctx, js, b, natsjs.KeyValueConfig{Bucket: FloorsBucket,
+		Description: "oms inbound partitions' acknowledgement floors", Replicas: replicas, Storage: natsjs.FileStorage}, waiting)
+	if err != nil {
+		return nil, err
+	}
+	return &Floors{kv: kv}, nil
+}
+
+// Put records key's floor.
+func (f *Floors) Put(ctx context.Context, key string, floor uint64) error {
+	_, err := f.kv.Put(ctx, key, []byte(strconv.FormatUint(floor, 10)))
+	return err
+}
+
+// Get returns key's recorded floor, 0 if none was recorded.
+func (f *Floors) Get(ctx context.Context, key string) (uint64, error) {
+	e, err := f.kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, natsjs.ErrKeyNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	floor, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("floor %s: %w", key, err)
+	}
+	return floor, nil
+}
+
+// Record writes, every interval until the returned stop is called and
+// once more then (a graceful stop hands over an exact floor), the
+// acknowledgement floor of each durable consumer of stream that watched
+// names (floor key → consumer name), when it has risen. Consumers are
+// looked up each time: one deleted and opened again is another handle.
+// Any node may record a shared consumer's floor; a lower one written late
+// by a slower node only means a few more messages delivered again if the
+// consumer is ever recreated from it.
+func (f *Floors) Record(js natsjs.JetStream, stream string, interval time.Duration, watched func() map[string]string) (stop func()) {
+	written := map[string]uint64{}
+	record := func(ctx context.Context) {
+		for key, name := range watched() {
+			cons, err := js.Consumer(ctx, stream, name)
+			if err != nil {
+				continue
+			}
+			if floor := cons.CachedInfo().AckFloor.Stream; floor > written[key] {
+				if err := f.Put(ctx, key, floor); err == nil {
+					written[key] = floor
+				}
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				record(ctx)
+			case <-ctx.Done():
+				fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				record(fctx)
+				cancel()
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// StartAfter returns cfg starting after stream sequence floor (0: from the
+// first message).
+func StartAfter(cfg natsjs.ConsumerConfig, floor uint64) natsjs.ConsumerConfig {
+	if floor > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, floor+1
+	}
+	return cfg
+}
+
+// OpenDurable returns the durable consumer cfg names on stream, updated
+// to cfg's limits if it exists (where it starts cannot change), else
+// created to start after the floor recorded under floorKey.
+func OpenDurable(ctx context.Context, js natsjs.JetStream, floors *Floors, floorKey, stream string, cfg natsjs.ConsumerConfig) (natsjs.Consumer, error) {
+	cons, err := js.Consumer(ctx, stream, cfg.Durable)
+	switch {
+	case err == nil:
+		have := cons.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+		return js.UpdateConsumer(ctx, stream, cfg)
+	case !errors.Is(err, natsjs.ErrConsumerNotFound):
+		return nil, err
+	}
+	floor, err := floors.Get(ctx, floorKey)
+	if err != nil {
+		return nil, err
+	}
+	cons, err = js.CreateConsumer(ctx, stream, StartAfter(cfg, floor))
+	if errors.Is(err, natsjs.ErrConsumerExists) {
+		// Another node created it first (from the same floor or a later one).
+		return js.Consumer(ctx, stream, cfg.Durable)
+	}
+	return cons, err
+}
