@@ -132,19 +132,28 @@ func (p *Pipeline) consume(cons natsjs.Consumer, reopen func(context.Context) (n
 		cancel()
 		running.Wait()
 	}
-	// deleted hears nats.go report the consumer gone: deleted while a pull
-	// waited there, or no responder for a pull sent after (nothing serves
-	// a missing consumer's pulls; nats.go would send them for ever). The
-	// supervisor below opens it again (an existing one as it is) and
-	// resumes.
-	deleted := make(chan struct{}, 1)
+	// deleted hears nats.go report the consumer deleted (while a pull
+	// waited there); unanswered hears a pull go unanswered, which is also
+	// what a consumer deleted with no pull waiting looks like from then on
+	// (nothing serves a missing consumer's pulls, and nats.go sends them
+	// for ever), but as well a consumer without a leader for a moment: the
+	// supervisor below then asks, at most once a second, whether it still
+	// exists. A deleted one it opens again and resumes.
+	deleted, unanswered := make(chan struct{}, 1), make(chan struct{}, 1)
+	signal := func(ch chan struct{}) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	onErr := natsjs.ConsumeErrHandler(func(_ natsjs.ConsumeContext, err error) {
 		p.Log.Warn(p.Name+": consume", "err", err)
-		if reopen != nil && (errors.Is(err, natsjs.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders)) {
-			select {
-			case deleted <- struct{}{}:
-			default:
-			}
+		switch {
+		case reopen == nil:
+		case errors.Is(err, natsjs.ErrConsumerDeleted):
+			signal(deleted)
+		case errors.Is(err, nats.ErrNoResponders):
+			signal(unanswered)
 		}
 	})
 	opts = append(append(ConsumeOptions(p.Log, p.Name), opts...), onErr)
@@ -158,11 +167,23 @@ func (p *Pipeline) consume(cons natsjs.Consumer, reopen func(context.Context) (n
 	supervised := make(chan struct{})
 	go func() {
 		defer close(supervised)
+		var checked time.Time
 		for {
 			select {
 			case <-superCtx.Done():
 				return
 			case <-deleted:
+			case <-unanswered:
+				if time.Since(checked) < goneCheckInterval {
+					continue
+				}
+				checked = time.Now()
+				ictx, cancel := context.WithTimeout(superCtx, goneCheckInterval)
+				_, err := cons.Info(ictx)
+				cancel()
+				if !errors.Is(err, natsjs.ErrConsumerNotFound) {
+					continue
+				}
 			}
 			mu.Lock()
 			cc.Stop()
@@ -173,7 +194,7 @@ func (p *Pipeline) consume(cons natsjs.Consumer, reopen func(context.Context) (n
 					var ncc natsjs.ConsumeContext
 					if ncc, err = next.Consume(callback, opts...); err == nil {
 						mu.Lock()
-						cc = ncc
+						cc, cons = ncc, next
 						mu.Unlock()
 						p.Log.Warn(p.Name + ": consumer was deleted; opened again and pulling")
 						break
@@ -196,6 +217,10 @@ func (p *Pipeline) consume(cons natsjs.Consumer, reopen func(context.Context) (n
 		})
 	}, nil
 }
+
+// goneCheckInterval bounds how often a pipeline whose pulls go unanswered
+// asks whether its consumer still exists.
+const goneCheckInterval = time.Second
 
 // process runs the handler on one message and settles it.
 func (p *Pipeline) process(ctx context.Context, m natsjs.Msg) {

@@ -389,7 +389,13 @@ func (n *Node) startCommands(ctx context.Context) error {
 		return jetstream.OpenDurable(ctx, n.js, floors, reactorFloor, jetstream.StreamOrders,
 			jetstream.ReactorConsumer(limits(t.ReactorMaxAckPending)))
 	}
-	reactorCons, err := openReactor(ctx)
+	// While a cluster forms, a lookup may find no consumer leader yet.
+	var reactorCons natsjs.Consumer
+	err = n.retry().Retry(ctx, "open reactor consumer", 2*time.Second, func(ctx context.Context) error {
+		cons, err := openReactor(ctx)
+		reactorCons = cons
+		return err
+	}, func(err error) { n.log.Info("waiting for JetStream", "step", "open reactor consumer", "err", err) })
 	if err != nil {
 		return fmt.Errorf("reactor consumer: %w", err)
 	}
