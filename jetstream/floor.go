@@ -25,7 +25,7 @@ type Floors struct{ kv natsjs.KeyValue }
 // missing (retrying with b while a cluster forms).
 func OpenFloors(ctx context.Context, js natsjs.JetStream, b Backoff, replicas int, waiting func(error)) (*Floors, error) {
 	kv, err := OpenBucket(ctx, js, b, natsjs.KeyValueConfig{Bucket: FloorsBucket,
-		Description: "oms inbound partitions' acknowledgement floors", Replicas: replicas, Storage: natsjs.FileStorage}, waiting)
+		Description: "oms pipelines' acknowledgement floors", Replicas: replicas, Storage: natsjs.FileStorage}, waiting)
 	if err != nil {
 		return nil, err
 	}

@@ -72,11 +72,7 @@ func TestPassivationAndGracefulRestart(t *testing.T) {
 func TestInboundResumesFromRecordedFloor(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	h := startNode(t, cfg)
-	h.setStock("SKU-F", 5)
-	o := h.place(placeReq("k-floor", order.Item{SKU: "SKU-F", Quantity: 1, UnitPrice: 100}))
-	h.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
-	h.pay(o, "p-floor", order.PaymentSucceeded, 100)
-	h.waitOrder(o.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
+	o := h.paidOrder("floor")
 	p := jetstream.PartitionOf(o.ID, cfg.Partitions)
 	inbound, err := h.js.Stream(h.ctx, jetstream.StreamInbound)
 	if err != nil {
@@ -118,11 +114,7 @@ func TestReactorConsumerLostResumesAfterItsFloor(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Tuning.FloorInterval = 100 * time.Millisecond
 	h := startNode(t, cfg)
-	h.setStock("SKU-R", 5)
-	o := h.place(placeReq("k-reactor-floor", order.Item{SKU: "SKU-R", Quantity: 1, UnitPrice: 100}))
-	h.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
-	h.pay(o, "p-reactor-floor", order.PaymentSucceeded, 100)
-	h.waitOrder(o.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
+	o := h.paidOrder("reactor-floor")
 	orders, err := h.js.Stream(h.ctx, jetstream.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
@@ -230,4 +222,16 @@ func (h *harness) waitFloor(key string, seq uint64) {
 		f, _ := strconv.ParseUint(string(e.Value()), 10, 64)
 		return f >= seq, fmt.Sprintf("floor %d, want %d", f, seq)
 	})
+}
+
+// paidOrder places an order of one unit of a SKU of its own (keys from
+// name), waits for its stock to be held, pays it and waits until it is paid.
+func (h *harness) paidOrder(name string) order.Order {
+	h.t.Helper()
+	sku := "SKU-" + name
+	h.setStock(sku, 5)
+	o := h.place(placeReq("k-"+name, order.Item{SKU: sku, Quantity: 1, UnitPrice: 100}))
+	h.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
+	h.pay(o, "p-"+name, order.PaymentSucceeded, 100)
+	return h.waitOrder(o.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
 }
