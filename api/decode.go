@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"sync"
 
 	gojson "github.com/goccy/go-json"
+	"github.com/tidwall/gjson"
 
 	"github.com/oms-project/oms/order"
 )
@@ -55,18 +55,35 @@ func (c codec) decode(data []byte, v any) error {
 		err := c.unmarshal(data, &probe)
 		return &order.ValidationError{Field: "body", Message: "invalid JSON: " + errorText(err)}
 	}
-	if err := c.check(data, reflect.TypeOf(v).Elem(), ""); err != nil {
+	if err := check(gjson.ParseBytes(data), reflect.TypeOf(v).Elem(), ""); err != nil {
 		return err
 	}
 	if err := c.unmarshal(data, v); err != nil {
 		field := "body"
 		var te *json.UnmarshalTypeError
 		if ok := asTypeError(err, &te); ok && te.Field != "" {
-			field = te.Field
+			field = jsonPath(te.Field)
 		}
 		return &order.ValidationError{Field: field, Message: "invalid JSON: " + errorText(err)}
 	}
 	return nil
+}
+
+// jsonPath is a type error's field path as the client wrote it: the
+// decoder names the Go struct a field is embedded in too (NewOrder.items),
+// and every JSON name oms uses starts in lower case.
+func jsonPath(field string) string {
+	parts := strings.Split(field, ".")
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != "" && (p[0] < 'A' || p[0] > 'Z') {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		return field
+	}
+	return strings.Join(kept, ".")
 }
 
 func asTypeError(err error, te **json.UnmarshalTypeError) bool {
@@ -124,65 +141,92 @@ var (
 )
 
 // check walks data along type t: every object key must be a field, every
-// required field present.
-func (c codec) check(data []byte, t reflect.Type, path string) error {
+// required field present. It runs on every request and provider event
+// before the decoder, so it reads the JSON in place (gjson: no map or raw
+// copy per object, which cost five times the decoding itself) and keeps
+// the order the errors are named in: an unknown key first, then the
+// fields in their struct's order.
+func check(data gjson.Result, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(unmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
-		return nil // it decodes itself (a time)
+	if decodesItself(t) {
+		return nil // a time
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		if bytes.Equal(data, []byte("null")) {
+		if data.Type == gjson.Null {
 			return nil
 		}
-		var obj map[string]json.RawMessage
-		if err := c.unmarshal(data, &obj); err != nil {
+		if !data.IsObject() {
 			return &order.ValidationError{Field: nonEmpty(path, "body"), Message: "must be an object"}
 		}
 		fields := fieldsOf(t)
-		for key := range obj {
-			if !hasField(fields, key) {
-				return &order.ValidationError{Field: join(path, keyName(key)), Message: "is not a field of this request (check its spelling)"}
-			}
+		var small [16]gjson.Result
+		values := small[:0]
+		if len(fields) > len(small) {
+			values = make([]gjson.Result, 0, len(fields))
 		}
-		for _, f := range fields {
-			raw, ok := obj[f.name]
-			if !ok {
+		values = values[:len(fields)]
+		var err error
+		data.ForEach(func(key, value gjson.Result) bool {
+			i := fieldIndex(fields, key.Str)
+			if i < 0 {
+				err = &order.ValidationError{Field: join(path, keyName(key.Str)), Message: "is not a field of this request (check its spelling)"}
+				return false
+			}
+			values[i] = value
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for i, f := range fields {
+			if !values[i].Exists() {
 				if f.required {
 					return &order.ValidationError{Field: join(path, f.name), Message: "is required"}
 				}
 				continue
 			}
-			if err := c.check(raw, f.typ, join(path, f.name)); err != nil {
+			if err := check(values[i], f.typ, join(path, f.name)); err != nil {
 				return err
 			}
 		}
 	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return nil
+		if t.Elem().Kind() == reflect.Uint8 || !data.IsArray() {
+			return nil // bytes, or not an array: the decoder names the type error
 		}
-		var items []json.RawMessage
-		if err := c.unmarshal(data, &items); err != nil {
-			return nil // not an array: the decoder names the type error
-		}
-		for i, item := range items {
-			if err := c.check(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
+		var err error
+		i := 0
+		data.ForEach(func(_, item gjson.Result) bool {
+			err = check(item, t.Elem(), path+"["+strconv.Itoa(i)+"]")
+			i++
+			return err == nil
+		})
+		return err
 	}
 	return nil
 }
 
-func hasField(fields []field, name string) bool {
-	for _, f := range fields {
+var selfDecoding sync.Map // reflect.Type → bool
+
+// decodesItself reports whether t reads its own JSON (a time).
+func decodesItself(t reflect.Type) bool {
+	if v, ok := selfDecoding.Load(t); ok {
+		return v.(bool)
+	}
+	self := reflect.PointerTo(t).Implements(unmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler)
+	selfDecoding.Store(t, self)
+	return self
+}
+
+func fieldIndex(fields []field, name string) int {
+	for i, f := range fields {
 		if f.name == name {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 func join(path, name string) string {
