@@ -82,6 +82,11 @@ func BenchmarkPatternPublish(b *testing.B) {
 	b.Run("fast-batch-fenced/publishers=1/size=64", fastBatch(1, 64, data))
 	b.Run("fast-batch-fenced/publishers=16/size=4", fastBatch(16, 4, data))
 	b.Run("fast-batch-fenced/publishers=16/size=64", fastBatch(16, 64, data))
+	// Atomic batches (ADR-50): a committed batch is stored contiguously,
+	// so each message's stream sequence follows from the commit's PubAck,
+	// which is what an actor needs to fence its next append.
+	b.Run("atomic-batch-fenced/publishers=1/size=64", atomicBatch(1, 64, data))
+	b.Run("atomic-batch-fenced/publishers=4/size=16", atomicBatch(4, 16, data))
 	// 64 reactor workers, each waiting for its event's messages.
 	window := func(size int) func(b *testing.B) {
 		return func(b *testing.B) {
@@ -214,6 +219,56 @@ func fastBatch(publishers, size int, data []byte) func(b *testing.B) {
 						return errors.New("no commit acknowledgement for batch " + id)
 					}
 				}
+			})
+		})
+	}
+}
+
+// atomicBatch measures fenced appends sent as atomic batches: publishers
+// goroutines each send size messages (to an order subject each, expecting
+// it empty, with a Nats-Msg-Id) under one batch ID, the last one with the
+// commit header as a request answered by the batch's PubAck.
+func atomicBatch(publishers, size int, data []byte) func(b *testing.B) {
+	return func(b *testing.B) {
+		js, ctx := startJSForBench(b)
+		s, err := js.Stream(ctx, jetstream.StreamOrders)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.AllowAtomicPublish = true
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			b.Fatal(err)
+		}
+		nc := js.Conn()
+		measure(b, func() {
+			var batchID atomic.Int64
+			share(b, publishers, size, func(first, last int64) error {
+				id := "a" + strconv.FormatInt(batchID.Add(1), 10)
+				for i := first; i < last; i++ {
+					n := strconv.FormatInt(i, 10)
+					m := nats.NewMsg(jetstream.OrderEventsPrefix + "o" + n)
+					m.Data = data
+					m.Header.Set(natsjs.ExpectedLastSubjSeqHeader, "0")
+					m.Header.Set(natsjs.MsgIDHeader, "m"+n)
+					m.Header.Set("Nats-Batch-Id", id)
+					m.Header.Set("Nats-Batch-Sequence", strconv.FormatInt(i-first+1, 10))
+					if i < last-1 {
+						if err := nc.PublishMsg(m); err != nil {
+							return err
+						}
+						continue
+					}
+					m.Header.Set("Nats-Batch-Commit", "1")
+					r, err := nc.RequestMsg(m, time.Minute)
+					if err != nil {
+						return err
+					}
+					if strings.Contains(string(r.Data), `"error"`) {
+						return errors.New(string(r.Data))
+					}
+				}
+				return nil
 			})
 		})
 	}
