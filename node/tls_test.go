@@ -8,11 +8,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +25,8 @@ import (
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/credentials"
 	"github.com/oms-project/oms/endpoint"
+	"github.com/oms-project/oms/jetstream"
+	"github.com/oms-project/oms/order"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key into dir.
@@ -83,5 +88,67 @@ func TestTLSListeners(t *testing.T) {
 		t.Fatalf("NATS over TLS: %v", err)
 	} else {
 		nc.Close()
+	}
+}
+
+// TestClusterRoutesOverTLS: three nodes whose routes require mutually
+// verified TLS form a cluster, replicate an order and serve it from
+// another node; a server with a certificate the cluster's CA did not sign
+// gets no route, though it knows the routes' password.
+func TestClusterRoutesOverTLS(t *testing.T) {
+	cert := selfSigned(t, t.TempDir())
+	ports := freePorts(t, 4)
+	creds := t.TempDir()
+	var cfgs []config.Config
+	for i, name := range []string{"n1", "n2", "n3"} {
+		cfg := clusterConfig(t, creds, name, ports[i], ports[:3])
+		cfg.Security.ClusterTLS = cert
+		cfgs = append(cfgs, cfg)
+	}
+	hs := startCluster(t, cfgs)
+	eventually(t, 30*time.Second, "three members", func() (bool, string) {
+		m := members(hs[2])
+		return slices.Equal(m, []string{"n1", "n2", "n3"}), fmt.Sprint(m)
+	})
+	hs[0].setStock("TLS-1", 5)
+	o, err := hs[0].c.PlaceOrder(hs[0].ctx, placeReq("tls-1", order.Item{SKU: "TLS-1", Quantity: 1, UnitPrice: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := hs[2].c.GetOrder(hs[2].ctx, o.ID); err != nil || got.ID != o.ID {
+		t.Fatalf("order read through another node: %+v %v", got, err)
+	}
+
+	password, err := os.ReadFile(filepath.Join(creds, "cluster.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := selfSigned(t, t.TempDir()) // signs itself: not the cluster's CA
+	otherTLS, err := tls.LoadX509KeyPair(other.Cert, other.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if pem, err := os.ReadFile(other.CA); err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("intruder CA: %v", err)
+	}
+	intruder, err := jetstream.StartServer(jetstream.ServerOptions{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Name: "intruder",
+		ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[3]), ClusterName: cfgs[0].ClusterName,
+		Routes: []string{fmt.Sprintf("nats-route://127.0.0.1:%d", ports[0])}, RoutePassword: strings.TrimSpace(string(password)),
+		ClusterTLS: &tls.Config{Certificates: []tls.Certificate{otherTLS}, RootCAs: pool, ClientCAs: pool,
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(intruder.Shutdown)
+	// An absence needs a window: the server dials its route at once and
+	// again every second, so three seconds cover several attempts.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if n := intruder.NumRoutes(); n != 0 {
+			t.Fatalf("a server with a foreign certificate got %d routes", n)
+		}
+	}
+	if m := members(hs[0]); !slices.Equal(m, []string{"n1", "n2", "n3"}) {
+		t.Fatalf("members after the intruder: %v", m)
 	}
 }
