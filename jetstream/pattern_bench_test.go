@@ -164,15 +164,7 @@ func BenchmarkPatternPublish(b *testing.B) {
 func fastBatch(publishers, size int, data []byte) func(b *testing.B) {
 	return func(b *testing.B) {
 		js, ctx := startJSForBench(b)
-		s, err := js.Stream(ctx, jetstream.StreamOrders)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg := s.CachedInfo().Config
-		cfg.AllowBatchPublish = true
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			b.Fatal(err)
-		}
+		allowOnOrders(b, js, ctx, func(cfg *natsjs.StreamConfig) { cfg.AllowBatchPublish = true })
 		nc := js.Conn()
 		measure(b, func() {
 			var batchID atomic.Int64
@@ -231,15 +223,7 @@ func fastBatch(publishers, size int, data []byte) func(b *testing.B) {
 func atomicBatch(publishers, size int, data []byte) func(b *testing.B) {
 	return func(b *testing.B) {
 		js, ctx := startJSForBench(b)
-		s, err := js.Stream(ctx, jetstream.StreamOrders)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg := s.CachedInfo().Config
-		cfg.AllowAtomicPublish = true
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			b.Fatal(err)
-		}
+		allowOnOrders(b, js, ctx, func(cfg *natsjs.StreamConfig) { cfg.AllowAtomicPublish = true })
 		nc := js.Conn()
 		measure(b, func() {
 			var batchID atomic.Int64
@@ -271,6 +255,19 @@ func atomicBatch(publishers, size int, data []byte) func(b *testing.B) {
 				return nil
 			})
 		})
+	}
+}
+
+// allowOnOrders turns on a publishing mode of the order stream.
+func allowOnOrders(b *testing.B, js natsjs.JetStream, ctx context.Context, allow func(*natsjs.StreamConfig)) {
+	s, err := js.Stream(ctx, jetstream.StreamOrders)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	allow(&cfg)
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		b.Fatal(err)
 	}
 }
 

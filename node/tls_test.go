@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -119,7 +118,11 @@ func TestClusterRoutesOverTLS(t *testing.T) {
 		t.Fatalf("order read through another node: %+v %v", got, err)
 	}
 
-	password, err := os.ReadFile(filepath.Join(creds, "cluster.secret"))
+	set, err := credentials.Ensure(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, err := set.RoutePassword()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +137,7 @@ func TestClusterRoutesOverTLS(t *testing.T) {
 	}
 	intruder, err := jetstream.StartServer(jetstream.ServerOptions{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Name: "intruder",
 		ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[3]), ClusterName: cfgs[0].ClusterName,
-		Routes: []string{fmt.Sprintf("nats-route://127.0.0.1:%d", ports[0])}, RoutePassword: strings.TrimSpace(string(password)),
+		Routes: []string{fmt.Sprintf("nats-route://127.0.0.1:%d", ports[0])}, RoutePassword: password,
 		ClusterTLS: &tls.Config{Certificates: []tls.Certificate{otherTLS}, RootCAs: pool, ClientCAs: pool,
 			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}})
 	if err != nil {
