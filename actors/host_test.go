@@ -309,3 +309,44 @@ func TestRepeatedPanicsKeepTheActorServing(t *testing.T) {
 		t.Fatalf("request after the panics: %v %v", r, err)
 	}
 }
+
+// ender ends when it is sent "end", and starts again on anything else.
+type ender struct{ ended bool }
+
+func (e *ender) Handle(_ context.Context, msg any) any { e.ended = msg == "end"; return msg }
+func (e *ender) Passivate()                            {}
+func (e *ender) Ended() bool                           { return e.ended }
+
+// TestEndedActorsPassivateSooner: an actor whose handler has ended is
+// passivated after EndedIdle, one that has not stays for Idle, and one
+// that ended and was asked again is active until it ends again.
+func TestEndedActorsPassivateSooner(t *testing.T) {
+	sys := NewSystem(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer sys.Shutdown()
+	h := NewHost(sys, func(string) Handler { return &ender{} }, HostOptions{Idle: time.Hour, EndedIdle: 20 * time.Millisecond, Mailbox: 16})
+	defer h.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range []struct{ key, msg string }{{"open", "go on"}, {"ended", "end"}, {"reopened", "end"}, {"reopened", "go on"}} {
+		if _, err := h.Request(ctx, r.key, r.msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.Until(t, 10*time.Second, "the ended actor passivated", func() (bool, string) {
+		_, pas := h.Stats()
+		return pas == 1, fmt.Sprintf("passivations %d, active %d", pas, h.Active())
+	})
+	// The sweep runs every EndedIdle/4: twenty more sweeps leave the
+	// other two where they are.
+	time.Sleep(400 * time.Millisecond)
+	if act, pas := h.Stats(); pas != 1 || h.Active() != 2 || act != 3 {
+		t.Fatalf("activations %d, passivations %d, active %d: want 3, 1, 2", act, pas, h.Active())
+	}
+	// A request to the passivated actor activates it again.
+	if r, err := h.Request(ctx, "ended", "go on"); err != nil || r != "go on" {
+		t.Fatalf("request to a passivated ended actor: %v %v", r, err)
+	}
+	if act, _ := h.Stats(); act != 4 {
+		t.Fatalf("activations %d, want 4", act)
+	}
+}

@@ -50,7 +50,16 @@ type orderActor struct {
 	seq     uint64
 	loaded  bool
 	unsaved int
+	// lastRead is set when the state after the last event was read at that
+	// event's sequence: what the reactor does to run the event's effects.
+	lastRead bool
 }
+
+// Ended reports whether the order has ended and the effects of its last
+// event have read it: nothing the node runs asks for it any more, and a
+// late request (a customer's repeated command, a redelivered event)
+// activates it again from its snapshot and the stream.
+func (a *orderActor) Ended() bool { return a.lastRead && a.state.Order.Status.Terminal() }
 
 func (a *orderActor) Handle(ctx context.Context, msg any) any {
 	switch m := msg.(type) {
@@ -76,6 +85,9 @@ func (a *orderActor) Handle(ctx context.Context, msg any) any {
 		}
 		if !a.state.Exists() {
 			return OrderResult{Err: fmt.Errorf("order %s: %w", a.id, order.ErrNotFound)}
+		}
+		if m.AtLeast == a.seq {
+			a.lastRead = true
 		}
 		return OrderResult{Order: a.view()}
 	}
@@ -147,6 +159,7 @@ func (a *orderActor) stale(ctx context.Context) (bool, error) {
 func (a *orderActor) apply(e order.Event, seq uint64) {
 	a.state = order.Evolve(a.state, e)
 	a.seq = seq
+	a.lastRead = false
 	a.state.Order.Version = seq
 	a.unsaved++
 	if a.unsaved >= a.d.SnapshotEvery || (a.state.Order.Status.Terminal() && a.unsaved >= a.snapshotWorth()) {

@@ -39,6 +39,7 @@ type Config struct {
 	Stuck               StuckAfter
 	MaxDeliveryAttempts int
 	IdleTimeout         time.Duration
+	EndedIdleTimeout    time.Duration // IdleTimeout of an ended order's actor once its last effects read it
 	RequestTimeout      time.Duration
 	MaxInFlight         int
 	StatusInterval      time.Duration
@@ -243,6 +244,7 @@ func Default() Config {
 		Stuck:               StuckAfter{Paid: 24 * time.Hour, InTransit: 7 * 24 * time.Hour},
 		MaxDeliveryAttempts: 3,
 		IdleTimeout:         2 * time.Minute,
+		EndedIdleTimeout:    2 * time.Second,
 		RequestTimeout:      10 * time.Second,
 		MaxInFlight:         4096,
 		StatusInterval:      5 * time.Second,
@@ -331,6 +333,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdleTimeout < 100*time.Millisecond {
 		bad("idle-timeout", "must be at least 100ms, got %s", c.IdleTimeout)
+	}
+	if c.EndedIdleTimeout < 100*time.Millisecond {
+		bad("ended-idle-timeout", "must be at least 100ms, got %s", c.EndedIdleTimeout)
 	}
 	if c.RequestTimeout < 100*time.Millisecond {
 		bad("request-timeout", "must be at least 100ms, got %s", c.RequestTimeout)

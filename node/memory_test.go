@@ -14,9 +14,10 @@ import (
 )
 
 // BenchmarkActiveOrderMemory reports the heap held per active order actor:
-// every actor stays active (long idle timeout), the heap is measured, then
-// all actors are passivated with nothing else running and the heap is
-// measured again; the difference is what the actors held. Memory the
+// every actor stays active (long idle timeouts, for ended orders too), the
+// heap is measured, then all actors are passivated with nothing else
+// running and the heap is measured again; the difference is what the
+// actors held. Memory the
 // embedded NATS server keeps per order (subject index, de-duplication IDs,
 // schedules) is the same in both measurements and so not counted.
 func BenchmarkActiveOrderMemory(b *testing.B) {
@@ -24,7 +25,7 @@ func BenchmarkActiveOrderMemory(b *testing.B) {
 		runtime.MemProfileRate = 64
 	}
 	cfg := testConfig(b.TempDir())
-	cfg.IdleTimeout = time.Hour
+	cfg.IdleTimeout, cfg.EndedIdleTimeout = time.Hour, time.Hour
 	h := startNode(b, cfg)
 	heap := func() uint64 {
 		runtime.GC()

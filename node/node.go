@@ -356,7 +356,7 @@ func (n *Node) startCommands(ctx context.Context) error {
 	system := actors.NewSystem(n.log)
 	n.onStop(system.Shutdown)
 	orderActors := actors.NewHost(system, actors.NewOrderHandler(deps),
-		actors.HostOptions{Idle: cfg.IdleTimeout, Mailbox: t.OrderMailbox})
+		actors.HostOptions{Idle: cfg.IdleTimeout, EndedIdle: cfg.EndedIdleTimeout, Mailbox: t.OrderMailbox})
 	skuActors := actors.NewHost(system, actors.NewSKUHandler(deps),
 		actors.HostOptions{Idle: cfg.IdleTimeout, Mailbox: t.SKUMailbox, MaxBatch: t.GroupCommitMax})
 	n.onStop(func() { orderActors.Stop(); skuActors.Stop() })

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,4 +235,49 @@ func (h *harness) paidOrder(name string) order.Order {
 	h.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
 	h.pay(o, "p-"+name, order.PaymentSucceeded, 100)
 	return h.waitOrder(o.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
+}
+
+// TestEndedOrdersLeaveMemory: the actor of an order that completed, and of
+// one cancelled, is passivated after --ended-idle-timeout once the
+// reactor has run its last event's effects, while an open order's actor
+// stays for --idle-timeout. A later command on an ended order activates
+// it again from the stream and is refused as an ended order's would be.
+func TestEndedOrdersLeaveMemory(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.EndedIdleTimeout = 200 * time.Millisecond
+	h := startNode(t, cfg)
+	h.setStock("SKU-E", 10)
+	done := h.place(placeReq("k-ended-done", order.Item{SKU: "SKU-E", Quantity: 1, UnitPrice: 100}))
+	failed := h.place(placeReq("k-ended-failed", order.Item{SKU: "SKU-E", Quantity: 1, UnitPrice: 100}))
+	open := h.place(placeReq("k-ended-open", order.Item{SKU: "SKU-E", Quantity: 1, UnitPrice: 100}))
+	for _, o := range []order.Order{done, failed, open} {
+		h.waitOrder(o.ID, statusIs(order.StatusReceived, order.ReservationHeld), "held")
+	}
+	h.pay(done, "p-ended-done", order.PaymentSucceeded, 100)
+	h.pay(failed, "p-ended-failed", order.PaymentFailed, 0)
+	h.waitOrder(done.ID, statusIs(order.StatusPaid, order.ReservationCommitted), "paid")
+	h.ship(done, "d-ended-done", order.DeliveryDelivered)
+	h.waitOrder(done.ID, statusIs(order.StatusCompleted, order.ReservationCommitted), "completed")
+	h.waitOrder(failed.ID, statusIs(order.StatusCancelled, order.ReservationReleased), "cancelled")
+	eventually(t, 10*time.Second, "the ended orders' actors passivated", func() (bool, string) {
+		st, err := h.node.Status()
+		return err == nil && st.ActiveOrder == 1, fmt.Sprintf("%d order actors active (%v)", st.ActiveOrder, err)
+	})
+	// Many ended-idle sweeps later the open order's actor is still there
+	// (an absence can only be watched for a while).
+	time.Sleep(time.Second)
+	if st, err := h.node.Status(); err != nil || st.ActiveOrder != 1 {
+		t.Fatalf("%d order actors active (%v), want the open order's", st.ActiveOrder, err)
+	}
+	stored := len(h.events(done.ID))
+	_, err := h.c.CancelOrder(h.ctx, api.CancelOrder{ID: done.ID, CancelReason: api.CancelReason{Reason: "too late"}})
+	if !strings.Contains(fmt.Sprint(err), "order_completed") {
+		t.Fatalf("cancel of a completed, passivated order: %v", err)
+	}
+	if st, err := h.node.Status(); err != nil || st.ActiveOrder != 2 {
+		t.Fatalf("%d order actors active (%v): the refused command did not activate the completed order", st.ActiveOrder, err)
+	}
+	if n := len(h.events(done.ID)); n != stored || n < 4 {
+		t.Fatalf("completed order has %d events, %d before the refused cancel", n, stored)
+	}
 }

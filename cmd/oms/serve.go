@@ -44,6 +44,7 @@ func serveCommand() *cli.Command {
 		&cli.DurationFlag{Name: "stuck-in-transit", Value: d.Stuck.InTransit, EnvVars: []string{"OMS_STUCK_IN_TRANSIT"}, Usage: "an order in transit is stuck after this long"},
 		&cli.IntFlag{Name: "max-delivery-attempts", Value: d.MaxDeliveryAttempts, EnvVars: []string{"OMS_MAX_DELIVERY_ATTEMPTS"}, Usage: "failed attempts before an order is cancelled delivery_failed"},
 		&cli.DurationFlag{Name: "idle-timeout", Value: d.IdleTimeout, EnvVars: []string{"OMS_IDLE_TIMEOUT"}, Usage: "passivate an actor after this long without messages"},
+		&cli.DurationFlag{Name: "ended-idle-timeout", Value: d.EndedIdleTimeout, EnvVars: []string{"OMS_ENDED_IDLE_TIMEOUT"}, Usage: "passivate the actor of an ended order (completed or cancelled, its effects run) after this long without messages"},
 		&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, EnvVars: []string{"OMS_REQUEST_TIMEOUT"}, Usage: "bound on one command or side effect"},
 		&cli.IntFlag{Name: "max-in-flight", Value: d.MaxInFlight, EnvVars: []string{"OMS_MAX_IN_FLIGHT"}, Usage: "requests served at once before answering 503"},
 		&cli.DurationFlag{Name: "status-interval", Value: d.StatusInterval, EnvVars: []string{"OMS_STATUS_INTERVAL"}, Usage: "how often to print the status summary (0: never)"},
@@ -167,6 +168,7 @@ func configFrom(c *cli.Context) (config.Config, error) {
 	cfg.Stuck = config.StuckAfter{Received: c.Duration("stuck-received"), Paid: c.Duration("stuck-paid"), InTransit: c.Duration("stuck-in-transit")}
 	cfg.MaxDeliveryAttempts = c.Int("max-delivery-attempts")
 	cfg.IdleTimeout = c.Duration("idle-timeout")
+	cfg.EndedIdleTimeout = c.Duration("ended-idle-timeout")
 	cfg.RequestTimeout = c.Duration("request-timeout")
 	cfg.MaxInFlight = c.Int("max-in-flight")
 	cfg.StatusInterval = c.Duration("status-interval")
