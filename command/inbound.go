@@ -47,9 +47,15 @@ func (in Inbound) Handle(ctx context.Context, m jetstream.Msg) error {
 }
 
 // Attrs names the order an inbound message is about, for log lines.
-func (Inbound) Attrs(m jetstream.Msg) []any {
-	tok := strings.Split(m.Subject(), ".")
-	return []any{"order_id", tok[len(tok)-1]}
+func (in Inbound) Attrs(m jetstream.Msg) []any {
+	return []any{"order_id", in.Key(m)}
+}
+
+// Key is the order an inbound message is about, the last token of its
+// subject: one order's provider events are handled in order.
+func (Inbound) Key(m jetstream.Msg) string {
+	s := m.Subject()
+	return s[strings.LastIndexByte(s, '.')+1:]
 }
 
 // inboundCommand decodes a provider event stored at

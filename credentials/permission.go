@@ -32,9 +32,9 @@ func (s *Set) ServerUsers(partitions int) []*server.NkeyUser {
 
 // durables are the durable consumers the pipelines run on, by stream.
 func durables(partitions int) map[string][]string {
-	inbound := make([]string, partitions)
+	inbound := []string{jetstream.InboundAllConsumerName}
 	for p := range partitions {
-		inbound[p] = jetstream.InboundConsumerName(p)
+		inbound = append(inbound, jetstream.InboundConsumerName(p))
 	}
 	return map[string][]string{jetstream.StreamOrders: {jetstream.ConsumerReactor},
 		jetstream.StreamOutbox:  {PaymentsConsumer, DeliveryConsumer},

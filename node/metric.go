@@ -41,7 +41,7 @@ func (n *Node) registerMetrics(context.Context) error {
 		{Name: "partitions_owned", Help: "Order partitions this node owns (pulls the provider events of)."},
 	}, n.clusterFigures)
 	m.Figures([]metrics.Figure{
-		{Name: "consumer_pending_messages", Help: "Messages stored but not yet delivered to a durable consumer, by stream and consumer (oms-inbound-<p> per inbound partition).", Labels: []string{"stream", "consumer"}},
+		{Name: "consumer_pending_messages", Help: "Messages stored but not yet delivered to a durable consumer, by stream and consumer (oms-inbound-<p> per inbound partition in a cluster, oms-inbound on a standalone node).", Labels: []string{"stream", "consumer"}},
 		{Name: "consumer_ack_pending_messages", Help: "Messages delivered to a durable consumer and not yet acknowledged.", Labels: []string{"stream", "consumer"}},
 		{Name: "consumer_redelivered_messages", Help: "Messages of a durable consumer delivered more than once and not yet acknowledged.", Labels: []string{"stream", "consumer"}},
 		{Name: "dead_letters_stored", Help: "Messages in the dead-letter stream, by source.", Labels: []string{"source"}},

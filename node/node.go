@@ -416,7 +416,7 @@ func (n *Node) startCommands(ctx context.Context) error {
 	go func() { defer close(swept); expiry.Run(sweepCtx) }()
 	n.onStop(func() { stopSweep(); <-swept })
 	inbound := command.Inbound{Orders: cmds, Log: n.log}
-	stopInbound, err := n.cluster.PullInbound(ctx, n.pipeline("inbound", inbound.Handle, 0, nil, inbound.Attrs))
+	stopInbound, err := n.cluster.PullInbound(ctx, n.pipeline("inbound", inbound.Handle, 0, inbound.Key, inbound.Attrs))
 	if err != nil {
 		return err
 	}

@@ -65,10 +65,10 @@ func TestPassivationAndGracefulRestart(t *testing.T) {
 	})
 }
 
-// TestInboundResumesFromRecordedFloor: the inbound partition consumers keep
-// their state in memory, so a crash of the node (and of its embedded
-// server) loses them; each is recreated after its partition's recorded
-// acknowledgement floor. A provider event processed before the crash is not
+// TestInboundResumesFromRecordedFloor: a standalone node pulls every
+// inbound partition through one consumer, kept in memory, so a crash of the
+// node (and of its embedded server) loses it; it is recreated after the
+// recorded floor. A provider event processed before the crash is not
 // delivered again, and one published after the restart is.
 func TestInboundResumesFromRecordedFloor(t *testing.T) {
 	cfg := testConfig(t.TempDir())
@@ -83,11 +83,16 @@ func TestInboundResumesFromRecordedFloor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.waitFloor(fmt.Sprintf("p%d", p), payment.Sequence)
+	h.waitFloor("all", payment.Sequence)
+	for q := range cfg.Partitions {
+		if _, err := h.js.Consumer(h.ctx, jetstream.StreamInbound, jetstream.InboundConsumerName(q)); !errors.Is(err, natsjs.ErrConsumerNotFound) {
+			t.Fatalf("standalone node has partition %d's own consumer (%v)", q, err)
+		}
+	}
 	h.node.Kill()
 
 	h2 := startNode(t, cfg)
-	cons, err := h2.js.Consumer(h2.ctx, jetstream.StreamInbound, fmt.Sprintf("oms-inbound-%d", p))
+	cons, err := h2.js.Consumer(h2.ctx, jetstream.StreamInbound, jetstream.InboundAllConsumerName)
 	if err != nil {
 		t.Fatal(err)
 	}
