@@ -591,7 +591,8 @@ func mustJSON(v any) string {
 // TestNATSLeastPrivilege: an anonymous client is refused; the payments
 // user may publish payment events but not delivery events, order events
 // or the JetStream API; the storefront user may place orders but not
-// delete a stream; the admin may not write order events.
+// delete a stream; the admin may not write order events nor change or
+// delete a pipeline's consumer, but may its own.
 func TestNATSLeastPrivilege(t *testing.T) {
 	h := startNode(t, testConfig(t.TempDir()))
 	if nc, err := nats.Connect(h.node.ClientURL()); err == nil {
@@ -634,7 +635,22 @@ func TestNATSLeastPrivilege(t *testing.T) {
 	storefront := as(credentials.UserStorefront)
 	refused(storefront, "$JS.API.STREAM.DELETE."+jetstream.StreamOrders)
 	refused(storefront, jetstream.PaymentEventsPrefix+"some-order")
-	refused(as(credentials.UserAdmin), jetstream.OrderEventsPrefix+"forged")
+	admin := as(credentials.UserAdmin)
+	refused(admin, jetstream.OrderEventsPrefix+"forged")
+	// The admin may not change a pipeline's consumer (an update is a
+	// create), with or without the filter in the subject, nor delete it.
+	refused(admin, "$JS.API.CONSUMER.CREATE."+jetstream.StreamOrders+"."+jetstream.ConsumerReactor)
+	refused(admin, "$JS.API.CONSUMER.CREATE."+jetstream.StreamInbound+"."+jetstream.InboundAllConsumerName+".oms.inbound.>")
+	refused(admin, "$JS.API.CONSUMER.DELETE."+jetstream.StreamOrders+"."+jetstream.ConsumerReactor)
+	// Its own it may.
+	ajs, _ := natsjs.New(admin)
+	if _, err := ajs.CreateOrUpdateConsumer(h.ctx, jetstream.StreamOrders, natsjs.ConsumerConfig{Durable: "admin-replay",
+		FilterSubject: jetstream.OrderEventsPrefix + ">", AckPolicy: natsjs.AckNonePolicy, MemoryStorage: true}); err != nil {
+		t.Fatalf("admin creates its own consumer: %v", err)
+	}
+	if err := ajs.DeleteConsumer(h.ctx, jetstream.StreamOrders, "admin-replay"); err != nil {
+		t.Fatalf("admin deletes its own consumer: %v", err)
+	}
 	if n := h.subjectCount(jetstream.StreamOrders, jetstream.OrderEventsPrefix+"forged"); n != orders {
 		t.Fatalf("forged order events stored: %d", n)
 	}
