@@ -51,8 +51,8 @@ func durables(partitions int) map[string][]string {
 //     dead letters), republishing provider events (a dead letter retried);
 //     never writing order or SKU events, customer notifications,
 //     node-to-node calls or membership, nor creating, changing, purging or
-//     deleting an oms stream or changing or deleting the pipelines'
-//     consumers.
+//     deleting an oms stream, deleting the pipelines' consumers or
+//     changing the node's own (the reactor's, the inbound ones).
 //   - payments, delivery: publish their provider events and pull their own
 //     requests from the outbox, nothing else.
 //   - storefront: the order and stock lookups and commands of the
@@ -72,13 +72,17 @@ func Permissions(u User, partitions int) *server.Permissions {
 			deny = append(deny, "$JS.API.CONSUMER.DURABLE.CREATE."+st+".*")
 		}
 		// Its own consumers (a replay's, a watch's) it may create, change
-		// and delete; the pipelines' it may not: an update (sent as a
-		// create, with or without the filter in the subject) could move
-		// one's filter or start and stall or skip what it carries.
+		// and delete; the pipelines' it may not delete, and the node's it
+		// may not change either: an update (sent as a create, with or
+		// without the filter in the subject) could move one's filter or
+		// start and stall or skip what it carries. The providers'
+		// consumers it may open, to run simulated providers (oms chaos).
 		for st, names := range durables(partitions) {
 			for _, name := range names {
-				deny = append(deny, "$JS.API.CONSUMER.DELETE."+st+"."+name,
-					"$JS.API.CONSUMER.CREATE."+st+"."+name, "$JS.API.CONSUMER.CREATE."+st+"."+name+".>")
+				deny = append(deny, "$JS.API.CONSUMER.DELETE."+st+"."+name)
+				if st != jetstream.StreamOutbox {
+					deny = append(deny, "$JS.API.CONSUMER.CREATE."+st+"."+name, "$JS.API.CONSUMER.CREATE."+st+"."+name+".>")
+				}
 			}
 		}
 		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny},
