@@ -87,6 +87,12 @@ type Host struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
+	// endedCells are the cells whose actors have said they ended: the
+	// sweep looks at them every EndedIdle/4 without walking every cell,
+	// which it does only every Idle/4.
+	endedMu    sync.Mutex
+	endedCells []*cell
+
 	activations  atomic.Int64
 	passivations atomic.Int64
 }
@@ -101,6 +107,7 @@ type cell struct {
 	pending atomic.Int64
 	// ended is set by the actor after a message when its handler, an
 	// Ender, has ended: it is then passivated after the shorter idle time.
+	// It is cleared when the cell is dropped.
 	ended atomic.Bool
 }
 
@@ -152,28 +159,46 @@ func NewHost(system *actor.ActorSystem, newFn func(key string) Handler, o HostOp
 	return h
 }
 
-// sweep finds idle actors and asks them to passivate.
+// sweep finds idle actors and asks them to passivate: every cell each
+// Idle/4, the ended ones each EndedIdle/4.
 func (h *Host) sweep() {
 	t := time.NewTicker(max(h.endedIdle/4, time.Millisecond))
 	defer t.Stop()
+	every := max(int(h.idle/h.endedIdle), 1)
 	var idle []*actor.PID
-	for {
+	for tick := 0; ; tick++ {
 		select {
 		case <-h.done:
 			return
 		case <-t.C:
 		}
 		now := time.Now()
-		cutoff, endedCutoff := now.Add(-h.idle).UnixNano(), now.Add(-h.endedIdle).UnixNano()
 		idle = idle[:0]
-		h.mu.RLock()
-		for _, c := range h.cells {
-			last := c.lastUsed.Load()
-			if c.pending.Load() == 0 && (last < cutoff || c.ended.Load() && last < endedCutoff) {
+		if tick%every == 0 {
+			cutoff := now.Add(-h.idle).UnixNano()
+			h.mu.RLock()
+			for _, c := range h.cells {
+				if c.pending.Load() == 0 && c.lastUsed.Load() < cutoff {
+					idle = append(idle, c.pid)
+				}
+			}
+			h.mu.RUnlock()
+		}
+		cutoff := now.Add(-h.endedIdle).UnixNano()
+		h.endedMu.Lock()
+		kept := h.endedCells[:0]
+		for _, c := range h.endedCells {
+			if !c.ended.Load() {
+				continue // dropped, or asked again and no longer ended
+			}
+			kept = append(kept, c)
+			if c.pending.Load() == 0 && c.lastUsed.Load() < cutoff {
 				idle = append(idle, c.pid)
 			}
 		}
-		h.mu.RUnlock()
+		clear(h.endedCells[len(kept):])
+		h.endedCells = kept
+		h.endedMu.Unlock()
 		for _, pid := range idle {
 			h.system.Root.Send(pid, passivateCheck{})
 		}
@@ -312,6 +337,7 @@ func (h *Host) tryPassivate(key string, c *cell, force bool) bool {
 		return false
 	}
 	delete(h.cells, key)
+	c.ended.Store(false)
 	h.passivations.Add(1)
 	return true
 }
@@ -379,7 +405,13 @@ func (k *keyed) Receive(ctx actor.Context) {
 		defer k.answerPanic([]*envelope{m})
 		m.reply <- k.handler.Handle(m.ctx, m.msg)
 		if e, ok := k.handler.(Ender); ok {
-			k.cell.ended.Store(e.Ended())
+			if !e.Ended() {
+				k.cell.ended.Store(false)
+			} else if !k.cell.ended.Swap(true) {
+				k.host.endedMu.Lock()
+				k.host.endedCells = append(k.host.endedCells, k.cell)
+				k.host.endedMu.Unlock()
+			}
 		}
 	case flushBatch:
 		k.flushQueued = false
