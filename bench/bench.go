@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -80,6 +81,15 @@ type Result struct {
 	DoneP99            float64 `json:"completedP99Ms"`
 	DoneMax            float64 `json:"completedMaxMs"`
 	CPUSecondsPer1000  float64 `json:"cpuSecondsPer1000Orders"`
+	// The collector's part of the run (the whole process, as the CPU
+	// figure): its cycles, its share of the CPU, of which the marking that
+	// allocating goroutines were made to do themselves (assists: what a
+	// request waits for in a mark phase), and the bytes allocated per
+	// placed order, which set how often it runs.
+	GCCycles            int     `json:"gcCycles"`
+	GCShare             float64 `json:"gcCpuShare"`
+	GCAssistShare       float64 `json:"gcAssistCpuShare"`
+	AllocatedKBPerOrder float64 `json:"allocatedKBPerOrder"`
 	// StoredPerOrder is how many JetStream messages the run stored per
 	// placed order, in all and by stream: the server's work grows with it.
 	StoredPerOrder         float64            `json:"storedMessagesPerOrder"`
@@ -253,6 +263,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 	}
 	var cpu0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &cpu0)
+	gc0 := readGC()
 	began := time.Now()
 	stopProgress := progress(o.Progress, tr, began, o.Orders)
 	jobs := make(chan int)
@@ -319,6 +330,7 @@ feed:
 	stopProgress()
 	var cpu1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &cpu1)
+	gc1 := readGC()
 
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -337,6 +349,11 @@ feed:
 	res.DoneP50, res.DoneP99, res.DoneMax = percentiles(done)
 	cpu := tv(cpu1.Utime) + tv(cpu1.Stime) - tv(cpu0.Utime) - tv(cpu0.Stime)
 	res.CPUSecondsPer1000 = cpu / float64(max(res.Acked, 1)) * 1000
+	res.GCCycles = int(gc1.cycles - gc0.cycles)
+	if cpu > 0 {
+		res.GCShare, res.GCAssistShare = (gc1.cpu-gc0.cpu)/cpu, (gc1.assist-gc0.assist)/cpu
+	}
+	res.AllocatedKBPerOrder = float64(gc1.allocated-gc0.allocated) / 1024 / float64(max(res.Acked, 1))
 	res.StoredPerOrderByStream = map[string]float64{}
 	for name, n := range storedMessages(ctx, js) {
 		per := float64(n-stored0[name]) / float64(max(res.Acked, 1))
@@ -398,6 +415,22 @@ func startLocal(ctx context.Context, o Options, log *slog.Logger) (*node.Node, *
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// gcState is what the runtime has counted of its collector so far.
+type gcState struct {
+	cycles, allocated uint64
+	cpu, assist       float64
+}
+
+// readGC reads the collector's counters from runtime/metrics (all
+// present since Go 1.20).
+func readGC() gcState {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"},
+		{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}}
+	metrics.Read(s)
+	return gcState{cycles: s[0].Value.Uint64(), allocated: s[1].Value.Uint64(),
+		cpu: s[2].Value.Float64(), assist: s[3].Value.Float64()}
+}
 
 func percentiles(ds []time.Duration) (p50, p99, maxv float64) {
 	if len(ds) == 0 {

@@ -57,6 +57,13 @@ func TestRunDrivesEveryOrderToItsEnd(t *testing.T) {
 			if res.CPUSecondsPer1000 <= 0 || res.AckP99 <= 0 || res.DoneP50 <= 0 {
 				t.Errorf("figures missing: %+v", res)
 			}
+			// No order is placed without allocating; the collector's
+			// shares are parts of the CPU, the assists part of its own.
+			if res.AllocatedKBPerOrder < 1 || res.GCShare < 0 || res.GCShare > 1 || res.GCAssistShare < 0 ||
+				res.GCAssistShare > res.GCShare || res.GCCycles < 0 {
+				t.Errorf("collector figures: %d cycles, share %.3f, assists %.3f, %.1f KB per order",
+					res.GCCycles, res.GCShare, res.GCAssistShare, res.AllocatedKBPerOrder)
+			}
 		})
 	}
 }

@@ -106,6 +106,8 @@ func printResult(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "place→ack ms\tp50 %.2f  p99 %.2f  max %.2f\n", r.AckP50, r.AckP99, r.AckMax)
 	fmt.Fprintf(tw, "place→completed ms\tp50 %.2f  p99 %.2f  max %.2f\n", r.DoneP50, r.DoneP99, r.DoneMax)
 	fmt.Fprintf(tw, "CPU s / 1,000 orders\t%.3f\n", r.CPUSecondsPer1000)
+	fmt.Fprintf(tw, "collector\t%d cycles, %.0f%% of the CPU (assists %.0f%%), %.0f KB allocated / order\n",
+		r.GCCycles, 100*r.GCShare, 100*r.GCAssistShare, r.AllocatedKBPerOrder)
 	if r.StoredPerOrder > 0 {
 		names := slices.Sorted(maps.Keys(r.StoredPerOrderByStream))
 		parts := make([]string, 0, len(names))
