@@ -10,6 +10,8 @@ import (
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oms-project/oms/jetstream"
 )
 
 // membersBucket holds one key per node: its heartbeat.
@@ -51,6 +53,8 @@ type kvMembership struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	onChange func()
+	// backoff paces the tries to open the watcher.
+	backoff jetstream.Backoff
 
 	// beating is held while a heartbeat is written, so that leave cannot
 	// delete the key between a heartbeat's check and its write.
@@ -66,7 +70,7 @@ type kvMembership struct {
 
 func newKVMembership(kv natsjs.KeyValue, self Member, o Options, onChange func()) *kvMembership {
 	m := &kvMembership{kv: kv, self: self, observer: o.Observe, beat: o.Heartbeat, timeout: o.MemberTimeout,
-		log: o.Log, onChange: onChange, lastSeen: map[string]time.Time{}, info: map[string]Member{}}
+		log: o.Log, onChange: onChange, backoff: o.Backoff, lastSeen: map[string]time.Time{}, info: map[string]Member{}}
 	if !m.observer {
 		m.lastSeen[self.Name], m.info[self.Name], m.members = time.Now(), self, []string{self.Name}
 	}
@@ -74,13 +78,22 @@ func newKVMembership(kv natsjs.KeyValue, self Member, o Options, onChange func()
 }
 
 // run heartbeats and watches until ctx ends; ready is closed once the
-// initial view (every member already in the bucket) is known.
+// initial view (every member already in the bucket) is known. A watcher
+// that cannot be opened yet (a node restarted while the bucket elects a
+// leader) is tried again until it opens or ctx ends: given up, the node
+// would never heartbeat and never own a partition, while it served.
 func (m *kvMembership) run(ctx context.Context, ready chan<- struct{}) {
-	w, err := m.kv.WatchAll(ctx)
-	if err != nil {
-		m.log.Error("membership watch", "err", err)
-		close(ready)
-		return
+	var w natsjs.KeyWatcher
+	for failures := 1; ; failures++ {
+		var err error
+		if w, err = m.kv.WatchAll(ctx); err == nil {
+			break
+		}
+		m.log.Warn("membership watch not opened; trying again", "attempt", failures, "err", err)
+		m.backoff.Wait(ctx, failures)
+		if ctx.Err() != nil {
+			return
+		}
 	}
 	defer func() { _ = w.Stop() }()
 	m.heartbeat(ctx)
