@@ -43,7 +43,7 @@ func TestMembershipWatchIsTriedAgain(t *testing.T) {
 	watch.fails.Store(3)
 	o := Options{Self: "n1", Heartbeat: 50 * time.Millisecond, MemberTimeout: time.Second,
 		Backoff: jetstream.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}
 	m := newKVMembership(watch, Member{Name: "n1"}, o, func() {})
 	ctx, cancel := context.WithCancel(env.Ctx)
 	ready := make(chan struct{})
