@@ -296,17 +296,24 @@ func inboundAllConsumer(ctx context.Context, js natsjs.JetStream, floors *jetstr
 	case !errors.Is(err, natsjs.ErrConsumerNotFound):
 		return nil, err
 	}
-	start := uint64(math.MaxUint64)
+	// The lowest of max(own, all) over the partitions is max(lowest own,
+	// all): the shared floor is read once.
+	lowest := uint64(math.MaxUint64)
 	for p := range partitions {
 		if _, err := retire(ctx, js, floors, jetstream.InboundConsumerName(p), floorKey(p)); err != nil {
 			return nil, err
 		}
-		floor, err := floorOf(ctx, floors, p)
+		own, err := floors.Get(ctx, floorKey(p))
 		if err != nil {
 			return nil, err
 		}
-		start = min(start, floor)
+		lowest = min(lowest, own)
 	}
+	all, err := floors.Get(ctx, allFloorKey)
+	if err != nil {
+		return nil, err
+	}
+	start := max(lowest, all)
 	cons, err = js.CreateConsumer(ctx, jetstream.StreamInbound, jetstream.InboundAllConsumer(l, partitions, start))
 	if errors.Is(err, natsjs.ErrConsumerExists) {
 		return js.Consumer(ctx, jetstream.StreamInbound, jetstream.InboundAllConsumerName)
