@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	json "github.com/goccy/go-json"
 
@@ -215,12 +214,13 @@ func (a *orderActor) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// view returns a copy the caller may read while the actor goes on.
+// view returns the order for a caller to read while the actor goes on.
+// It shares the slices and maps of the actor's state without copying them:
+// order.Evolve never writes into them in place (it appends past their
+// length and copies a map it changes), so what the caller holds does not
+// change under it. Copying the change history took 1% of a node's CPU.
 func (a *orderActor) view() order.Order {
-	o := a.state.Order
-	o.ChangeHistory = slices.Clone(o.ChangeHistory)
-	o.UpdatedBy = slices.Clone(o.UpdatedBy)
-	return o
+	return a.state.Order
 }
 
 func (a *orderActor) snapshot() {

@@ -104,6 +104,9 @@ func (db *DB) ReadModel() (ReadModelState, error) {
 // DropReadModel deletes the read model; the projection then rebuilds it
 // from the start of the stream.
 func (db *DB) DropReadModel() error {
+	db.apply.Lock()
+	defer db.apply.Unlock()
+	db.docs.clear()
 	return db.bolt.Update(dropReadModel)
 }
 
@@ -174,7 +177,10 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
+	db.apply.Lock()
+	defer db.apply.Unlock()
 	applied := 0
+	touched := map[string]cachedDoc{} // what this transaction wrote, by order
 	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
 		// An event that panics the fold (a malformed one) fails the batch,
 		// which bbolt rolls back; the projection then finds it alone.
@@ -203,6 +209,9 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			cache[key] = a
 			return a, nil
 		}
+		// Status counts change by a few per event and are written once, at
+		// the end, as the aggregates are.
+		counted := map[order.Status]int64{}
 		for _, ae := range batch {
 			if ae.Seq <= last {
 				continue
@@ -217,17 +226,11 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			}
 			applied++
 			e := ae.Event
-			var old order.Order
-			key := lookup(ids, e.OrderID)
-			var v []byte
-			if key != nil {
-				v = docs.Get(key)
+			old, key, found, err := db.document(touched, ids, docs, e.OrderID)
+			if err != nil {
+				return err
 			}
-			if v != nil {
-				if err := json.Unmarshal(v, &old); err != nil {
-					return fmt.Errorf("read model doc %s: %w", e.OrderID, err)
-				}
-			} else if e.Type != order.EventPlaced {
+			if !found && e.Type != order.EventPlaced {
 				// An event for an order we never saw placed: the stream
 				// was trimmed, or we started mid-way. Skip it.
 				gaps++
@@ -255,16 +258,12 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 					if err := idx.Delete(indexKey(idxStatus, string(old.Status), cur.CreatedAt, cur.ID)); err != nil {
 						return err
 					}
-					if err := addCount(counts, []byte(old.Status), -1); err != nil {
-						return err
-					}
+					counted[old.Status]--
 				}
 				if err := idx.Put(indexKey(idxStatus, string(cur.Status), cur.CreatedAt, cur.ID), nil); err != nil {
 					return err
 				}
-				if err := addCount(counts, []byte(cur.Status), 1); err != nil {
-					return err
-				}
+				counted[cur.Status]++
 			}
 			if err := analyze(aggregate, old, cur, e); err != nil {
 				return err
@@ -276,6 +275,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			if err := docs.Put(key, doc); err != nil {
 				return err
 			}
+			touched[cur.ID] = cachedDoc{key: key, order: cur}
 		}
 		for k, a := range cache {
 			v, err := json.Marshal(a)
@@ -286,6 +286,13 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 				return err
 			}
 		}
+		for status, delta := range counted {
+			if delta != 0 {
+				if err := addCount(counts, []byte(status), delta); err != nil {
+					return err
+				}
+			}
+		}
 		if err := putU64(meta, keyRMGaps, gaps); err != nil {
 			return err
 		}
@@ -294,7 +301,35 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		}
 		return putU64(meta, keyRMApplied, last)
 	})
+	if err == nil {
+		db.docs.keep(touched)
+	}
 	return applied, err
+}
+
+// document is the order's document as the transaction has it so far: what
+// an earlier event of the batch made of it, else the cached copy of what
+// was committed, else the file's. found is false for an order the read
+// model has no document of; key is nil when it has not even its ID.
+func (db *DB) document(touched map[string]cachedDoc, ids, docs *bolt.Bucket, id string) (
+	old order.Order, key []byte, found bool, err error) {
+	if d, ok := touched[id]; ok {
+		return d.order, d.key, true, nil
+	}
+	if d, ok := db.docs.get(id); ok {
+		return d.order, d.key, true, nil
+	}
+	if key = lookup(ids, id); key == nil {
+		return old, nil, false, nil
+	}
+	v := docs.Get(key)
+	if v == nil {
+		return old, key, false, nil
+	}
+	if err := json.Unmarshal(v, &old); err != nil {
+		return old, key, false, fmt.Errorf("read model doc %s: %w", id, err)
+	}
+	return old, key, true, nil
 }
 
 // indexExpiry keeps the order in the expiry index while its reservation
