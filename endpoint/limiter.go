@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/internal/workers"
 )
 
 // ErrBusy answers a request that finds the node's in-flight bound reached.
@@ -19,11 +20,15 @@ type Limiter struct {
 	slots   chan struct{}
 	timeout time.Duration
 	wg      sync.WaitGroup
+	// kept runs the requests: a goroutine kept from an earlier request
+	// has its stack grown already (decoding and deciding a placement grew
+	// a new one's every time).
+	kept *workers.Kept
 }
 
 // NewLimiter allows max requests in flight, each bounded by timeout.
 func NewLimiter(max int, timeout time.Duration) *Limiter {
-	return &Limiter{slots: make(chan struct{}, max), timeout: timeout}
+	return &Limiter{slots: make(chan struct{}, max), timeout: timeout, kept: workers.New(5 * time.Second)}
 }
 
 // Go runs work on its own goroutine with the request timeout, or calls busy
@@ -36,12 +41,12 @@ func (l *Limiter) Go(work func(context.Context), busy func()) {
 		return
 	}
 	l.wg.Add(1)
-	go func() {
+	l.kept.Go(func() {
 		defer func() { <-l.slots; l.wg.Done() }()
 		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 		defer cancel()
 		work(ctx)
-	}()
+	})
 }
 
 // Acquire takes a slot for a request handled on the caller's goroutine (an

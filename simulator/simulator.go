@@ -29,6 +29,7 @@ import (
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/credentials"
+	"github.com/oms-project/oms/internal/workers"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
@@ -100,9 +101,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.L
 			return nil, fmt.Errorf("simulator consumer %s: %w", sub.name, err)
 		}
 		handle := sub.handle
+		// Each request is handled on a goroutine of its own (it may wait
+		// out a simulated delay), a kept one when one is idle.
+		kept := workers.New(5 * time.Second)
 		cc, err := cons.Consume(func(m natsjs.Msg) {
 			s.wg.Add(1)
-			go func() { defer s.wg.Done(); handle(runCtx, m) }()
+			kept.Go(func() { defer s.wg.Done(); handle(runCtx, m) })
 		}, jetstream.ConsumeOptions(s.log, sub.name)...)
 		if err != nil {
 			s.Stop()
