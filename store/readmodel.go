@@ -104,9 +104,6 @@ func (db *DB) ReadModel() (ReadModelState, error) {
 // DropReadModel deletes the read model; the projection then rebuilds it
 // from the start of the stream.
 func (db *DB) DropReadModel() error {
-	db.apply.Lock()
-	defer db.apply.Unlock()
-	db.docs.clear()
 	return db.bolt.Update(dropReadModel)
 }
 
@@ -177,10 +174,11 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	db.apply.Lock()
-	defer db.apply.Unlock()
 	applied := 0
-	touched := map[string]cachedDoc{} // what this transaction wrote, by order
+	// What this transaction made of each order it touched: under load an
+	// order's next events often come in the same batch (at half the peak,
+	// all five), and then need no lookup, read or decoding.
+	touched := map[string]touchedDoc{}
 	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
 		// An event that panics the fold (a malformed one) fails the batch,
 		// which bbolt rolls back; the projection then finds it alone.
@@ -226,7 +224,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			}
 			applied++
 			e := ae.Event
-			old, key, found, err := db.document(touched, ids, docs, e.OrderID)
+			old, key, found, err := document(touched, ids, docs, e.OrderID)
 			if err != nil {
 				return err
 			}
@@ -275,7 +273,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			if err := docs.Put(key, doc); err != nil {
 				return err
 			}
-			touched[cur.ID] = cachedDoc{key: key, order: cur}
+			touched[cur.ID] = touchedDoc{key: key, order: cur}
 		}
 		for k, a := range cache {
 			v, err := json.Marshal(a)
@@ -301,22 +299,22 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		}
 		return putU64(meta, keyRMApplied, last)
 	})
-	if err == nil {
-		db.docs.keep(touched)
-	}
 	return applied, err
 }
 
+type touchedDoc struct {
+	key   []byte
+	order order.Order
+}
+
 // document is the order's document as the transaction has it so far: what
-// an earlier event of the batch made of it, else the cached copy of what
-// was committed, else the file's. found is false for an order the read
-// model has no document of; key is nil when it has not even its ID.
-func (db *DB) document(touched map[string]cachedDoc, ids, docs *bolt.Bucket, id string) (
+// an earlier event of the batch made of it (order.Evolve never writes into
+// the order it is given, so handing that to it again is safe), else the
+// file's. found is false for an order the read model has no document of;
+// key is nil when it has not even its ID.
+func document(touched map[string]touchedDoc, ids, docs *bolt.Bucket, id string) (
 	old order.Order, key []byte, found bool, err error) {
 	if d, ok := touched[id]; ok {
-		return d.order, d.key, true, nil
-	}
-	if d, ok := db.docs.get(id); ok {
 		return d.order, d.key, true, nil
 	}
 	if key = lookup(ids, id); key == nil {

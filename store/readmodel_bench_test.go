@@ -16,13 +16,22 @@ import (
 // stock held, paid, shipped, completed) folded into its document, its
 // indexes and the analytics, in transactions of 100 events mixing orders
 // at the five stages as the projection receives them under load (`oms
-// bench` averaged about 110 events per transaction). It reports the
+// bench` averaged about 110 events per transaction), flat out
+// ("stages-apart": an order's next event in the next transaction) and at
+// half the peak ("stages-together": all five in one). It reports the
 // process's CPU time per order; BenchmarkPatternLifecycle (package
 // jetstream) measures the messages and a bare document write per event,
 // which this adds to.
 //
 //	go test ./store -run '^$' -bench ApplyLifecycle -benchtime 20000x -count 3
 func BenchmarkApplyLifecycle(b *testing.B) {
+	b.Run("stages-apart", func(b *testing.B) { benchmarkApplyLifecycle(b, 1) })
+	b.Run("stages-together", func(b *testing.B) { benchmarkApplyLifecycle(b, 0) })
+}
+
+// benchmarkApplyLifecycle puts stage s of an order lag*s transactions
+// after its placement.
+func benchmarkApplyLifecycle(b *testing.B, lag int) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400)) // as the oms binary runs
 	db, err := Open(filepath.Join(b.TempDir(), "rm.bolt"))
 	if err != nil {
@@ -60,15 +69,15 @@ func BenchmarkApplyLifecycle(b *testing.B) {
 		}
 		return e
 	}
-	// Batch k holds stage s of orders (k-s)*perStage ... +perStage: the
-	// pipeline's steady state, every stage in flight at once.
+	// Batch k holds stage s of orders (k-lag*s)*perStage ... +perStage:
+	// the pipeline's steady state, every stage in flight at once.
 	var batches [][]AppliedEvent
 	var seq uint64
 	for k := 0; k < b.N/perStage+stages; k++ {
 		var batch []AppliedEvent
 		for s := range stages {
 			for j := range perStage {
-				i := (k-s)*perStage + j
+				i := (k-lag*s)*perStage + j
 				if i < 0 || i >= b.N {
 					continue
 				}

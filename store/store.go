@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,10 +44,6 @@ type DB struct {
 	// Rebuilt says Open dropped a read model of an earlier layout: the
 	// projection rebuilds it from the stream.
 	Rebuilt bool
-	// apply is held by ApplyEvents and DropReadModel across their
-	// transaction and what they do to docs after it.
-	apply sync.Mutex
-	docs  docCache
 }
 
 // Open opens (or creates) the bbolt file at path.
@@ -57,7 +52,7 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (is another oms using this data dir?)", path, err)
 	}
-	db := &DB{bolt: b, docs: newDocCache(docCacheSize)}
+	db := &DB{bolt: b}
 	err = b.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketOrderSnapshots, bucketSKUSnapshots} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {

@@ -12,14 +12,14 @@ import (
 	"github.com/oms-project/oms/order"
 )
 
-// TestDocCacheChangesNothingStored folds the same events into a read model
-// that reads every document from its file and into two that keep them
-// decoded (one with room for three), through batches that fail and are
-// rolled back, and a drop and rebuild: every bucket must end byte for byte
-// the same.
-func TestDocCacheChangesNothingStored(t *testing.T) {
-	plain, cached, small := openDB(t), openDB(t), openDB(t)
-	plain.docs.max, small.docs.max = 0, 3
+// TestBatchingChangesNothingStored folds the same events into a read model
+// one event per transaction, where every event reads its order's document
+// from the file, and into one in batches of random size, where an order's
+// later events take what an earlier one of the batch made of it, through
+// batches that fail and are rolled back, and again after a drop: every
+// bucket must end byte for byte the same.
+func TestBatchingChangesNothingStored(t *testing.T) {
+	single, batched := openDB(t), openDB(t)
 	rng := rand.New(rand.NewPCG(20261202, 1))
 
 	shipped := func(id string, at time.Time) order.Event {
@@ -68,11 +68,10 @@ func TestDocCacheChangesNothingStored(t *testing.T) {
 	// A paid event without its payment panics the fold: its batch fails.
 	bad := order.Event{ID: "bad", Type: order.EventPaid, OrderID: "o000", At: t0, Status: order.StatusPaid}
 
-	apply := func(db *DB, from int) {
+	apply := func(db *DB, most int) {
 		t.Helper()
-		seq := uint64(from)
-		for i := from; i < len(events); {
-			size := 1 + rng.IntN(40)
+		for i := 0; i < len(events); {
+			size := 1 + rng.IntN(most)
 			batch := make([]AppliedEvent, 0, size+1)
 			for j := i; j < len(events) && j < i+size; j++ {
 				batch = append(batch, AppliedEvent{Seq: uint64(j + 1), Event: events[j]})
@@ -83,43 +82,30 @@ func TestDocCacheChangesNothingStored(t *testing.T) {
 					t.Fatal("a batch with an event that panics the fold was applied")
 				}
 			}
-			if _, err := db.ApplyEvents(batch); err != nil {
-				t.Fatal(err)
+			if n, err := db.ApplyEvents(batch); err != nil || n != len(batch) {
+				t.Fatalf("applied %d of %d: %v", n, len(batch), err)
 			}
 			i += len(batch)
-			seq = uint64(i)
 		}
-		if st, err := db.ReadModel(); err != nil || st.Applied != seq {
-			t.Fatalf("applied %d (%v), want %d", st.Applied, err, seq)
-		}
-	}
-	apply(plain, 0)
-	apply(cached, 0)
-	apply(small, 0)
-	if len(cached.docs.docs) == 0 || len(small.docs.docs) > 3 {
-		t.Fatalf("cached %d documents, the small cache %d (room for 3)", len(cached.docs.docs), len(small.docs.docs))
-	}
-	for _, db := range []*DB{cached, small} {
-		if err := db.DropReadModel(); err != nil {
-			t.Fatal(err)
-		}
-		if len(db.docs.docs) != 0 {
-			t.Fatal("dropping the read model left documents cached")
-		}
-		apply(db, 0)
-	}
-	want := dumpReadModel(t, plain)
-	for name, db := range map[string]*DB{"cached": cached, "small": small} {
-		got := dumpReadModel(t, db)
-		for bucket, kv := range want {
-			if !bytes.Equal(got[bucket], kv) {
-				t.Errorf("%s: bucket %s differs from the uncached read model", name, bucket)
-			}
+		if st, err := db.ReadModel(); err != nil || st.Applied != uint64(len(events)) || st.Gaps != 0 {
+			t.Fatalf("read model %+v (%v), want %d applied, no gaps", st, err, len(events))
 		}
 	}
-	counts, _ := cached.StatusCounts()
-	if counts[string(order.StatusCompleted)]+counts[string(order.StatusCancelled)] == 0 {
-		t.Fatalf("no order ended: %v", counts)
+	apply(single, 1)
+	apply(batched, 60)
+	if err := batched.DropReadModel(); err != nil {
+		t.Fatal(err)
+	}
+	apply(batched, 60)
+	want, got := dumpReadModel(t, single), dumpReadModel(t, batched)
+	for bucket, kv := range want {
+		if !bytes.Equal(got[bucket], kv) {
+			t.Errorf("bucket %s differs between one event per transaction and batches", bucket)
+		}
+	}
+	counts, _ := batched.StatusCounts()
+	if counts[string(order.StatusCompleted)] == 0 || counts[string(order.StatusCancelled)] == 0 {
+		t.Fatalf("no order completed or none was cancelled: %v", counts)
 	}
 }
 
