@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
@@ -90,6 +91,12 @@ type Result struct {
 	GCShare             float64 `json:"gcCpuShare"`
 	GCAssistShare       float64 `json:"gcAssistCpuShare"`
 	AllocatedKBPerOrder float64 `json:"allocatedKBPerOrder"`
+	// What a collection at the end finds live, and of it what the
+	// collector must scan for pointers (the embedded server's block
+	// buffers hold none): a mark phase lasts in proportion to the
+	// scannable part, which grows with the orders a node has seen.
+	LiveHeapMB      float64 `json:"liveHeapMB"`
+	ScannableHeapMB float64 `json:"scannableHeapMB"`
 	// StoredPerOrder is how many JetStream messages the run stored per
 	// placed order, in all and by stream: the server's work grows with it.
 	StoredPerOrder         float64            `json:"storedMessagesPerOrder"`
@@ -354,6 +361,12 @@ feed:
 		res.GCShare, res.GCAssistShare = (gc1.cpu-gc0.cpu)/cpu, (gc1.assist-gc0.assist)/cpu
 	}
 	res.AllocatedKBPerOrder = float64(gc1.allocated-gc0.allocated) / 1024 / float64(max(res.Acked, 1))
+	// A collection now, after the figures above, finds exactly what the
+	// node keeps after these orders (the last cycle of the run counted the
+	// scannable bytes allocated since, live or not).
+	runtime.GC()
+	kept := readGC()
+	res.LiveHeapMB, res.ScannableHeapMB = float64(kept.live)/(1<<20), float64(kept.scannable)/(1<<20)
 	res.StoredPerOrderByStream = map[string]float64{}
 	for name, n := range storedMessages(ctx, js) {
 		per := float64(n-stored0[name]) / float64(max(res.Acked, 1))
@@ -418,18 +431,19 @@ func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6
 
 // gcState is what the runtime has counted of its collector so far.
 type gcState struct {
-	cycles, allocated uint64
-	cpu, assist       float64
+	cycles, allocated, live, scannable uint64
+	cpu, assist                        float64
 }
 
 // readGC reads the collector's counters from runtime/metrics (all
-// present since Go 1.20).
+// present since Go 1.21).
 func readGC() gcState {
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"},
-		{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}}
+		{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"},
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}
 	metrics.Read(s)
 	return gcState{cycles: s[0].Value.Uint64(), allocated: s[1].Value.Uint64(),
-		cpu: s[2].Value.Float64(), assist: s[3].Value.Float64()}
+		cpu: s[2].Value.Float64(), assist: s[3].Value.Float64(), live: s[4].Value.Uint64(), scannable: s[5].Value.Uint64()}
 }
 
 func percentiles(ds []time.Duration) (p50, p99, maxv float64) {

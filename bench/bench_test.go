@@ -58,11 +58,13 @@ func TestRunDrivesEveryOrderToItsEnd(t *testing.T) {
 				t.Errorf("figures missing: %+v", res)
 			}
 			// No order is placed without allocating; the collector's
-			// shares are parts of the CPU, the assists part of its own.
+			// shares are parts of the CPU, the assists part of its own;
+			// a node's heap is never empty.
 			if res.AllocatedKBPerOrder < 1 || res.GCShare < 0 || res.GCShare > 1 || res.GCAssistShare < 0 ||
-				res.GCAssistShare > res.GCShare || res.GCCycles < 0 {
-				t.Errorf("collector figures: %d cycles, share %.3f, assists %.3f, %.1f KB per order",
-					res.GCCycles, res.GCShare, res.GCAssistShare, res.AllocatedKBPerOrder)
+				res.GCAssistShare > res.GCShare || res.GCCycles < 0 ||
+				res.LiveHeapMB <= 0 || res.ScannableHeapMB <= 0 {
+				t.Errorf("collector figures: %d cycles, share %.3f, assists %.3f, %.1f KB per order, live %.1f MB, scannable %.1f MB",
+					res.GCCycles, res.GCShare, res.GCAssistShare, res.AllocatedKBPerOrder, res.LiveHeapMB, res.ScannableHeapMB)
 			}
 		})
 	}

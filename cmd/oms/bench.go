@@ -108,6 +108,7 @@ func printResult(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "CPU s / 1,000 orders\t%.3f\n", r.CPUSecondsPer1000)
 	fmt.Fprintf(tw, "collector\t%d cycles, %.0f%% of the CPU (assists %.0f%%), %.0f KB allocated / order\n",
 		r.GCCycles, 100*r.GCShare, 100*r.GCAssistShare, r.AllocatedKBPerOrder)
+	fmt.Fprintf(tw, "live heap\t%.0f MB at the end, %.0f MB of it scanned for pointers\n", r.LiveHeapMB, r.ScannableHeapMB)
 	if r.StoredPerOrder > 0 {
 		names := slices.Sorted(maps.Keys(r.StoredPerOrderByStream))
 		parts := make([]string, 0, len(names))
