@@ -120,6 +120,19 @@ func TestReactorConsumerLostResumesAfterItsFloor(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Tuning.FloorInterval = 100 * time.Millisecond
 	h := startNode(t, cfg)
+	// Listening from before the order is placed: its notifications so far
+	// are sent before the reactor acknowledges their event, but may reach
+	// the server after the floor is recorded, so they are drained below
+	// instead of missed by a later subscription.
+	heard := make(chan *nats.Msg, 16)
+	sub, err := h.nc.ChanSubscribe(jetstream.NotificationsPrefix+"*", heard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	o := h.paidOrder("reactor-floor")
 	orders, err := h.js.Stream(h.ctx, jetstream.StreamOrders)
 	if err != nil {
@@ -130,12 +143,18 @@ func TestReactorConsumerLostResumesAfterItsFloor(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitFloor("reactor", paid)
-	heard := make(chan *nats.Msg, 16)
-	sub, err := h.nc.ChanSubscribe(jetstream.NotificationsPrefix+o.ID, heard)
-	if err != nil {
-		t.Fatal(err)
+	for paidHeard := false; !paidHeard; {
+		select {
+		case m := <-heard:
+			var n api.Notification
+			if err := json.Unmarshal(m.Data, &n); err != nil {
+				t.Fatal(err)
+			}
+			paidHeard = n.Type == api.NotifyPaid
+		case <-time.After(10 * time.Second):
+			t.Fatal("the paid order's notification never came")
+		}
 	}
-	defer sub.Unsubscribe()
 	// Deleted under the running node: the next event is handled by a
 	// consumer opened again after the floor, which delivers only it.
 	if err := h.js.DeleteConsumer(h.ctx, jetstream.StreamOrders, jetstream.ConsumerReactor); err != nil {
