@@ -1,8 +1,6 @@
 package actors
 
 import (
-	"time"
-
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/oms-project/oms/internal/workers"
@@ -18,13 +16,10 @@ type dispatcher struct {
 	throughput int
 }
 
-// idleWorker is how long a goroutine waits for another mailbox to run.
-const idleWorker = 5 * time.Second
-
 var _ actor.Dispatcher = (*dispatcher)(nil)
 
 func newDispatcher(throughput int) *dispatcher {
-	return &dispatcher{kept: workers.New(idleWorker), throughput: throughput}
+	return &dispatcher{kept: workers.New(workers.Idle), throughput: throughput}
 }
 
 // Schedule runs fn on a waiting goroutine, or on a new one.

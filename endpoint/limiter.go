@@ -28,7 +28,7 @@ type Limiter struct {
 
 // NewLimiter allows max requests in flight, each bounded by timeout.
 func NewLimiter(max int, timeout time.Duration) *Limiter {
-	return &Limiter{slots: make(chan struct{}, max), timeout: timeout, kept: workers.New(5 * time.Second)}
+	return &Limiter{slots: make(chan struct{}, max), timeout: timeout, kept: workers.New(workers.Idle)}
 }
 
 // Go runs work on its own goroutine with the request timeout, or calls busy

@@ -103,7 +103,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg config.Simulator, log *slog.L
 		handle := sub.handle
 		// Each request is handled on a goroutine of its own (it may wait
 		// out a simulated delay), a kept one when one is idle.
-		kept := workers.New(5 * time.Second)
+		kept := workers.New(workers.Idle)
 		cc, err := cons.Consume(func(m natsjs.Msg) {
 			s.wg.Add(1)
 			kept.Go(func() { defer s.wg.Done(); handle(runCtx, m) })

@@ -175,10 +175,6 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		return 0, nil
 	}
 	applied := 0
-	// What this transaction made of each order it touched: under load an
-	// order's next events often come in the same batch (at half the peak,
-	// all five), and then need no lookup, read or decoding.
-	touched := map[string]touchedDoc{}
 	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
 		// An event that panics the fold (a malformed one) fails the batch,
 		// which bbolt rolls back; the projection then finds it alone.
@@ -210,6 +206,10 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		// Status counts change by a few per event and are written once, at
 		// the end, as the aggregates are.
 		counted := map[order.Status]int64{}
+		// What this transaction made of each order it touched: under load
+		// an order's next events often come in the same batch (at half the
+		// peak, all five), and then need no lookup, read or decoding.
+		touched := map[string]touchedDoc{}
 		for _, ae := range batch {
 			if ae.Seq <= last {
 				continue

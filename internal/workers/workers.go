@@ -10,6 +10,11 @@ package workers
 
 import "time"
 
+// Idle is how long the node's runners keep an idle goroutine: long enough
+// to span the gaps of a steady load, short enough that a burst's extra
+// goroutines do not stay.
+const Idle = 5 * time.Second
+
 // Kept hands each function to a goroutine waiting for one, else to a new
 // goroutine. The number of goroutines is never bounded below what the
 // functions need (one blocked never holds back another); a goroutine idle
