@@ -43,19 +43,18 @@ type Deps struct {
 }
 
 // append is jetstream.Append with the node's name and the correlation ID
-// (if any) in the headers, reported to Appended. A duplicate ack (an
-// earlier try of ours was stored) counts as fenced: the actor catches up.
-func (d *Deps) append(ctx context.Context, stream, subject, msgID string, data []byte, expectedLast uint64, eventType, correlation string) (*natsjs.PubAck, error) {
+// (if any) in the headers, reported to Appended.
+func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, expectedLast uint64, eventType, correlation string) (*natsjs.PubAck, error) {
 	hdr := nats.Header{api.NodeHeader: []string{d.Node}}
 	if correlation != "" {
 		hdr.Set(api.CorrelationHeader, correlation)
 	}
 	began := time.Now()
-	ack, err := jetstream.Append(ctx, d.JS, subject, msgID, data, expectedLast, hdr)
+	ack, err := jetstream.Append(ctx, d.JS, subject, data, expectedLast, hdr)
 	if d.Appended != nil {
 		outcome := metrics.OutcomeOK
 		switch {
-		case errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate):
+		case errors.Is(err, jetstream.ErrWrongSequence):
 			outcome = metrics.OutcomeFenced
 		case err != nil:
 			outcome = metrics.OutcomeError

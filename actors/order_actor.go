@@ -129,10 +129,11 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		if err != nil {
 			return OrderResult{Err: fmt.Errorf("encode %s: %w", e.Type, err)}
 		}
-		ack, err := a.d.append(ctx, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a.id, e.ID, data, a.seq, string(e.Type), e.Correlation)
-		if errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate) {
+		ack, err := a.d.append(ctx, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a.id, data, a.seq, string(e.Type), e.Correlation)
+		if errors.Is(err, jetstream.ErrWrongSequence) {
 			// Another writer, or an earlier try of ours whose ack was lost,
-			// moved the subject: catch up and decide again.
+			// moved the subject: catch up and decide again (a command
+			// already applied then decides nothing).
 			a.d.Log.Debug("append fenced; catching up", "order_id", a.id, "correlation_id", e.Correlation, "expected", a.seq)
 			a.d.Fenced.Wait(ctx, attempt+1)
 			if err := a.catchUp(ctx); err != nil {

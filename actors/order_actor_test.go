@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
 	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
@@ -44,7 +46,7 @@ func TestOrderActorReadsPastItsCache(t *testing.T) {
 		}
 		s = order.Evolve(s, *e)
 		data, _ := json.Marshal(e)
-		ack, err := jetstream.Append(ctx, d.JS, jetstream.OrderEventsPrefix+snapshotOrder, e.ID, data, last, nil)
+		ack, err := jetstream.Append(ctx, d.JS, jetstream.OrderEventsPrefix+snapshotOrder, data, last, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,5 +62,65 @@ func TestOrderActorReadsPastItsCache(t *testing.T) {
 	}
 	if r := get(last + 100); !errors.Is(r.Err, api.ErrUnavailable) {
 		t.Fatalf("at least a sequence the stream has not reached: %+v, want unavailable", r)
+	}
+}
+
+// TestRetryOfAStoredCommandIsNotStoredTwice: a command stored once (by an
+// earlier owner of the order, or an earlier try whose acknowledgement was
+// lost) and asked again of an actor that has not seen it is refused by
+// the fence, caught up on and answered as done, and the stream holds it
+// once. Appends carry no Nats-Msg-Id: this is the fence's work alone.
+func TestRetryOfAStoredCommandIsNotStoredTwice(t *testing.T) {
+	d, ctx := skuDeps(t)
+	orders, err := d.JS.Stream(ctx, jetstream.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Orders, d.Policy = orders, policy
+	opts := HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16}
+	first := NewHost(NewSystem(d.Log), NewOrderHandler(d), opts)
+	second := NewHost(NewSystem(d.Log), NewOrderHandler(d), opts)
+	cmds := orderCommands()
+	ask := func(h *Host, msg any) OrderResult {
+		t.Helper()
+		r, err := h.Request(ctx, snapshotOrder, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(OrderResult)
+	}
+	if r := ask(first, OrderCommand{Cmd: cmds[0]}); r.Err != nil || !r.Appended {
+		t.Fatalf("place: %+v", r)
+	}
+	// The second owner reads the order as placed, then the first stores
+	// the stock's hold: the second's state is now one event behind.
+	if r := ask(second, GetOrder{}); r.Err != nil || r.Order.Version != 1 {
+		t.Fatalf("second owner's read: %+v", r)
+	}
+	held := ask(first, OrderCommand{Cmd: cmds[1]})
+	if held.Err != nil || !held.Appended {
+		t.Fatalf("stock held: %+v", held)
+	}
+	// The same command again, at the owner that has not seen it.
+	again := ask(second, OrderCommand{Cmd: cmds[1]})
+	if again.Err != nil || again.Appended || again.Order.Version != held.Order.Version ||
+		again.Order.Reservation != order.ReservationHeld {
+		t.Fatalf("retried command: %+v, want the stored result %+v", again, held.Order)
+	}
+	// And a place repeated at an actor that starts empty: the fast path
+	// assumes an empty subject, the fence corrects it.
+	third := NewHost(NewSystem(d.Log), NewOrderHandler(d), opts)
+	if r := ask(third, OrderCommand{Cmd: cmds[0]}); r.Err != nil || r.Appended || r.Order.Version != held.Order.Version {
+		t.Fatalf("repeated place: %+v", r)
+	}
+	var stored int
+	if err := jetstream.Fold(ctx, orders, jetstream.OrderEventsPrefix+snapshotOrder, 0, func(*natsjs.RawStreamMsg) error {
+		stored++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 2 {
+		t.Fatalf("stored %d events, want 2 (placed, stock held)", stored)
 	}
 }

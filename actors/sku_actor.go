@@ -2,8 +2,6 @@ package actors
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,9 +120,9 @@ attempts:
 				a.reset()
 				return fail(err)
 			}
-			ack, err := a.d.append(ctx, jetstream.StreamSKUs, a.subject, batchID(events), data, a.seq, "", "")
+			ack, err := a.d.append(ctx, jetstream.StreamSKUs, a.subject, data, a.seq, "", "")
 			switch {
-			case errors.Is(err, jetstream.ErrWrongSequence) || (err == nil && ack.Duplicate):
+			case errors.Is(err, jetstream.ErrWrongSequence):
 				a.reset()
 				a.d.Fenced.Wait(ctx, attempt+1)
 				continue attempts
@@ -159,20 +157,6 @@ func orderOf(cmd any) string {
 		return c.OrderID
 	}
 	return ""
-}
-
-// batchID is the Nats-Msg-Id of one append: the event's own ID, or for a
-// batch a digest of its events' IDs.
-func batchID(events []inventory.Event) string {
-	if len(events) == 1 {
-		return events[0].ID
-	}
-	h := sha256.New()
-	for _, e := range events {
-		h.Write([]byte(e.ID))
-		h.Write([]byte{0})
-	}
-	return "batch-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // stale reports whether the stream holds events this actor has not seen.

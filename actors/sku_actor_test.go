@@ -110,7 +110,7 @@ func TestHotSKUGroupCommit(t *testing.T) {
 	live, _ := h.Request(ctx, sku, GetStock{})
 	restock, _ := inventory.EncodeEvents([]inventory.Event{{ID: "other-node", Type: inventory.EventStockSet, V: 1, SKU: sku,
 		Quantity: stock + 10, OnHand: stock + 10, Reserved: live.(SKUResult).Stock.Reserved, At: time.Now()}})
-	if _, err := jetstream.Append(ctx, d.JS, jetstream.SKUEventsPrefix+sku, "other-node", restock, last, nil); err != nil {
+	if _, err := jetstream.Append(ctx, d.JS, jetstream.SKUEventsPrefix+sku, restock, last, nil); err != nil {
 		t.Fatal(err)
 	}
 	r := skuRequest(t, ctx, h, sku, inventory.Reserve{SKU: sku, OrderID: "after-restock", Quantity: 10,

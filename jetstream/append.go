@@ -14,22 +14,21 @@ import (
 var ErrWrongSequence = errors.New("wrong last subject sequence")
 
 // Append publishes data to subject only if the subject's last sequence is
-// expectedLast (0: the subject is empty). msgID de-duplicates retries; hdr,
-// if not nil, is stored with the message (who appended it, the request's
-// correlation ID). The fence alone would refuse a retry whose first try
-// was stored too, and without the ID an append costs 5-7 µs less CPU
-// (BenchmarkPatternPublish); but each such retry would then need the
-// refusal and a catch-up read, where the de-duplicated one is answered in
-// one round trip, and that is the path a stream's leader election takes.
-// The saving is below what oms bench resolves, and the chaos rounds are too
-// noisy to show the election path is no worse: the ID stays.
-func Append(ctx context.Context, js natsjs.JetStream, subject, msgID string, data []byte, expectedLast uint64, hdr nats.Header) (*natsjs.PubAck, error) {
+// expectedLast (0: the subject is empty); hdr, if not nil, is stored with
+// the message (who appended it, the request's correlation ID). It carries
+// no Nats-Msg-Id: the fence already refuses a second copy, since a retry
+// whose first try was stored finds the subject moved, and the writer then
+// catches up from the stream, as it does when any other writer moved it.
+// An ID would only add an entry to the stream's de-duplication window
+// for every event, which the server keeps in memory for the whole window
+// (--duplicate-window) and the collector marks in every cycle.
+func Append(ctx context.Context, js natsjs.JetStream, subject string, data []byte, expectedLast uint64, hdr nats.Header) (*natsjs.PubAck, error) {
 	m := nats.NewMsg(subject)
 	m.Data = data
 	for k, v := range hdr {
 		m.Header[k] = v
 	}
-	ack, err := await(ctx, js, m, natsjs.WithMsgID(msgID), natsjs.WithExpectLastSequencePerSubject(expectedLast))
+	ack, err := await(ctx, js, m, natsjs.WithExpectLastSequencePerSubject(expectedLast))
 	if err != nil {
 		var apiErr *natsjs.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence ||

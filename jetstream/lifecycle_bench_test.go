@@ -142,7 +142,7 @@ func (l *lifecycle) appendEvent(id string, kind byte, then func()) {
 	w := l.owner(id)
 	l.workers[w] <- func() {
 		data := payload(kind, orderEventData)
-		ack, err := jetstream.Append(l.ctx, l.js, jetstream.OrderEventsPrefix+id, id+":"+string(kind), data, l.last[w][id], nil)
+		ack, err := jetstream.Append(l.ctx, l.js, jetstream.OrderEventsPrefix+id, data, l.last[w][id], nil)
 		if err != nil {
 			l.fail(err)
 			return

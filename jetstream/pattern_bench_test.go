@@ -27,8 +27,9 @@ import (
 
 // BenchmarkPatternPublish is how oms stores messages: an actor's fenced
 // append, waited for (one writer, and 64 at once as under load) as a
-// request (fenced-sync, with the Nats-Msg-Id oms sets and without) and as
-// jetstream.Append sends it (asynchronously, waiting on the future), the
+// request (fenced-sync, with a Nats-Msg-Id and without) and as
+// jetstream.Append sends it (asynchronously, waiting on the future; with
+// no Nats-Msg-Id since the eleventh round, and with one as before), the
 // reactor's asynchronous publishes waited for together (the 1 or 2
 // messages one event causes, and a window of 64), the same fenced appends
 // as fast batches (the cheapest way the server offers to store them), a
@@ -62,14 +63,41 @@ func BenchmarkPatternPublish(b *testing.B) {
 			measure(b, func() {
 				share(b, writers, 1, func(i, _ int64) error {
 					s := strconv.FormatInt(i, 10)
-					_, err := jetstream.Append(ctx, js, jetstream.OrderEventsPrefix+"o"+s, "m"+s, data, 0, nil)
+					_, err := jetstream.Append(ctx, js, jetstream.OrderEventsPrefix+"o"+s, data, 0, nil)
 					return err
+				})
+			})
+		}
+	}
+	// What jetstream.Append sent until the eleventh round: the same, with
+	// a Nats-Msg-Id the fence makes redundant.
+	appendsWithID := func(writers int) func(b *testing.B) {
+		return func(b *testing.B) {
+			js, ctx := startJSForBench(b)
+			measure(b, func() {
+				share(b, writers, 1, func(i, _ int64) error {
+					s := strconv.FormatInt(i, 10)
+					m := nats.NewMsg(jetstream.OrderEventsPrefix + "o" + s)
+					m.Data = data
+					f, err := js.PublishMsgAsync(m, natsjs.WithMsgID("m"+s), natsjs.WithExpectLastSequencePerSubject(0))
+					if err != nil {
+						return err
+					}
+					select {
+					case <-f.Ok():
+						return nil
+					case err := <-f.Err():
+						return err
+					case <-ctx.Done():
+						return ctx.Err()
+					}
 				})
 			})
 		}
 	}
 	b.Run("append/writers=1", appends(1))
 	b.Run("append/writers=64", appends(64))
+	b.Run("append-with-msgid/writers=64", appendsWithID(64))
 	b.Run("fenced-sync/writers=1", fenced(1, true))
 	b.Run("fenced-sync/writers=64", fenced(64, true))
 	b.Run("fenced-sync-no-msgid/writers=64", fenced(64, false))
