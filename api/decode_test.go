@@ -51,7 +51,7 @@ func BenchmarkDecode(b *testing.B) {
 	})
 	b.Run("provider-event", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := ProviderCommand(KindPayments, fuzzOrder, paid, at, ""); err != nil {
+			if _, err := ProviderCommand(KindPayments, fuzzOrder, paid, at, "", false); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -132,7 +132,7 @@ func FuzzProviderCommand(f *testing.F) {
 		if payments {
 			kind = KindPayments
 		}
-		cmd, err := ProviderCommand(kind, fuzzOrder, data, at, "")
+		cmd, err := ProviderCommand(kind, fuzzOrder, data, at, "", false)
 		if err != nil {
 			var ve *order.ValidationError
 			if !errors.As(err, &ve) || ve.Field == "" {

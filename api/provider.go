@@ -16,8 +16,9 @@ const (
 // for order orderID, strictly, and returns the validated command it is:
 // the one way a provider event becomes a command, whether it came over NATS
 // or through a webhook. received is when it arrived, the event's time if
-// it gives none.
-func ProviderCommand(kind, orderID string, data []byte, received time.Time, correlation string) (order.Command, error) {
+// it gives none. correlation and sampled are the request's behind it, as
+// the provider echoed them (CorrelationIn).
+func ProviderCommand(kind, orderID string, data []byte, received time.Time, correlation string, sampled bool) (order.Command, error) {
 	var cmd interface {
 		order.Command
 		Validate() error
@@ -25,7 +26,7 @@ func ProviderCommand(kind, orderID string, data []byte, received time.Time, corr
 	switch kind {
 	case KindPayments:
 		var ev PaymentEvent
-		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "payment", orderID, received, correlation)
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "payment", orderID, received, correlation, sampled)
 		if err != nil {
 			return nil, err
 		}
@@ -33,7 +34,7 @@ func ProviderCommand(kind, orderID string, data []byte, received time.Time, corr
 			Provider: ev.Provider, Reference: ev.Reference, Method: ev.Method}
 	case KindDelivery:
 		var ev DeliveryEvent
-		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "delivery", orderID, received, correlation)
+		meta, err := providerMeta(data, &ev, &ev.ProviderEnvelope, "delivery", orderID, received, correlation, sampled)
 		if err != nil {
 			return nil, err
 		}
@@ -46,7 +47,7 @@ func ProviderCommand(kind, orderID string, data []byte, received time.Time, corr
 
 // providerMeta decodes a provider event into ev and checks the fields every
 // provider event carries: its ID, and an order ID that matches the subject.
-func providerMeta(data []byte, ev any, env *ProviderEnvelope, kind, orderID string, received time.Time, correlation string) (order.Meta, error) {
+func providerMeta(data []byte, ev any, env *ProviderEnvelope, kind, orderID string, received time.Time, correlation string, sampled bool) (order.Meta, error) {
 	if err := Decode(data, ev); err != nil {
 		return order.Meta{}, err
 	}
@@ -62,7 +63,7 @@ func providerMeta(data []byte, ev any, env *ProviderEnvelope, kind, orderID stri
 	if at.IsZero() {
 		at = received
 	}
-	return order.Meta{ID: kind + ":" + env.ID, OrderID: orderID, At: at, By: kind + ":" + env.Provider, Correlation: correlation}, nil
+	return order.Meta{ID: kind + ":" + env.ID, OrderID: orderID, At: at, By: kind + ":" + env.Provider, Correlation: correlation, Sampled: sampled}, nil
 }
 
 // ProviderEnvelope is what every provider event carries. ID is the

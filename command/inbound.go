@@ -33,8 +33,8 @@ func (in Inbound) Handle(ctx context.Context, m jetstream.Msg) error {
 	if md, err := m.Metadata(); err == nil {
 		received = md.Timestamp.UTC()
 	}
-	corr := api.CorrelationIn(m.Headers().Get)
-	cmd, err := inboundCommand(m.Subject(), m.Data(), received, corr)
+	corr, sampled := api.CorrelationIn(m.Headers().Get)
+	cmd, err := inboundCommand(m.Subject(), m.Data(), received, corr, sampled)
 	if err != nil {
 		return err
 	}
@@ -60,10 +60,10 @@ func (Inbound) Key(m jetstream.Msg) string {
 
 // inboundCommand decodes a provider event stored at
 // oms.inbound.<partition>.<payments|delivery>.<orderId>.
-func inboundCommand(subject string, data []byte, received time.Time, correlation string) (order.Command, error) {
+func inboundCommand(subject string, data []byte, received time.Time, correlation string, sampled bool) (order.Command, error) {
 	tok := strings.Split(subject, ".")
 	if len(tok) != 5 {
 		return nil, &order.ValidationError{Field: "subject", Message: "not a provider event subject: " + subject}
 	}
-	return api.ProviderCommand(tok[3], tok[4], data, received, correlation)
+	return api.ProviderCommand(tok[3], tok[4], data, received, correlation, sampled)
 }

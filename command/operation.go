@@ -123,7 +123,8 @@ func (c *Commands) place(ctx context.Context, req api.PlaceOrder) (order.Order, 
 	if by == "" {
 		by = req.User
 	}
-	return c.Order(ctx, req.Command(order.Meta{ID: cmdID, OrderID: id, At: now(), By: by, Correlation: endpoint.Correlation(ctx)}))
+	return c.Order(ctx, req.Command(order.Meta{ID: cmdID, OrderID: id, At: now(), By: by,
+		Correlation: endpoint.Correlation(ctx), Sampled: endpoint.Sampled(ctx)}))
 }
 
 // commandMeta is the metadata of a customer's or support's command: its
@@ -135,7 +136,8 @@ func commandMeta(ctx context.Context, id, cmdID, by, kind string) order.Meta {
 	if by == "" {
 		by = "customer"
 	}
-	return order.Meta{ID: cmdID, OrderID: id, At: now(), By: by, Correlation: endpoint.Correlation(ctx)}
+	return order.Meta{ID: cmdID, OrderID: id, At: now(), By: by,
+		Correlation: endpoint.Correlation(ctx), Sampled: endpoint.Sampled(ctx)}
 }
 
 func (c *Commands) cancel(ctx context.Context, req api.CancelOrder) (order.Order, error) {

@@ -51,12 +51,14 @@ func (m *Micro) Stop() {
 func (m *Micro) handler(op Operation) micro.HandlerFunc {
 	return func(req micro.Request) {
 		reply, data := req.Reply(), req.Data()
-		corr := api.CorrelationOf(req.Headers().Get)
+		corr, sampled := api.CorrelationOf(req.Headers().Get)
 		m.lim.Go(func(ctx context.Context) {
-			ctx = WithCorrelation(ctx, corr)
+			ctx = WithCorrelation(ctx, corr, sampled)
 			out, err := op.Handle(ctx, data)
 			m.respond(ctx, op.Name(), reply, out, err)
-		}, func() { m.respond(WithCorrelation(context.Background(), corr), op.Name(), reply, nil, ErrBusy) })
+		}, func() {
+			m.respond(WithCorrelation(context.Background(), corr, sampled), op.Name(), reply, nil, ErrBusy)
+		})
 	}
 }
 

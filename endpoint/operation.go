@@ -122,15 +122,26 @@ func Fault(ctx context.Context, log *slog.Logger, operation string, err error) *
 
 type correlationKey struct{}
 
-// WithCorrelation returns ctx carrying a request's correlation ID
-// (api.CorrelationOf its headers): the transports set it, the commands
-// record it in the events they cause.
-func WithCorrelation(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, correlationKey{}, id)
+type correlation struct {
+	id      string
+	sampled bool
+}
+
+// WithCorrelation returns ctx carrying a request's correlation ID and
+// whether its trace is sampled (api.CorrelationOf its headers): the
+// transports set them, the commands record them in the events they cause.
+func WithCorrelation(ctx context.Context, id string, sampled bool) context.Context {
+	return context.WithValue(ctx, correlationKey{}, correlation{id: id, sampled: sampled})
 }
 
 // Correlation is the correlation ID ctx carries, or "".
 func Correlation(ctx context.Context) string {
-	id, _ := ctx.Value(correlationKey{}).(string)
-	return id
+	c, _ := ctx.Value(correlationKey{}).(correlation)
+	return c.id
+}
+
+// Sampled reports whether the trace of the request behind ctx is sampled.
+func Sampled(ctx context.Context) bool {
+	c, _ := ctx.Value(correlationKey{}).(correlation)
+	return c.sampled
 }

@@ -132,8 +132,8 @@ func (s *Server) restrict(roles []auth.Role, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		corr := api.CorrelationOf(r.Header.Get)
-		r = r.WithContext(endpoint.WithCorrelation(r.Context(), corr))
+		corr, sampled := api.CorrelationOf(r.Header.Get)
+		r = r.WithContext(endpoint.WithCorrelation(r.Context(), corr, sampled))
 		w.Header().Set(api.CorrelationHeader, corr)
 		refuse := func(err error) {
 			p := problemOf(endpoint.Fault(r.Context(), s.d.Log, r.URL.Path, err))
@@ -295,8 +295,8 @@ func (s *Server) middleware(a huma.API) func(huma.Context, func(huma.Context)) {
 		}
 	}
 	return func(ctx huma.Context, next func(huma.Context)) {
-		corr := api.CorrelationOf(ctx.Header)
-		ctx = huma.WithContext(ctx, endpoint.WithCorrelation(ctx.Context(), corr))
+		corr, sampled := api.CorrelationOf(ctx.Header)
+		ctx = huma.WithContext(ctx, endpoint.WithCorrelation(ctx.Context(), corr, sampled))
 		ctx.SetHeader(api.CorrelationHeader, corr)
 		op := ctx.Operation()
 		key := ctx.RemoteAddr()

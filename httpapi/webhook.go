@@ -95,7 +95,7 @@ func (s *Server) webhook(ctx context.Context, kind, prefix string, in *webhookIn
 	}
 	// Refused here what the inbound consumer would dead-letter: the
 	// provider hears of it at once.
-	if _, err := api.ProviderCommand(kind, env.OrderID, in.RawBody, time.Now(), ""); err != nil {
+	if _, err := api.ProviderCommand(kind, env.OrderID, in.RawBody, time.Now(), "", false); err != nil {
 		return Accepted{}, err
 	}
 	seq, dup, err := s.d.Inbound.Publish(ctx, prefix+env.OrderID, "webhook:"+in.Provider+":"+env.ID, in.RawBody)

@@ -66,9 +66,15 @@ func pinned(cert tls.Certificate) *tls.Config {
 // where OMS_INBOUND takes it as it takes a provider's own publish.
 type inbound struct{ js natsjs.JetStream }
 
-// Publish stores a webhook's event with the request's correlation ID.
+// Publish stores a webhook's event with the request's correlation ID (and
+// its trace, sampled as the request was).
 func (i inbound) Publish(ctx context.Context, subject, msgID string, data []byte) (uint64, bool, error) {
-	ack, err := jetstream.Publish(ctx, i.js, subject, msgID, data, nats.Header{api.CorrelationHeader: []string{endpoint.Correlation(ctx)}})
+	corr := endpoint.Correlation(ctx)
+	hdr := nats.Header{api.CorrelationHeader: []string{corr}}
+	if tp := api.TraceParent(corr, endpoint.Sampled(ctx)); tp != "" {
+		hdr.Set(api.TraceParentHeader, tp)
+	}
+	ack, err := jetstream.Publish(ctx, i.js, subject, msgID, data, hdr)
 	if err != nil {
 		return 0, false, err
 	}

@@ -84,8 +84,22 @@ func TestCorrelationAndTimeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.Header.Get(api.CorrelationHeader) != trace || !strings.HasPrefix(req.Header.Get(api.TraceParentHeader), "00-"+trace+"-") {
-		t.Errorf("payment request headers %v", req.Header)
+	if tp := req.Header.Get(api.TraceParentHeader); req.Header.Get(api.CorrelationHeader) != trace ||
+		!strings.HasPrefix(tp, "00-"+trace+"-") || !strings.HasSuffix(tp, "-01") {
+		t.Errorf("payment request headers %v, want the sampled trace continued", req.Header)
+	}
+	// A checkout whose trace is not sampled: nor is what its order sends.
+	const unsampled = "5ce0a2f3577b34da6a3ce929d0e0e473"
+	status, _, body = alice.do(http.MethodPost, "/v1/orders", newOrder("TL-1"),
+		"Idempotency-Key", "tl-3", "traceparent", "00-"+unsampled+"-00f067aa0ba902b7-00")
+	o3 := decodeOrder(t, status, body)
+	h.waitOrder(o3.ID, func(o order.Order) bool { return o.Status == order.StatusCompleted }, "completed")
+	req, err = outbox.GetLastMsgForSubject(h.ctx, jetstream.PaymentRequestsPrefix+o3.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp := req.Header.Get(api.TraceParentHeader); !strings.HasPrefix(tp, "00-"+unsampled+"-") || !strings.HasSuffix(tp, "-00") {
+		t.Errorf("unsampled checkout's payment request headers %v, want its trace continued unsampled", req.Header)
 	}
 
 	// A support cancel over NATS with its own correlation ID.

@@ -36,6 +36,10 @@ type Meta struct {
 	// Empty: the order's own, from its placement. Never part of a
 	// command's fingerprint: a retry may come with another.
 	Correlation string `json:"correlationId,omitempty"`
+	// Sampled is whether the trace Correlation names is sampled (its
+	// caller's traceparent said so), carried on to what the order's
+	// events cause. Not part of a fingerprint either.
+	Sampled bool `json:"traceSampled,omitempty"`
 }
 
 func (m Meta) CommandID() string { return m.ID }

@@ -13,8 +13,10 @@ type State struct {
 	Order   Order     `json:"order"`
 	Applied []Applied `json:"applied"`
 	// Correlation is the placement's correlation ID, which the order's
-	// later events carry unless their command brings its own.
+	// later events carry unless their command brings its own; Sampled
+	// goes with it.
 	Correlation string `json:"correlationId,omitempty"`
+	Sampled     bool   `json:"traceSampled,omitempty"`
 }
 
 // Applied records one command or provider event the order has applied.
@@ -236,13 +238,13 @@ func cancelled(s State, m Meta, hash string, reason CancelReason, detail string,
 
 // newEvent starts an event that leaves status and reservation as they are.
 func newEvent(s State, m Meta, hash string, t EventType) *Event {
-	corr := m.Correlation
+	corr, sampled := m.Correlation, m.Sampled
 	if corr == "" {
-		corr = s.Correlation
+		corr, sampled = s.Correlation, s.Sampled
 	}
 	return &Event{
 		ID: EventID(m.OrderID, m.ID), Type: t, V: EventVersion, OrderID: m.OrderID,
-		At: m.At, By: m.By, CauseID: m.ID, CauseHash: hash, Correlation: corr,
+		At: m.At, By: m.By, CauseID: m.ID, CauseHash: hash, Correlation: corr, Sampled: sampled,
 		Status: s.Order.Status, Reservation: s.Order.Reservation,
 	}
 }
@@ -255,7 +257,7 @@ func Evolve(s State, e Event) State {
 	// State value may share.
 	s.Applied = append(s.Applied[:len(s.Applied):len(s.Applied)], Applied{ID: e.CauseID, Hash: e.CauseHash})
 	if e.Type == EventPlaced {
-		s.Correlation = e.Correlation
+		s.Correlation, s.Sampled = e.Correlation, e.Sampled
 	}
 	change := Change{Who: e.By, When: e.At, What: string(e.Type)}
 	switch e.Type {

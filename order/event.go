@@ -41,7 +41,10 @@ type Event struct {
 	CauseHash string    `json:"causeHash"`
 	// Correlation is the correlation ID of the request behind the event
 	// (Meta.Correlation, or the placement's).
-	Correlation string      `json:"correlationId,omitempty"`
+	Correlation string `json:"correlationId,omitempty"`
+	// Sampled is whether the trace Correlation names was sampled by the
+	// caller: the traceparent of the messages the event causes says so.
+	Sampled     bool        `json:"traceSampled,omitempty"`
 	Status      Status      `json:"status"`
 	Reservation Reservation `json:"reservation"`
 

@@ -281,7 +281,7 @@ func correlation(e order.Event) nats.Header {
 		return nil
 	}
 	hdr := nats.Header{api.CorrelationHeader: []string{e.Correlation}}
-	if tp := api.TraceParent(e.Correlation); tp != "" {
+	if tp := api.TraceParent(e.Correlation, e.Sampled); tp != "" {
 		hdr.Set(api.TraceParentHeader, tp)
 	}
 	return hdr
