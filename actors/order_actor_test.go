@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -13,17 +14,25 @@ import (
 	"github.com/oms-project/oms/order"
 )
 
-// TestOrderActorReadsPastItsCache: an order actor that answered not found
-// (its order placed on another node meanwhile, as around a partition
-// handover), or that holds a state older than the event a caller handles,
-// reads the stream again instead of answering from its cache.
-func TestOrderActorReadsPastItsCache(t *testing.T) {
+// orderDeps is skuDeps with the order stream and the test policy: what an
+// order actor needs.
+func orderDeps(t *testing.T) (*Deps, context.Context) {
+	t.Helper()
 	d, ctx := skuDeps(t)
 	orders, err := d.JS.Stream(ctx, jetstream.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Orders, d.Policy = orders, policy
+	return d, ctx
+}
+
+// TestOrderActorReadsPastItsCache: an order actor that answered not found
+// (its order placed on another node meanwhile, as around a partition
+// handover), or that holds a state older than the event a caller handles,
+// reads the stream again instead of answering from its cache.
+func TestOrderActorReadsPastItsCache(t *testing.T) {
+	d, ctx := orderDeps(t)
 	h := NewHost(NewSystem(d.Log), NewOrderHandler(d), HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16})
 	get := func(atLeast uint64) OrderResult {
 		t.Helper()
@@ -71,12 +80,7 @@ func TestOrderActorReadsPastItsCache(t *testing.T) {
 // the fence, caught up on and answered as done, and the stream holds it
 // once. Appends carry no Nats-Msg-Id: this is the fence's work alone.
 func TestRetryOfAStoredCommandIsNotStoredTwice(t *testing.T) {
-	d, ctx := skuDeps(t)
-	orders, err := d.JS.Stream(ctx, jetstream.StreamOrders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Orders, d.Policy = orders, policy
+	d, ctx := orderDeps(t)
 	opts := HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16}
 	first := NewHost(NewSystem(d.Log), NewOrderHandler(d), opts)
 	second := NewHost(NewSystem(d.Log), NewOrderHandler(d), opts)
@@ -114,7 +118,7 @@ func TestRetryOfAStoredCommandIsNotStoredTwice(t *testing.T) {
 		t.Fatalf("repeated place: %+v", r)
 	}
 	var stored int
-	if err := jetstream.Fold(ctx, orders, jetstream.OrderEventsPrefix+snapshotOrder, 0, func(*natsjs.RawStreamMsg) error {
+	if err := jetstream.Fold(ctx, d.Orders, jetstream.OrderEventsPrefix+snapshotOrder, 0, func(*natsjs.RawStreamMsg) error {
 		stored++
 		return nil
 	}); err != nil {

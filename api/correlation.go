@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"regexp"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Correlation headers. A request's correlation ID follows the order it is
@@ -57,6 +59,20 @@ func NewCorrelation() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// CorrelationHeaders are the headers that carry a correlation ID on to a
+// message: Oms-Correlation-Id and, for a trace ID, a traceparent
+// continuing the trace (TraceParent). nil when there is no ID.
+func CorrelationHeaders(id string, sampled bool) nats.Header {
+	if id == "" {
+		return nil
+	}
+	hdr := nats.Header{CorrelationHeader: []string{id}}
+	if tp := TraceParent(id, sampled); tp != "" {
+		hdr.Set(TraceParentHeader, tp)
+	}
+	return hdr
 }
 
 // TraceParent returns a traceparent header continuing the trace whose ID

@@ -56,27 +56,18 @@ func BenchmarkPatternPublish(b *testing.B) {
 		}
 	}
 	// jetstream.Append: the same fenced append, sent asynchronously and
-	// waited for on its future.
-	appends := func(writers int) func(b *testing.B) {
+	// waited for on its future; withID adds the Nats-Msg-Id it sent until
+	// the eleventh round, which the fence makes redundant.
+	appends := func(writers int, withID bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			js, ctx := startJSForBench(b)
 			measure(b, func() {
 				share(b, writers, 1, func(i, _ int64) error {
 					s := strconv.FormatInt(i, 10)
-					_, err := jetstream.Append(ctx, js, jetstream.OrderEventsPrefix+"o"+s, data, 0, nil)
-					return err
-				})
-			})
-		}
-	}
-	// What jetstream.Append sent until the eleventh round: the same, with
-	// a Nats-Msg-Id the fence makes redundant.
-	appendsWithID := func(writers int) func(b *testing.B) {
-		return func(b *testing.B) {
-			js, ctx := startJSForBench(b)
-			measure(b, func() {
-				share(b, writers, 1, func(i, _ int64) error {
-					s := strconv.FormatInt(i, 10)
+					if !withID {
+						_, err := jetstream.Append(ctx, js, jetstream.OrderEventsPrefix+"o"+s, data, 0, nil)
+						return err
+					}
 					m := nats.NewMsg(jetstream.OrderEventsPrefix + "o" + s)
 					m.Data = data
 					f, err := js.PublishMsgAsync(m, natsjs.WithMsgID("m"+s), natsjs.WithExpectLastSequencePerSubject(0))
@@ -95,9 +86,9 @@ func BenchmarkPatternPublish(b *testing.B) {
 			})
 		}
 	}
-	b.Run("append/writers=1", appends(1))
-	b.Run("append/writers=64", appends(64))
-	b.Run("append-with-msgid/writers=64", appendsWithID(64))
+	b.Run("append/writers=1", appends(1, false))
+	b.Run("append/writers=64", appends(64, false))
+	b.Run("append-with-msgid/writers=64", appends(64, true))
 	b.Run("fenced-sync/writers=1", fenced(1, true))
 	b.Run("fenced-sync/writers=64", fenced(64, true))
 	b.Run("fenced-sync-no-msgid/writers=64", fenced(64, false))

@@ -1,10 +1,6 @@
 package node
 
 import (
-	"github.com/nats-io/nats.go"
-	"github.com/oms-project/oms/api"
-	"github.com/oms-project/oms/endpoint"
-
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -15,7 +11,9 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/endpoint"
 	"github.com/oms-project/oms/jetstream"
 )
 
@@ -69,11 +67,7 @@ type inbound struct{ js natsjs.JetStream }
 // Publish stores a webhook's event with the request's correlation ID (and
 // its trace, sampled as the request was).
 func (i inbound) Publish(ctx context.Context, subject, msgID string, data []byte) (uint64, bool, error) {
-	corr := endpoint.Correlation(ctx)
-	hdr := nats.Header{api.CorrelationHeader: []string{corr}}
-	if tp := api.TraceParent(corr, endpoint.Sampled(ctx)); tp != "" {
-		hdr.Set(api.TraceParentHeader, tp)
-	}
+	hdr := api.CorrelationHeaders(endpoint.Correlation(ctx), endpoint.Sampled(ctx))
 	ack, err := jetstream.Publish(ctx, i.js, subject, msgID, data, hdr)
 	if err != nil {
 		return 0, false, err

@@ -258,7 +258,7 @@ func notify(out Outbox, e order.Event, user, tracking string) error {
 	if err != nil {
 		return err
 	}
-	out.Notify(jetstream.NotificationsPrefix+e.OrderID, data, correlation(e))
+	out.Notify(jetstream.NotificationsPrefix+e.OrderID, data, api.CorrelationHeaders(e.Correlation, e.Sampled))
 	return nil
 }
 
@@ -271,18 +271,7 @@ func publish(out Outbox, prefix string, e order.Event, kind string, v any) error
 	if err != nil {
 		return err
 	}
-	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data, correlation(e))
+	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data, api.CorrelationHeaders(e.Correlation, e.Sampled))
 	return nil
 }
 
-// correlation is the headers that tie a message to the event's request.
-func correlation(e order.Event) nats.Header {
-	if e.Correlation == "" {
-		return nil
-	}
-	hdr := nats.Header{api.CorrelationHeader: []string{e.Correlation}}
-	if tp := api.TraceParent(e.Correlation, e.Sampled); tp != "" {
-		hdr.Set(api.TraceParentHeader, tp)
-	}
-	return hdr
-}
