@@ -274,4 +274,3 @@ func publish(out Outbox, prefix string, e order.Event, kind string, v any) error
 	out.Publish(prefix+e.OrderID, e.ID+":"+kind, data, api.CorrelationHeaders(e.Correlation, e.Sampled))
 	return nil
 }
-
