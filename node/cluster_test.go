@@ -248,8 +248,8 @@ func TestClusterSurvivesNodeLossAndJoin(t *testing.T) {
 					n2.subjectCount(jetstream.StreamOutbox, jetstream.DeliveryRequestPrefix+id),
 					n2.subjectCount(jetstream.StreamInbound, fmt.Sprintf("%s%d.payments.%s", jetstream.InboundPrefix, p, id)),
 					n2.subjectCount(jetstream.StreamInbound, fmt.Sprintf("%s%d.delivery.%s", jetstream.InboundPrefix, p, id)))
-				t.Fatalf("order %s (partition %d) not final via %s: %v %s/%s; stream: %v; %s; members %v",
-					id, p, h.node.ClusterStatus().Node, err, o.Status, o.Reservation, types, stored, members(h))
+				t.Fatalf("order %s (partition %d) not final via %s: %v %s/%s; stream: %v; %s; dead letters %v; members %v",
+					id, p, h.node.ClusterStatus().Node, err, o.Status, o.Reservation, types, stored, n2.deadLettersAbout(id), members(h))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -317,6 +317,27 @@ func TestHappyPathToCompleted(t *testing.T) {
 	}
 }
 
+// deadLettersAbout lists, for a failing test's message, the source and
+// reason of each dead letter that came from the order's own subjects.
+func (h *harness) deadLettersAbout(id string) []string {
+	h.t.Helper()
+	s, err := h.js.Stream(h.ctx, jetstream.StreamDeadLetter)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	err = jetstream.Fold(h.ctx, s, jetstream.DeadLetterPrefix+">", 0, func(m *natsjs.RawStreamMsg) error {
+		if strings.HasSuffix(m.Header.Get(jetstream.HeaderOrigSubject), "."+id) {
+			out = append(out, m.Subject+": "+m.Header.Get(jetstream.HeaderReason))
+		}
+		return nil
+	})
+	if err != nil {
+		out = append(out, err.Error())
+	}
+	return out
+}
+
 func (h *harness) subjectCount(stream, subject string) uint64 {
 	h.t.Helper()
 	s, err := h.js.Stream(h.ctx, stream)
@@ -439,11 +460,15 @@ func TestDuplicatePaymentAppliesOnceAndConflictsAreDeadLettered(t *testing.T) {
 	})
 	h.waitOrder(o.ID, func(got order.Order) bool { return got.Status == order.StatusPaid && got.RefundDue == 999 },
 		"second payment refused and refunded")
-	// The dead letter says why.
-	s, _ := h.js.Stream(h.ctx, jetstream.StreamDeadLetter)
-	m, err := s.GetMsg(h.ctx, 1)
-	if err != nil || m.Header.Get(jetstream.HeaderReason) == "" || m.Header.Get(jetstream.HeaderOrigSubject) == "" {
-		t.Fatalf("dead letter: %+v %v", m, err)
+	// Each dead letter says where it came from (the order's subject) and why.
+	letters := h.deadLettersAbout(o.ID)
+	if len(letters) != 2 {
+		t.Fatalf("dead letters about the order: %q, want the two refused payments", letters)
+	}
+	for _, l := range letters {
+		if !strings.HasPrefix(l, jetstream.DeadLetterPrefix+"inbound: ") || strings.HasSuffix(l, ": ") {
+			t.Fatalf("dead letter %q: want its source and a reason", l)
+		}
 	}
 }
 
