@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -62,4 +63,11 @@ func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, 
 		d.Appended(stream, outcome, eventType, time.Since(began))
 	}
 	return ack, err
+}
+
+// unverified is the answer for a refusal an actor could not check against
+// the stream: retryable (unavailable), naming the refusal and why it could
+// not be checked.
+func unverified(refusal, check error) error {
+	return fmt.Errorf("%w: refusal not verified (%v): %v", api.ErrUnavailable, check, refusal)
 }

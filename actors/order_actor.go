@@ -111,10 +111,15 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 			if derr != nil {
 				// An append is fenced, a refusal is not: before refusing,
 				// make sure no other node moved the order meanwhile (it
-				// may have owned the partition for a while).
+				// may have owned the partition for a while). A refusal
+				// that cannot be checked is not given, as at a SKU.
 				if !verified {
 					verified = true
-					if stale, err := a.stale(ctx); err == nil && stale {
+					stale, err := a.stale(ctx)
+					if err != nil {
+						return OrderResult{Err: unverified(derr, err)}
+					}
+					if stale {
 						if err := a.catchUp(ctx); err != nil {
 							return OrderResult{Err: err}
 						}
@@ -150,7 +155,8 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 	return OrderResult{Err: fmt.Errorf("order %s: gave up after %d fenced appends: %w", a.id, a.d.FencedAttempts, api.ErrUnavailable)}
 }
 
-// stale reports whether the stream holds events this actor has not seen.
+// stale reports whether the stream holds events this actor has not seen;
+// err says the stream did not answer.
 func (a *orderActor) stale(ctx context.Context) (bool, error) {
 	last, err := jetstream.LastSeq(ctx, a.d.Orders, jetstream.OrderEventsPrefix+a.id)
 	return last != a.seq, err

@@ -10,6 +10,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
@@ -126,5 +127,56 @@ func TestRetryOfAStoredCommandIsNotStoredTwice(t *testing.T) {
 	}
 	if stored != 2 {
 		t.Fatalf("stored %d events, want 2 (placed, stock held)", stored)
+	}
+}
+
+// TestRefusalIsGivenOnlyOnceVerified: an order or SKU actor refuses a
+// command only after checking the stream holds nothing it has not seen.
+// When the stream does not answer (a leader election), the refusal, which
+// a stale cache could have got wrong and a pipeline would dead-letter, is
+// answered as unavailable, to be tried again.
+func TestRefusalIsGivenOnlyOnceVerified(t *testing.T) {
+	d, ctx := orderDeps(t)
+	opts := HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16}
+	orders := NewHost(NewSystem(d.Log), NewOrderHandler(d), opts)
+	skus := NewHost(NewSystem(d.Log), NewSKUHandler(d), opts)
+	cmds := orderCommands()
+	// The stock's outcome again under the same command ID, but different.
+	conflict := cmds[1].(order.RecordStock)
+	conflict.Held, conflict.Detail = false, "SKU-1: 2 requested, 0 available"
+	ask := func(msg any) OrderResult {
+		t.Helper()
+		r, err := orders.Request(ctx, snapshotOrder, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(OrderResult)
+	}
+	for _, c := range cmds[:2] {
+		if r := ask(OrderCommand{Cmd: c}); r.Err != nil {
+			t.Fatalf("%T: %v", c, r.Err)
+		}
+	}
+	commit := inventory.Commit{SKU: "SKU-1", OrderID: "never-reserved", At: time.Now()}
+	skuRequest(t, ctx, skus, "SKU-1", inventory.SetStock{ID: "count-1", SKU: "SKU-1", Quantity: 5, At: time.Now()})
+	if r := ask(OrderCommand{Cmd: conflict}); !errors.Is(r.Err, order.ErrIdempotencyConflict) {
+		t.Fatalf("a second stock outcome: %v, want an idempotency conflict", r.Err)
+	}
+	if r := skuRequest(t, ctx, skus, "SKU-1", commit); !errors.Is(r.Err, inventory.ErrNoReservation) {
+		t.Fatalf("commit without a hold: %v, want no reservation", r.Err)
+	}
+	// The stream stops answering; both actors keep their state in memory.
+	d.JS.Conn().Close()
+	r := ask(OrderCommand{Cmd: conflict})
+	if !errors.Is(r.Err, api.ErrUnavailable) || errors.Is(r.Err, order.ErrIdempotencyConflict) || !api.Retryable(r.Err) {
+		t.Fatalf("unverifiable order refusal: %v, want unavailable", r.Err)
+	}
+	s := skuRequest(t, ctx, skus, "SKU-1", commit)
+	if !errors.Is(s.Err, api.ErrUnavailable) || errors.Is(s.Err, inventory.ErrNoReservation) || !api.Retryable(s.Err) {
+		t.Fatalf("unverifiable SKU refusal: %v, want unavailable", s.Err)
+	}
+	// A read still answers from memory.
+	if g, err := skus.Request(ctx, "SKU-1", GetStock{}); err != nil || g.(SKUResult).Err != nil || g.(SKUResult).Stock.OnHand != 5 {
+		t.Fatalf("stock read without the stream: %+v %v", g, err)
 	}
 }

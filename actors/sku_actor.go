@@ -80,7 +80,8 @@ attempts:
 		}
 		if !fresh {
 			fresh = true
-			if a.stale(ctx) {
+			// A check that gets no answer leaves the read to memory.
+			if stale, _ := a.stale(ctx); stale {
 				a.reset()
 				continue
 			}
@@ -106,12 +107,25 @@ attempts:
 			}
 		}
 		// Appends are fenced, refusals are not: before refusing, make sure
-		// no other node moved the SKU meanwhile.
+		// no other node moved the SKU meanwhile. A refusal that cannot be
+		// checked is not given (the stream is electing a leader): from a
+		// cache another node moved past it could be wrong, and a pipeline
+		// would dead-letter the event it refuses; it is answered as
+		// unavailable, to be tried again, while the other commands of the
+		// batch go on (their append is fenced).
 		if refused && !verified {
 			verified = true
-			if a.stale(ctx) {
+			stale, err := a.stale(ctx)
+			if stale {
 				a.reset()
 				continue
+			}
+			if err != nil {
+				for i := range errs {
+					if errs[i] != nil {
+						errs[i] = unverified(errs[i], err)
+					}
+				}
 			}
 		}
 		if len(events) > 0 {
@@ -159,12 +173,11 @@ func orderOf(cmd any) string {
 	return ""
 }
 
-// stale reports whether the stream holds events this actor has not seen.
-// A check that gets no answer counts as fresh: appends are fenced anyway,
-// and a read then answers from memory.
-func (a *skuActor) stale(ctx context.Context) bool {
+// stale reports whether the stream holds events this actor has not seen;
+// err says the stream did not answer (stale is then false).
+func (a *skuActor) stale(ctx context.Context) (bool, error) {
 	last, err := jetstream.LastSeq(ctx, a.d.SKUs, a.subject)
-	return err == nil && last != a.seq
+	return err == nil && last != a.seq, err
 }
 
 // reset drops the in-memory state; the next request reloads it from the
