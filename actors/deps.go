@@ -35,6 +35,10 @@ type Deps struct {
 	// otherwise keep overtaking each other.
 	FencedAttempts int
 	Fenced         jetstream.Backoff
+	// Leaderless paces the tries of an append that found no stream to
+	// answer it (its leader being elected), for up to leaderlessWait or
+	// the request's deadline.
+	Leaderless jetstream.Backoff
 	// Appended, if set, hears of every append: its stream, its outcome
 	// (ok, fenced, error), the order event's type (empty for a SKU's
 	// batch) and how long the actor waited.
@@ -52,6 +56,16 @@ func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, 
 	}
 	began := time.Now()
 	ack, err := jetstream.Append(ctx, d.JS, subject, data, expectedLast, hdr)
+	// No stream answered: no server holds its leadership (an election
+	// after a leader's loss lasts seconds), so nothing was stored. Trying
+	// again until a leader answers lets a placement wait out the election
+	// within its deadline instead of failing at once, as hundreds did in
+	// the chaos rounds that kill the leader; the append is fenced, so no
+	// try can store it twice.
+	for tries := 1; leaderless(err) && ctx.Err() == nil && time.Since(began) < leaderlessWait; tries++ {
+		d.Leaderless.Wait(ctx, tries)
+		ack, err = jetstream.Append(ctx, d.JS, subject, data, expectedLast, hdr)
+	}
 	if d.Appended != nil {
 		outcome := metrics.OutcomeOK
 		switch {
@@ -63,6 +77,16 @@ func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, 
 		d.Appended(stream, outcome, eventType, time.Since(began))
 	}
 	return ack, err
+}
+
+// leaderlessWait bounds how long an append waits for a stream leader:
+// longer than an election (the server's election timeout is at most 9 s),
+// for a caller whose context has no deadline of its own.
+const leaderlessWait = 10 * time.Second
+
+// leaderless reports an append that no server answered for the stream.
+func leaderless(err error) bool {
+	return errors.Is(err, natsjs.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // unverified is the answer for a refusal an actor could not check against

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/internal/poll"
 	"github.com/oms-project/oms/inventory"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
@@ -178,5 +180,72 @@ func TestRefusalIsGivenOnlyOnceVerified(t *testing.T) {
 	// A read still answers from memory.
 	if g, err := skus.Request(ctx, "SKU-1", GetStock{}); err != nil || g.(SKUResult).Err != nil || g.(SKUResult).Stock.OnHand != 5 {
 		t.Fatalf("stock read without the stream: %+v %v", g, err)
+	}
+}
+
+// TestAppendWaitsForAStreamLeader: an append that no stream answers (its
+// leader being elected, after the leader's node was lost) is tried again
+// until one does, within the request's deadline, instead of failing the
+// placement at once; past the deadline the caller is told to try again.
+func TestAppendWaitsForAStreamLeader(t *testing.T) {
+	d, ctx := orderDeps(t)
+	d.Leaderless = jetstream.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+	h := NewHost(NewSystem(d.Log), NewOrderHandler(d), HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16})
+	cmds := orderCommands()
+	ask := func(ctx context.Context, c order.Command) error {
+		r, err := h.Request(ctx, snapshotOrder, OrderCommand{Cmd: c})
+		if err == nil {
+			err = r.(OrderResult).Err
+		}
+		return err
+	}
+	info, err := d.Orders.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the stream no server answers its subjects, as in an election.
+	if err := d.JS.DeleteStream(ctx, jetstream.StreamOrders); err != nil {
+		t.Fatal(err)
+	}
+	sent := d.JS.Conn().Stats().OutMsgs
+	done := make(chan error, 1)
+	go func() { done <- ask(ctx, cmds[0]) }()
+	// nats.go itself sends a publish that no one answered twice more,
+	// 250 ms apart: the leader appears only after more tries than that
+	// (the actor waits, it did not fail), or when the placement gave up.
+	var failed error
+	poll.Until(t, 10*time.Second, "more tries than nats.go makes", func() (bool, string) {
+		select {
+		case failed = <-done:
+			return true, ""
+		default:
+		}
+		n := d.JS.Conn().Stats().OutMsgs - sent
+		return n > 3, fmt.Sprint(n, " tries")
+	})
+	if failed != nil {
+		t.Fatalf("placement with no stream leader failed before its deadline: %v", failed)
+	}
+	if _, err := d.JS.CreateStream(ctx, info.Config); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("placement across the election: %v", err)
+	}
+	var stored int
+	if err := jetstream.Fold(ctx, d.Orders, jetstream.OrderEventsPrefix+snapshotOrder, 0, func(*natsjs.RawStreamMsg) error {
+		stored++
+		return nil
+	}); err != nil || stored != 1 {
+		t.Fatalf("stored %d events (%v), want the placement once", stored, err)
+	}
+	// A leader that does not come back within the request's deadline.
+	if err := d.JS.DeleteStream(ctx, jetstream.StreamOrders); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := ask(short, cmds[1]); err == nil || !api.Retryable(err) {
+		t.Fatalf("an append with no stream leader past its deadline: %v, want a retryable failure", err)
 	}
 }

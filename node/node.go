@@ -351,8 +351,9 @@ func (n *Node) startCommands(ctx context.Context) error {
 	deps := &actors.Deps{JS: n.cmdJS, Orders: orders, SKUs: skus, DB: n.db, Snapshots: snaps,
 		Policy: order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
 		Log:    n.log, SnapshotEvery: t.SnapshotEvery, FencedAttempts: t.FencedAttempts,
-		Fenced:   jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond},
-		Appended: n.metrics.Append, Node: cfg.NodeName}
+		Fenced:     jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond},
+		Leaderless: jetstream.Backoff{Base: 50 * time.Millisecond, Max: 500 * time.Millisecond},
+		Appended:   n.metrics.Append, Node: cfg.NodeName}
 	system := actors.NewSystem(n.log)
 	n.onStop(system.Shutdown)
 	orderActors := actors.NewHost(system, actors.NewOrderHandler(deps),
