@@ -57,6 +57,55 @@ type Pipeline struct {
 	// Observe, if set, hears how each message was settled (ok, retry,
 	// dead_letter) and how long its handler took.
 	Observe func(pipeline, outcome string, took time.Duration)
+	// AckWait is the consumer's acknowledgement wait. A handler may take
+	// up to Timeout, longer than that when it waits out a stream leader's
+	// election; one still at work after a third of it tells the server so
+	// (+WPI), every third, so the message is not delivered again to
+	// another worker or node while it is handled. 0: never.
+	AckWait time.Duration
+}
+
+// handling is the message one goroutine of a pipeline is at work on, and
+// since when, for the pipeline to tell the server it is still at work.
+type handling struct {
+	mu    sync.Mutex
+	msg   natsjs.Msg
+	since time.Time
+}
+
+func (h *handling) begin(m natsjs.Msg) {
+	h.mu.Lock()
+	h.msg, h.since = m, time.Now()
+	h.mu.Unlock()
+}
+
+func (h *handling) end() {
+	h.mu.Lock()
+	h.msg = nil
+	h.mu.Unlock()
+}
+
+// keepWorking tells the server, every third of the ack wait until ctx
+// ends, of each message handled for longer than that.
+func (p *Pipeline) keepWorking(ctx context.Context, slots []handling) {
+	every := p.AckWait / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for i := range slots {
+				h := &slots[i]
+				h.mu.Lock()
+				if h.msg != nil && now.Sub(h.since) >= every {
+					_ = h.msg.InProgress()
+				}
+				h.mu.Unlock()
+			}
+		}
+	}
 }
 
 // errPanicked marks a handler that panicked: never retried, since the
@@ -86,6 +135,13 @@ func (p *Pipeline) consume(cons natsjs.Consumer, reopen func(context.Context) (n
 	var running sync.WaitGroup
 	var admit sync.RWMutex
 	stopped := false
+	// One slot per goroutine that handles messages: the callback's own
+	// when it handles them, else each worker's.
+	slots := make([]handling, max(1, p.Workers))
+	if p.AckWait > 0 && p.Timeout >= p.AckWait/3 {
+		running.Add(1)
+		go func() { defer running.Done(); p.keepWorking(ctx, slots) }()
+	}
 	callback := func(m natsjs.Msg) {
 		admit.RLock()
 		if stopped {
@@ -95,24 +151,24 @@ func (p *Pipeline) consume(cons natsjs.Consumer, reopen func(context.Context) (n
 		running.Add(1)
 		admit.RUnlock()
 		defer running.Done()
-		p.process(ctx, m)
+		p.process(ctx, m, &slots[0])
 	}
 	if p.Workers > 0 {
 		workers := make([]chan natsjs.Msg, p.Workers)
 		for i := range workers {
 			workers[i] = make(chan natsjs.Msg, 8)
 			running.Add(1)
-			go func(ch chan natsjs.Msg) {
+			go func(ch chan natsjs.Msg, h *handling) {
 				defer running.Done()
 				for {
 					select {
 					case m := <-ch:
-						p.process(ctx, m)
+						p.process(ctx, m, h)
 					case <-ctx.Done():
 						return
 					}
 				}
-			}(workers[i])
+			}(workers[i], &slots[i])
 		}
 		callback = func(m natsjs.Msg) {
 			w := 0
@@ -222,11 +278,13 @@ func (p *Pipeline) consume(cons natsjs.Consumer, reopen func(context.Context) (n
 // asks whether its consumer still exists.
 const goneCheckInterval = time.Second
 
-// process runs the handler on one message and settles it.
-func (p *Pipeline) process(ctx context.Context, m natsjs.Msg) {
+// process runs the handler on one message, in slot h, and settles it.
+func (p *Pipeline) process(ctx context.Context, m natsjs.Msg, h *handling) {
 	hctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	began := time.Now()
+	h.begin(m)
 	err := p.call(hctx, m)
+	h.end()
 	took := time.Since(began)
 	cancel()
 	switch {

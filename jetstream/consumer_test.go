@@ -402,3 +402,54 @@ func TestBackoffGrowsWithinBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineKeepsALongHandlerItsMessage: a handler that takes longer
+// than the consumer's ack wait (waiting out an election, within its own
+// timeout) keeps its message: the pipeline tells the server it is still at
+// work, so the message is not delivered again meanwhile.
+func TestPipelineKeepsALongHandlerItsMessage(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	const ackWait = 600 * time.Millisecond
+	cons, err := env.JS.CreateOrUpdateConsumer(env.Ctx, jetstream.StreamOutbox, natsjs.ConsumerConfig{Durable: "slow",
+		FilterSubject: jetstream.PaymentRequestsPrefix + ">", AckPolicy: natsjs.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, handled atomic.Int64
+	for _, workers := range []int{0, 2} {
+		calls.Store(0)
+		handled.Store(0)
+		p := &jetstream.Pipeline{Name: "slow", JS: env.JS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Timeout: 10 * ackWait, MaxAttempts: 3, Backoff: jetstream.Backoff{Base: time.Millisecond, Max: 10 * time.Millisecond},
+			Workers: workers, AckWait: ackWait,
+			Handle: func(ctx context.Context, m jetstream.Msg) error {
+				calls.Add(1)
+				select { // four ack waits
+				case <-time.After(4 * ackWait):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				handled.Add(1)
+				return nil
+			}}
+		stop, err := p.Consume(cons)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.JS.Publish(env.Ctx, jetstream.PaymentRequestsPrefix+"slow-"+strconv.Itoa(workers), []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		poll.Until(t, 20*ackWait, "the slow message handled", func() (bool, string) {
+			return handled.Load() >= 1, fmt.Sprint(handled.Load())
+		})
+		// Anything delivered again would be at work by now (and counted).
+		info, err := cons.Info(env.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		if calls.Load() != 1 || info.NumRedelivered != 0 {
+			t.Fatalf("workers=%d: handler called %d times, %d redelivered, want once", workers, calls.Load(), info.NumRedelivered)
+		}
+	}
+}

@@ -454,7 +454,8 @@ func (n *Node) pipeline(name string, h jetstream.Handler, workers int, key func(
 	}
 	return &jetstream.Pipeline{Name: name, Handle: h, JS: n.js, Log: n.log, Timeout: n.cfg.RequestTimeout,
 		MaxAttempts: t.MaxAttempts, Backoff: jetstream.Backoff{Base: t.RetryBase, Max: t.RetryMax},
-		Retryable: pipelineRetryable, Workers: workers, Key: key, Attrs: attrs, Observe: n.metrics.Handled}
+		Retryable: pipelineRetryable, Workers: workers, Key: key, Attrs: attrs, Observe: n.metrics.Handled,
+		AckWait: t.AckWait}
 }
 
 // pipelineRetryable classifies a pipeline's failures as the API does
