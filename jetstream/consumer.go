@@ -99,10 +99,14 @@ func (p *Pipeline) keepWorking(ctx context.Context, slots []handling) {
 			for i := range slots {
 				h := &slots[i]
 				h.mu.Lock()
-				if h.msg != nil && now.Sub(h.since) >= every {
-					_ = h.msg.InProgress()
+				m := h.msg
+				if m != nil && now.Sub(h.since) < every {
+					m = nil
 				}
 				h.mu.Unlock()
+				if m != nil { // outside the lock: the worker goes on meanwhile
+					_ = m.InProgress()
+				}
 			}
 		}
 	}
