@@ -30,6 +30,29 @@ func orderDeps(t *testing.T) (*Deps, context.Context) {
 	return d, ctx
 }
 
+// askOrder sends msg to the test order's actor at h and returns its reply.
+func askOrder(t *testing.T, ctx context.Context, h *Host, msg any) OrderResult {
+	t.Helper()
+	r, err := h.Request(ctx, snapshotOrder, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.(OrderResult)
+}
+
+// storedEvents counts the test order's events in the stream.
+func storedEvents(t *testing.T, ctx context.Context, d *Deps) int {
+	t.Helper()
+	var n int
+	if err := jetstream.Fold(ctx, d.Orders, jetstream.OrderEventsPrefix+snapshotOrder, 0, func(*natsjs.RawStreamMsg) error {
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestOrderActorReadsPastItsCache: an order actor that answered not found
 // (its order placed on another node meanwhile, as around a partition
 // handover), or that holds a state older than the event a caller handles,
@@ -37,14 +60,7 @@ func orderDeps(t *testing.T) (*Deps, context.Context) {
 func TestOrderActorReadsPastItsCache(t *testing.T) {
 	d, ctx := orderDeps(t)
 	h := NewHost(NewSystem(d.Log), NewOrderHandler(d), HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16})
-	get := func(atLeast uint64) OrderResult {
-		t.Helper()
-		r, err := h.Request(ctx, snapshotOrder, GetOrder{AtLeast: atLeast})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.(OrderResult)
-	}
+	get := func(atLeast uint64) OrderResult { t.Helper(); return askOrder(t, ctx, h, GetOrder{AtLeast: atLeast}) }
 	if r := get(0); !errors.Is(r.Err, order.ErrNotFound) {
 		t.Fatalf("before the placement: %+v", r)
 	}
@@ -88,14 +104,7 @@ func TestRetryOfAStoredCommandIsNotStoredTwice(t *testing.T) {
 	first := NewHost(NewSystem(d.Log), NewOrderHandler(d), opts)
 	second := NewHost(NewSystem(d.Log), NewOrderHandler(d), opts)
 	cmds := orderCommands()
-	ask := func(h *Host, msg any) OrderResult {
-		t.Helper()
-		r, err := h.Request(ctx, snapshotOrder, msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.(OrderResult)
-	}
+	ask := func(h *Host, msg any) OrderResult { t.Helper(); return askOrder(t, ctx, h, msg) }
 	if r := ask(first, OrderCommand{Cmd: cmds[0]}); r.Err != nil || !r.Appended {
 		t.Fatalf("place: %+v", r)
 	}
@@ -120,14 +129,7 @@ func TestRetryOfAStoredCommandIsNotStoredTwice(t *testing.T) {
 	if r := ask(third, OrderCommand{Cmd: cmds[0]}); r.Err != nil || r.Appended || r.Order.Version != held.Order.Version {
 		t.Fatalf("repeated place: %+v", r)
 	}
-	var stored int
-	if err := jetstream.Fold(ctx, d.Orders, jetstream.OrderEventsPrefix+snapshotOrder, 0, func(*natsjs.RawStreamMsg) error {
-		stored++
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if stored != 2 {
+	if stored := storedEvents(t, ctx, d); stored != 2 {
 		t.Fatalf("stored %d events, want 2 (placed, stock held)", stored)
 	}
 }
@@ -146,14 +148,7 @@ func TestRefusalIsGivenOnlyOnceVerified(t *testing.T) {
 	// The stock's outcome again under the same command ID, but different.
 	conflict := cmds[1].(order.RecordStock)
 	conflict.Held, conflict.Detail = false, "SKU-1: 2 requested, 0 available"
-	ask := func(msg any) OrderResult {
-		t.Helper()
-		r, err := orders.Request(ctx, snapshotOrder, msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.(OrderResult)
-	}
+	ask := func(msg any) OrderResult { t.Helper(); return askOrder(t, ctx, orders, msg) }
 	for _, c := range cmds[:2] {
 		if r := ask(OrderCommand{Cmd: c}); r.Err != nil {
 			t.Fatalf("%T: %v", c, r.Err)
@@ -189,7 +184,6 @@ func TestRefusalIsGivenOnlyOnceVerified(t *testing.T) {
 // placement at once; past the deadline the caller is told to try again.
 func TestAppendWaitsForAStreamLeader(t *testing.T) {
 	d, ctx := orderDeps(t)
-	d.Leaderless = jetstream.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}
 	h := NewHost(NewSystem(d.Log), NewOrderHandler(d), HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16})
 	cmds := orderCommands()
 	ask := func(ctx context.Context, c order.Command) error {
@@ -232,12 +226,8 @@ func TestAppendWaitsForAStreamLeader(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("placement across the election: %v", err)
 	}
-	var stored int
-	if err := jetstream.Fold(ctx, d.Orders, jetstream.OrderEventsPrefix+snapshotOrder, 0, func(*natsjs.RawStreamMsg) error {
-		stored++
-		return nil
-	}); err != nil || stored != 1 {
-		t.Fatalf("stored %d events (%v), want the placement once", stored, err)
+	if stored := storedEvents(t, ctx, d); stored != 1 {
+		t.Fatalf("stored %d events, want the placement once", stored)
 	}
 	// A leader that does not come back within the request's deadline.
 	if err := d.JS.DeleteStream(ctx, jetstream.StreamOrders); err != nil {

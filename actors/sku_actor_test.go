@@ -34,7 +34,8 @@ func skuDeps(t testing.TB) (*Deps, context.Context) {
 	snaps := store.NewSnapshotter(db, 1024, 10*time.Millisecond, log)
 	t.Cleanup(snaps.Close)
 	return &Deps{JS: env.JS, SKUs: skus, DB: db, Snapshots: snaps, Log: log, SnapshotEvery: 64, FencedAttempts: 8,
-		Fenced: jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond}}, env.Ctx
+		Fenced:     jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond},
+		Leaderless: jetstream.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}}, env.Ctx
 }
 
 func skuRequest(t *testing.T, ctx context.Context, h *Host, sku string, cmd any) SKUResult {
