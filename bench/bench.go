@@ -47,7 +47,10 @@ type Options struct {
 	Lines          int // lines per order
 	PaymentFailure float64
 	Partitions     int
-	DataDir        string // empty: a temporary directory, removed afterwards
+	// ReadModelCommitInterval is the node's --read-model-commit-interval
+	// (0: its default).
+	ReadModelCommitInterval time.Duration
+	DataDir                 string // empty: a temporary directory, removed afterwards
 	// Server, when set, drives a running deployment at this NATS URL
 	// instead of starting a node; it must run the simulated providers.
 	Server string
@@ -410,6 +413,9 @@ func startLocal(ctx context.Context, o Options, log *slog.Logger) (*node.Node, *
 	cfg.HTTP.Listen, cfg.HTTP.InternalListen = "", ""
 	if o.Partitions > 0 {
 		cfg.Partitions = o.Partitions
+	}
+	if o.ReadModelCommitInterval > 0 {
+		cfg.Tuning.ReadModelCommitInterval = o.ReadModelCommitInterval
 	}
 	n, err := node.Start(ctx, cfg, log)
 	if err != nil {
