@@ -408,16 +408,7 @@ func startLocal(ctx context.Context, o Options, log *slog.Logger) (*node.Node, *
 		cleanups = append(cleanups, func() { os.RemoveAll(d) })
 		dir = d
 	}
-	cfg := config.Default()
-	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
-	cfg.HTTP.Listen, cfg.HTTP.InternalListen = "", ""
-	if o.Partitions > 0 {
-		cfg.Partitions = o.Partitions
-	}
-	if o.ReadModelCommitInterval > 0 {
-		cfg.Tuning.ReadModelCommitInterval = o.ReadModelCommitInterval
-	}
-	n, err := node.Start(ctx, cfg, log)
+	n, err := node.Start(ctx, nodeConfig(o, dir), log)
 	if err != nil {
 		cleanup()
 		return nil, nil, func() {}, err
@@ -500,4 +491,19 @@ func progress(w io.Writer, tr *tracker, began time.Time, total int) func() {
 		}
 	}()
 	return func() { close(stop); wg.Wait() }
+}
+
+// nodeConfig is the node under test: oms serve's defaults, no listeners but
+// NATS on a random loopback port, the run's partitions and read-model spacing.
+func nodeConfig(o Options, dir string) config.Config {
+	cfg := config.Default()
+	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
+	cfg.HTTP.Listen, cfg.HTTP.InternalListen = "", ""
+	if o.Partitions > 0 {
+		cfg.Partitions = o.Partitions
+	}
+	if o.ReadModelCommitInterval > 0 {
+		cfg.Tuning.ReadModelCommitInterval = o.ReadModelCommitInterval
+	}
+	return cfg
 }

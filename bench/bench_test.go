@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/jetstream"
 )
 
@@ -23,19 +24,17 @@ func TestRunDrivesEveryOrderToItsEnd(t *testing.T) {
 		failure              float64
 		completed, cancelled int
 		orderEvents, outbox  float64
-		commitInterval       time.Duration // the node's read-model spacing; 0: its default
 	}{
 		// placed, stock held, paid, shipped, completed; the payment
 		// request and the delivery request (notifications are sent, not
 		// stored).
-		{"all paid", 0, 30, 0, 5, 2, 0},
-		// placed, stock held, cancelled; the payment request. With
-		// read-model transactions far apart, every end is still seen.
-		{"all payments fail", 1, 0, 30, 3, 1, 150 * time.Millisecond},
+		{"all paid", 0, 30, 0, 5, 2},
+		// placed, stock held, cancelled; the payment request.
+		{"all payments fail", 1, 0, 30, 3, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Run(ctx, Options{Orders: 30, Concurrency: 8, SKUs: 5, Lines: 1, PaymentFailure: tc.failure,
-				Partitions: 8, ReadModelCommitInterval: tc.commitInterval, DataDir: t.TempDir(), Timeout: time.Minute}, log)
+				Partitions: 8, DataDir: t.TempDir(), Timeout: time.Minute}, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,5 +68,21 @@ func TestRunDrivesEveryOrderToItsEnd(t *testing.T) {
 					res.GCCycles, res.GCShare, res.GCAssistShare, res.AllocatedKBPerOrder, res.LiveHeapMB, res.ScannableHeapMB)
 			}
 		})
+	}
+}
+
+// TestNodeConfigTakesTheRunsTuning: what the run asks for reaches the node
+// under test, and what it leaves unset stays as oms serve has it.
+func TestNodeConfigTakesTheRunsTuning(t *testing.T) {
+	def := config.Default()
+	cfg := nodeConfig(Options{}, "d")
+	if cfg.Partitions != def.Partitions || cfg.Tuning.ReadModelCommitInterval != def.Tuning.ReadModelCommitInterval {
+		t.Fatalf("unset options: %d partitions, %v spacing; want %d, %v", cfg.Partitions,
+			cfg.Tuning.ReadModelCommitInterval, def.Partitions, def.Tuning.ReadModelCommitInterval)
+	}
+	cfg = nodeConfig(Options{Partitions: 4, ReadModelCommitInterval: 150 * time.Millisecond}, "d")
+	if cfg.Partitions != 4 || cfg.Tuning.ReadModelCommitInterval != 150*time.Millisecond || cfg.DataDir != "d" {
+		t.Fatalf("set options: %d partitions, %v spacing, dir %q; want 4, 150ms, d", cfg.Partitions,
+			cfg.Tuning.ReadModelCommitInterval, cfg.DataDir)
 	}
 }
