@@ -104,6 +104,20 @@ type Result struct {
 	// placed order, in all and by stream: the server's work grows with it.
 	StoredPerOrder         float64            `json:"storedMessagesPerOrder"`
 	StoredPerOrderByStream map[string]float64 `json:"storedMessagesPerOrderByStream"`
+	// The messages per placed order that the embedded server's client
+	// connections sent it and received from it, by connection (the node's
+	// pipeline and simulators, its command path, the load generator) and
+	// in all: the wire the server works for, measured instead of counted
+	// from the code. Absent with --target, whose server is not in reach.
+	MessagesPerOrderByConnection map[string]MessageRate `json:"messagesPerOrderByConnection,omitempty"`
+	SentPerOrder                 float64                `json:"messagesSentPerOrder,omitempty"`
+	ReceivedPerOrder             float64                `json:"messagesReceivedPerOrder,omitempty"`
+}
+
+// MessageRate is a connection's messages per placed order.
+type MessageRate struct {
+	Sent     float64 `json:"sent"`
+	Received float64 `json:"received"`
 }
 
 // Validate names the first bad option.
@@ -202,12 +216,19 @@ func (t *tracker) check() {
 	}
 }
 
+// LoadGenerator is the name of the run's client connection, which places
+// the orders and hears their notifications as a storefront would.
+const LoadGenerator = "oms bench load generator"
+
 // Run starts a node, drives the load and reports.
 func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 	if err := o.Validate(); err != nil {
 		return Result{}, err
 	}
 	url, connect := o.Server, o.Connect
+	// traffic reads the embedded server's per-connection counts, when the
+	// run has one.
+	traffic := func() map[string]jetstream.Traffic { return nil }
 	if url == "" {
 		n, sim, cleanup, err := startLocal(ctx, o, log)
 		if err != nil {
@@ -215,6 +236,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 		}
 		defer cleanup()
 		_ = sim
+		traffic = func() map[string]jetstream.Traffic {
+			t, err := n.ClientTraffic()
+			if err != nil {
+				log.Warn("bench: connection figures", "err", err)
+			}
+			return t
+		}
 		url = n.ClientURL()
 		admin, err := n.Credentials().Connect(credentials.UserAdmin)
 		if err != nil {
@@ -224,7 +252,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 	}
 	// The load generator is a separate client, as a storefront would be
 	// (as the admin: it also follows the notifications and the streams).
-	nc, err := nats.Connect(url, append(connect, nats.Name("oms bench"))...)
+	nc, err := nats.Connect(url, append(connect, nats.Name(LoadGenerator))...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -265,7 +293,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	stored0 := storedMessages(ctx, js)
+	stored0, traffic0 := storedMessages(ctx, js), traffic()
 
 	var limiter *rate.Limiter
 	if o.Rate > 0 {
@@ -341,6 +369,7 @@ feed:
 	var cpu1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &cpu1)
 	gc1 := readGC()
+	traffic1 := traffic()
 
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -370,6 +399,16 @@ feed:
 	runtime.GC()
 	kept := readGC()
 	res.LiveHeapMB, res.ScannableHeapMB = float64(kept.live)/(1<<20), float64(kept.scannable)/(1<<20)
+	if traffic0 != nil && traffic1 != nil {
+		res.MessagesPerOrderByConnection = map[string]MessageRate{}
+		per := func(n int64) float64 { return float64(n) / float64(max(res.Acked, 1)) }
+		for name, t := range traffic1 {
+			r := MessageRate{Sent: per(t.Sent - traffic0[name].Sent), Received: per(t.Received - traffic0[name].Received)}
+			res.MessagesPerOrderByConnection[name] = r
+			res.SentPerOrder += r.Sent
+			res.ReceivedPerOrder += r.Received
+		}
+	}
 	res.StoredPerOrderByStream = map[string]float64{}
 	for name, n := range storedMessages(ctx, js) {
 		per := float64(n-stored0[name]) / float64(max(res.Acked, 1))

@@ -55,6 +55,29 @@ func TestRunDrivesEveryOrderToItsEnd(t *testing.T) {
 			if s := by[jetstream.StreamSKUs]; s <= 0 || s > 2 {
 				t.Errorf("%s: %.2f messages per order, want (0, 2]", jetstream.StreamSKUs, s)
 			}
+			// The wire, per order: every stored message is sent by one of
+			// the node's connections (the simulators use its pipeline's)
+			// and acknowledged to it; each placement is a request of the
+			// load generator, answered, and its notifications follow.
+			conns := res.MessagesPerOrderByConnection
+			lg, pipeline, commands := conns[LoadGenerator], conns["oms bench"], conns["oms bench commands"]
+			if len(conns) != 3 {
+				t.Errorf("connections %v, want the load generator's and the node's two", conns)
+			}
+			if lg.Sent < 1 || lg.Received < 2 {
+				t.Errorf("load generator sent %.2f and received %.2f messages per order, want at least 1 and 2", lg.Sent, lg.Received)
+			}
+			if node := pipeline.Sent + commands.Sent; node < res.StoredPerOrder || pipeline.Received+commands.Received < res.StoredPerOrder {
+				t.Errorf("the node sent %.2f and received %.2f messages per order, fewer than the %.2f it stored",
+					node, pipeline.Received+commands.Received, res.StoredPerOrder)
+			}
+			if d := res.SentPerOrder - (lg.Sent + pipeline.Sent + commands.Sent); d < -1e-9 || d > 1e-9 {
+				t.Errorf("sent %.2f per order in all, not the sum of %v", res.SentPerOrder, conns)
+			}
+			if d := res.ReceivedPerOrder - (lg.Received + pipeline.Received + commands.Received); d < -1e-9 || d > 1e-9 {
+				t.Errorf("received %.2f per order in all, not the sum of %v", res.ReceivedPerOrder, conns)
+			}
+			t.Logf("messages per order: %+v", conns)
 			if res.CPUSecondsPer1000 <= 0 || res.AckP99 <= 0 || res.DoneP50 <= 0 {
 				t.Errorf("figures missing: %+v", res)
 			}

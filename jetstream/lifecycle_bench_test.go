@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	bolt "go.etcd.io/bbolt"
@@ -332,6 +333,7 @@ func runLifecycle(b *testing.B, o lifecycleOptions) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	acks := make([]time.Duration, 0, b.N)
+	traffic0 := clientTraffic(b, env.Server)
 	began := time.Now()
 	measureAs(b, "cpu-µs/order", func() {
 		var wg sync.WaitGroup
@@ -368,6 +370,13 @@ func runLifecycle(b *testing.B, o lifecycleOptions) {
 	if n := l.errs.Load(); n > 0 {
 		b.Fatalf("%d errors, first: %v", n, l.err.Load())
 	}
+	// The wire per order, counted as oms bench counts it.
+	var sent, received int64
+	for name, t := range clientTraffic(b, env.Server) {
+		sent, received = sent+t.Sent-traffic0[name].Sent, received+t.Received-traffic0[name].Received
+	}
+	b.ReportMetric(float64(sent)/float64(b.N), "sent/order")
+	b.ReportMetric(float64(received)/float64(b.N), "received/order")
 	slices.Sort(acks)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "orders/s")
 	b.ReportMetric(float64(acks[len(acks)/2].Microseconds())/1000, "ack-p50-ms")
@@ -454,4 +463,12 @@ func project(b *testing.B, l *lifecycle) func() {
 		<-finished
 		_ = db.Close()
 	}
+}
+
+func clientTraffic(b *testing.B, srv *server.Server) map[string]jetstream.Traffic {
+	t, err := jetstream.ClientTraffic(srv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
 }

@@ -129,3 +129,36 @@ func free(addr string) error {
 	}
 	return ln.Close()
 }
+
+// Traffic is what one client connection exchanged with a server: the
+// messages it sent (publishes, requests, replies, acks, pulls) and the
+// messages the server delivered to it.
+type Traffic struct {
+	Sent     int64 `json:"sent"`
+	Received int64 `json:"received"`
+}
+
+// ClientTraffic is what the server's open client connections have exchanged
+// with it so far, summed by connection name (nats.Name; "" for unnamed).
+// It counts the wire, which is what the server works for per message: a
+// stored message is one sent and its acknowledgement one received, a
+// delivery one received and its ack one sent.
+func ClientTraffic(srv *server.Server) (map[string]Traffic, error) {
+	out := map[string]Traffic{}
+	for offset := 0; ; {
+		cz, err := srv.Connz(&server.ConnzOptions{Offset: offset, Limit: 1024})
+		if err != nil {
+			return nil, fmt.Errorf("connections of %s: %w", srv.Name(), err)
+		}
+		for _, c := range cz.Conns {
+			t := out[c.Name]
+			t.Sent += c.InMsgs
+			t.Received += c.OutMsgs
+			out[c.Name] = t
+		}
+		offset += len(cz.Conns)
+		if len(cz.Conns) == 0 || offset >= cz.Total {
+			return out, nil
+		}
+	}
+}

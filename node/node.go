@@ -571,6 +571,18 @@ func (n *Node) ClientURL() string {
 // Conn is the node's NATS connection (for the simulators in one process).
 func (n *Node) Conn() *nats.Conn { return n.nc }
 
+// ErrNoEmbeddedServer is returned for what only the embedded server knows.
+var ErrNoEmbeddedServer = errors.New("the node uses an external NATS server")
+
+// ClientTraffic is the messages each client connection of the embedded
+// server has exchanged with it (jetstream.ClientTraffic).
+func (n *Node) ClientTraffic() (map[string]jetstream.Traffic, error) {
+	if n.server == nil {
+		return nil, ErrNoEmbeddedServer
+	}
+	return jetstream.ClientTraffic(n.server)
+}
+
 // Stop shuts the node down gracefully, in the reverse order of Start:
 // the API and the consumers stop taking work, the node leaves the cluster,
 // in-flight requests finish, actors passivate (writing snapshots), files

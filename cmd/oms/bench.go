@@ -118,6 +118,16 @@ func printResult(w io.Writer, r bench.Result) {
 		}
 		fmt.Fprintf(tw, "stored messages / order\t%.1f (%s)\n", r.StoredPerOrder, strings.Join(parts, ", "))
 	}
+	if len(r.MessagesPerOrderByConnection) > 0 {
+		names := slices.Sorted(maps.Keys(r.MessagesPerOrderByConnection))
+		parts := make([]string, 0, len(names))
+		for _, name := range names {
+			c := r.MessagesPerOrderByConnection[name]
+			parts = append(parts, fmt.Sprintf("%q %.1f/%.1f", name, c.Sent, c.Received))
+		}
+		fmt.Fprintf(tw, "messages / order\tsent %.1f, received %.1f (by connection, sent/received: %s)\n",
+			r.SentPerOrder, r.ReceivedPerOrder, strings.Join(parts, ", "))
+	}
 	_ = tw.Flush()
 }
 
