@@ -134,8 +134,7 @@ func free(addr string) error {
 // messages it sent (publishes, requests, replies, acks, pulls) and the
 // messages the server delivered to it.
 type Traffic struct {
-	Sent     int64 `json:"sent"`
-	Received int64 `json:"received"`
+	Sent, Received int64
 }
 
 // ClientTraffic is what the server's open client connections have exchanged
