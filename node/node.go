@@ -274,8 +274,8 @@ func (n *Node) openStore(context.Context) error {
 	}
 	n.db = db
 	n.onStop(func() { _ = db.Close() })
-	if db.Rebuilt {
-		n.log.Warn("read model: written by an earlier version in another layout; dropped, rebuilding from the order stream")
+	if db.Dropped != "" {
+		n.log.Warn("node-local store dropped; rebuilding it from the streams", "reason", db.Dropped)
 	}
 	return nil
 }

@@ -184,8 +184,8 @@ func TestExpiryIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a node finds on restart is what it wrote.
-	if db, err = Open(path); err != nil || db.Rebuilt {
-		t.Fatalf("reopen: %v, rebuilt %v", err, db != nil && db.Rebuilt)
+	if db, err = Open(path); err != nil || db.Dropped != "" {
+		t.Fatalf("reopen: %v, dropped %+v", err, db)
 	}
 	defer db.Close()
 	due(db, t0.Add(time.Hour), 10, "a")
@@ -226,8 +226,8 @@ func TestEarlierLayoutIsRebuilt(t *testing.T) {
 	defer db.Close()
 	st, _ := db.ReadModel()
 	n, _ := db.CountOrders()
-	if !db.Rebuilt || st.Applied != 0 || n != 0 {
-		t.Fatalf("after open: rebuilt %v, state %+v, %d orders; want it dropped", db.Rebuilt, st, n)
+	if db.Dropped != DroppedEarlierLayout || st.Applied != 0 || n != 0 {
+		t.Fatalf("after open: dropped %q, state %+v, %d orders; want it dropped", db.Dropped, st, n)
 	}
 	if _, seq, ok, err := db.LoadSnapshot(KindSKU, "S1"); err != nil || !ok || seq != 7 {
 		t.Fatalf("snapshot: seq %d ok %v %v", seq, ok, err)

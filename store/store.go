@@ -11,6 +11,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -41,18 +43,50 @@ func (k Kind) bucket() []byte {
 // one writer and many readers at a time.
 type DB struct {
 	bolt *bolt.DB
-	// Rebuilt says Open dropped a read model of an earlier layout: the
-	// projection rebuilds it from the stream.
-	Rebuilt bool
+	// marker guards a file written without fsyncs (boot.go); its boot is
+	// "" when the file is fsynced at every commit.
+	marker bootMarker
+	// Dropped says why Open dropped what the file held (the read model,
+	// or after a crash everything), "" when it kept it: the projection
+	// rebuilds the read model from the stream, and actors without a
+	// snapshot replay their subjects.
+	Dropped string
 }
 
-// Open opens (or creates) the bbolt file at path.
-func Open(path string) (*DB, error) {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true})
+// Why Open drops what a file holds.
+const (
+	DroppedEarlierLayout = "the read model was written by an earlier version in another layout"
+	DroppedAfterCrash    = "the machine went down while the file was open, and the streams may have lost what it holds"
+)
+
+// Open opens (or creates) the bbolt file at path. On Linux it is written
+// without fsyncs and dropped when the machine went down while it was open
+// (boot.go says why).
+func Open(path string) (*DB, error) { return open(path, bootID()) }
+
+// open is Open for the boot named boot ("": none, fsync every commit).
+func open(path, boot string) (*DB, error) {
+	db := &DB{marker: markerOf(path, boot)}
+	if boot != "" {
+		stale, err := db.marker.stale()
+		if err != nil {
+			return nil, err
+		}
+		if stale {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("drop %s: %w", path, err)
+			}
+			db.Dropped = DroppedAfterCrash
+		}
+		if err := db.marker.write(); err != nil {
+			return nil, err
+		}
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, NoSync: boot != ""})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (is another oms using this data dir?)", path, err)
 	}
-	db := &DB{bolt: b}
+	db.bolt = b
 	err = b.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketOrderSnapshots, bucketSKUSnapshots} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -60,7 +94,9 @@ func Open(path string) (*DB, error) {
 			}
 		}
 		rebuilt, err := openReadModel(tx)
-		db.Rebuilt = rebuilt
+		if rebuilt {
+			db.Dropped = DroppedEarlierLayout
+		}
 		return err
 	})
 	if err != nil {
@@ -70,8 +106,22 @@ func Open(path string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes the file.
-func (db *DB) Close() error { return db.bolt.Close() }
+// Close syncs the file, closes it and, once nothing of it is left only in
+// the page cache, removes its boot marker.
+func (db *DB) Close() error {
+	if db.marker.boot == "" {
+		return db.bolt.Close()
+	}
+	err := db.bolt.Sync()
+	if cerr := db.bolt.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// The marker stays: the next boot drops what may not be on disk.
+		return err
+	}
+	return db.marker.remove()
+}
 
 // Snapshot is an actor's state as of stream sequence Seq.
 type Snapshot struct {
