@@ -267,7 +267,7 @@ func TopologyFor(cfg config.Config) jetstream.Topology {
 		DuplicateWindow: cfg.Tuning.DuplicateWindow, TransportMaxAge: cfg.Tuning.TransportMaxAge}
 }
 
-func (n *Node) openStore(context.Context) error {
+func (n *Node) openStore(ctx context.Context) error {
 	db, err := store.Open(filepath.Join(n.cfg.DataDir, n.cfg.NodeName+".bolt"))
 	if err != nil {
 		return err
@@ -277,7 +277,37 @@ func (n *Node) openStore(context.Context) error {
 	if db.Dropped != "" {
 		n.log.Warn("node-local store dropped; rebuilding it from the streams", "reason", db.Dropped)
 	}
-	return nil
+	// The file must be a cache of these streams, not of earlier ones of
+	// the same names (a wiped or restored JetStream store).
+	var orders, skus store.Stream
+	err = n.retry().Retry(ctx, "read the streams", 2*time.Second, func(ctx context.Context) error {
+		var err error
+		if orders, err = streamOf(ctx, n.js, jetstream.StreamOrders); err != nil {
+			return err
+		}
+		skus, err = streamOf(ctx, n.js, jetstream.StreamSKUs)
+		return err
+	}, func(err error) { n.log.Info("waiting for JetStream", "step", "read the streams", "err", err) })
+	if err != nil {
+		return err
+	}
+	dropped, err := db.CheckOrigin(orders, skus)
+	if dropped != "" {
+		n.log.Warn("node-local store dropped; rebuilding it from the streams", "reason", dropped)
+	}
+	return err
+}
+
+func streamOf(ctx context.Context, js natsjs.JetStream, name string) (store.Stream, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return store.Stream{}, fmt.Errorf("stream %s: %w", name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return store.Stream{}, fmt.Errorf("stream %s: %w", name, err)
+	}
+	return store.Stream{Name: name, Created: info.Created, LastSeq: info.State.LastSeq}, nil
 }
 
 func (n *Node) joinCluster(ctx context.Context) error {

@@ -447,6 +447,35 @@ func TestStoreOfABootThatWentDownIsRebuilt(t *testing.T) {
 
 	h = startNode(t, cfg)
 	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(5, 6)), 60, base)
+	h.listsWhatTheStreamHolds(t)
+}
+
+// TestStoreOfWipedStreamsIsRebuilt: the JetStream store is deleted (or
+// restored from an older backup) and the bbolt file kept. The streams are
+// created anew, so the node drops what the file derived from the old ones
+// and lists only the new orders, whose events reuse the old sequences.
+func TestStoreOfWipedStreamsIsRebuilt(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = []string{config.RoleQuery}
+	h := startNode(t, cfg)
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(7, 8)), 100, base)
+	h.waitProjected(t)
+	h.stop()
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "jetstream")); err != nil {
+		t.Fatal(err)
+	}
+
+	h = startNode(t, cfg)
+	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(9, 10)), 60, base)
+	h.listsWhatTheStreamHolds(t)
+}
+
+// listsWhatTheStreamHolds waits for the read model to catch up, then
+// checks it lists every order of the stream, as the stream says, and no
+// other.
+func (h *harness) listsWhatTheStreamHolds(t *testing.T) {
+	t.Helper()
 	h.waitProjected(t)
 	truth := foldStream(t, h.ctx, h.js)
 	listed := h.listAll(t, order.Filter{Limit: 100})

@@ -171,13 +171,15 @@ func (db *DB) SaveSnapshots(batch []Snapshot) error {
 
 // DropSnapshots deletes every snapshot of kind k.
 func (db *DB) DropSnapshots(k Kind) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(k.bucket()); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
-			return err
-		}
-		_, err := tx.CreateBucket(k.bucket())
+	return db.bolt.Update(func(tx *bolt.Tx) error { return dropSnapshots(tx, k) })
+}
+
+func dropSnapshots(tx *bolt.Tx, k Kind) error {
+	if err := tx.DeleteBucket(k.bucket()); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 		return err
-	})
+	}
+	_, err := tx.CreateBucket(k.bucket())
+	return err
 }
 
 func addCount(b *bolt.Bucket, key []byte, delta int64) error {
