@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -256,9 +257,15 @@ func TestHardStopAndRestart(t *testing.T) {
 	a.kill(t)
 	sim.Stop()
 	nc.Close()
+	// The bbolt file was written without fsyncs; its boot marker, left by
+	// the kill, names this boot, so the restarted node keeps the file.
+	assertBootMarker(t, dir, "after kill -9", true)
 
 	b := startProcess(t, dir)
 	nc2, cl2, js2 := connect(t, b)
+	if out := b.output(); strings.Contains(out, "node-local store dropped") {
+		t.Fatalf("the restarted node dropped its store after kill -9 on the same boot:\n%s", out)
+	}
 	orders, err := js2.Stream(ctx, jetstream.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
@@ -320,6 +327,17 @@ func TestHardStopAndRestart(t *testing.T) {
 		})
 	}
 	checkSKUHistory(ctx, t, js2, skus)
+}
+
+// assertBootMarker checks whether the default node's bbolt file has its
+// boot marker: while it may hold unsynced writes, on Linux only (elsewhere
+// the file is fsynced and has none).
+func assertBootMarker(t *testing.T, dataDir, when string, unsynced bool) {
+	t.Helper()
+	want := unsynced && runtime.GOOS == "linux"
+	if _, err := os.Stat(filepath.Join(dataDir, "oms-1.bolt.boot")); (err == nil) != want {
+		t.Fatalf("boot marker %s: %v, want it there: %v", when, err, want)
+	}
 }
 
 // assertCausesOnce fails if any command or provider event was applied to

@@ -53,6 +53,7 @@ func TestShutdownIsBoundedDuringARebuild(t *testing.T) {
 	if err != nil || job.State != api.JobRunning {
 		t.Fatalf("second rebuild: %+v %v", job, err)
 	}
+	assertBootMarker(t, p.dataDir, "of a running node", true)
 	began := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -68,6 +69,8 @@ func TestShutdownIsBoundedDuringARebuild(t *testing.T) {
 		t.Fatalf("the node did not stop within 20s of SIGTERM while rebuilding:\n%s", p.output())
 	}
 	t.Logf("stopped %s after SIGTERM, in the middle of a rebuild", time.Since(began).Round(time.Millisecond))
+	// A clean stop syncs the bbolt file and removes its boot marker.
+	assertBootMarker(t, p.dataDir, "after a clean stop", false)
 	// Started again, the node tells how the interrupted job ended.
 	q := startProcess(t, p.dataDir)
 	_, cl2, _ := connect(t, q)
