@@ -120,7 +120,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 						return OrderResult{Err: unverified(derr, err)}
 					}
 					if stale {
-						if err := a.catchUp(ctx); err != nil {
+						if err := a.resync(ctx); err != nil {
 							return OrderResult{Err: err}
 						}
 						continue
@@ -141,7 +141,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 			// already applied then decides nothing).
 			a.d.Log.Debug("append fenced; catching up", "order_id", a.id, "correlation_id", e.Correlation, "expected", a.seq)
 			a.d.Fenced.Wait(ctx, attempt+1)
-			if err := a.catchUp(ctx); err != nil {
+			if err := a.resync(ctx); err != nil {
 				return OrderResult{Err: err}
 			}
 			continue
@@ -208,6 +208,26 @@ func (a *orderActor) load(ctx context.Context) error {
 	}
 	a.loaded = true
 	return nil
+}
+
+// resync catches up once the stream has said it disagrees with this
+// actor (a fenced append, a stale check). Finding nothing after what the
+// actor has seen then means the subject holds less than that: the state
+// came from a snapshot of events the stream no longer has (its store was
+// restored from an older copy, or the subject purged). The stream is the
+// truth, so the snapshot is forgotten and the subject replayed from its
+// start; without this the actor could never append again.
+func (a *orderActor) resync(ctx context.Context) error {
+	seen := a.seq
+	if err := a.catchUp(ctx); err != nil || a.seq != seen || seen == 0 {
+		return err
+	}
+	a.d.Log.Warn("order state ahead of its stream; replaying the subject from its start", "order_id", a.id, "seen", seen)
+	if err := a.d.DB.DeleteSnapshot(store.KindOrder, a.id); err != nil {
+		return fmt.Errorf("order %s: %w", a.id, err)
+	}
+	a.state, a.seq, a.unsaved, a.lastRead = order.State{}, 0, 0, false
+	return a.catchUp(ctx)
 }
 
 func (a *orderActor) catchUp(ctx context.Context) error {

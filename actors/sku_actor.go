@@ -82,7 +82,9 @@ attempts:
 			fresh = true
 			// A check that gets no answer leaves the read to memory.
 			if stale, _ := a.stale(ctx); stale {
-				a.reset()
+				if err := a.reload(ctx); err != nil {
+					return fail(err)
+				}
 				continue
 			}
 		}
@@ -117,7 +119,9 @@ attempts:
 			verified = true
 			stale, err := a.stale(ctx)
 			if stale {
-				a.reset()
+				if err := a.reload(ctx); err != nil {
+					return fail(err)
+				}
 				continue
 			}
 			if err != nil {
@@ -137,8 +141,10 @@ attempts:
 			ack, err := a.d.append(ctx, jetstream.StreamSKUs, a.subject, data, a.seq, "", "")
 			switch {
 			case errors.Is(err, jetstream.ErrWrongSequence):
-				a.reset()
 				a.d.Fenced.Wait(ctx, attempt+1)
+				if err := a.reload(ctx); err != nil {
+					return fail(err)
+				}
 				continue attempts
 			case err != nil:
 				a.reset()
@@ -178,6 +184,27 @@ func orderOf(cmd any) string {
 func (a *skuActor) stale(ctx context.Context) (bool, error) {
 	last, err := jetstream.LastSeq(ctx, a.d.SKUs, a.subject)
 	return err == nil && last != a.seq, err
+}
+
+// reload throws the state away and loads it again from the snapshot and
+// the stream, once the stream has said it disagrees with it. Coming back
+// at the very sequence it was thrown away at means the subject holds less
+// than the actor had seen: the snapshot is of events the stream no longer
+// has (its store was restored from an older copy, or the subject purged).
+// The stream is the truth, so the snapshot is forgotten and the subject
+// replayed from its start; without this the SKU could never append again.
+func (a *skuActor) reload(ctx context.Context) error {
+	seen := a.seq
+	a.reset()
+	if err := a.load(ctx); err != nil || a.seq != seen || seen == 0 {
+		return err
+	}
+	a.log.Warn("sku state ahead of its stream; replaying the subject from its start", "seen", seen)
+	if err := a.d.DB.DeleteSnapshot(store.KindSKU, a.sku); err != nil {
+		return fmt.Errorf("sku %s: %w", a.sku, err)
+	}
+	a.reset()
+	return a.load(ctx)
 }
 
 // reset drops the in-memory state; the next request reloads it from the

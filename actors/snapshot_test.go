@@ -2,11 +2,15 @@ package actors
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/inventory"
+	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
+	"github.com/oms-project/oms/store"
 )
 
 const snapshotOrder = "0b6f1c1e-4a8e-4c55-9d8b-3c1d7c3f0a01"
@@ -124,5 +128,117 @@ func TestSnapshotsThatAreNotTheirEntitysStateAreIgnored(t *testing.T) {
 	}
 	if _, ok := skuSnapshot("SKU-1", []byte(`{"sku":"SKU-1","onHand":5,"reserved":2,"holds":{"o1":{"quantity":2,"state":"reserved"},"o2":{"quantity":9,"state":"committed"}}}`)); !ok {
 		t.Error("a consistent SKU snapshot is ignored")
+	}
+}
+
+// TestSnapshotAheadOfItsStreamIsForgotten: a snapshot of events the stream
+// no longer holds (its store restored from an older copy, the subject's
+// last message deleted) is forgotten once the stream disagrees with it,
+// and the entity replayed from its subject: the order and the SKU then
+// decide on what the stream says and append again, where they used to be
+// fenced until they gave up, or to refuse on stock the stream never took.
+func TestSnapshotAheadOfItsStreamIsForgotten(t *testing.T) {
+	t.Run("order", func(t *testing.T) {
+		d, ctx := orderDeps(t)
+		cmds := orderCommands()
+		// Placed, stock held and paid, snapshotted paid; then the stream
+		// loses the payment.
+		var s order.State
+		var last uint64
+		for _, c := range cmds[:3] {
+			e, err := order.Decide(policy, s, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = order.Evolve(s, *e)
+			data, _ := json.Marshal(e)
+			ack, err := jetstream.Append(ctx, d.JS, jetstream.OrderEventsPrefix+snapshotOrder, data, last, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = ack.Sequence
+		}
+		s.Order.Version = last
+		snap, _ := json.Marshal(s)
+		if err := d.DB.SaveSnapshots([]store.Snapshot{{Kind: store.KindOrder, Key: snapshotOrder, Seq: last, Data: snap}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Orders.DeleteMsg(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+		h := NewHost(NewSystem(d.Log), NewOrderHandler(d), HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16})
+		// Shipping is decided on the snapshot (paid), fenced, and decided
+		// again on the stream (stock held, not paid): refused, the
+		// provider's event recorded as rejected.
+		if r := askOrder(t, ctx, h, OrderCommand{Cmd: cmds[4]}); r.Err == nil || errors.Is(r.Err, api.ErrUnavailable) ||
+			r.Order.Status != order.StatusReceived || r.Order.Reservation != order.ReservationHeld {
+			t.Fatalf("shipping an order the stream has not seen paid: %+v, want a refusal on the stream's state", r)
+		}
+		if _, seq, ok, _ := d.DB.LoadSnapshot(store.KindOrder, snapshotOrder); ok && seq >= last {
+			t.Fatalf("the snapshot ahead of the stream (seq %d) is still there", seq)
+		}
+		ship := cmds[4].(order.RecordDelivery)
+		ship.Meta.ID = "ship-again" // the provider's next event
+		for _, c := range []order.Command{cmds[2], ship} {
+			if r := askOrder(t, ctx, h, OrderCommand{Cmd: c}); r.Err != nil || !r.Appended {
+				t.Fatalf("%T after the replay: %+v", c, r)
+			}
+		}
+		if r := askOrder(t, ctx, h, GetOrder{}); r.Err != nil || r.Order.Status != order.StatusInTransit || r.Order.Version <= last {
+			t.Fatalf("after paying and shipping again: %+v", r)
+		}
+	})
+	for _, tc := range []struct {
+		name     string
+		quantity int64 // reserved from the 10 on hand after the snapshot's hold of 2 is lost
+	}{
+		{name: "sku, a refusal checked", quantity: 9}, // the snapshot has 8 available: refused, then checked
+		{name: "sku, an append fenced", quantity: 1},  // the snapshot has room: appended, fenced
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, ctx := skuDeps(t)
+			const sku = "AHEAD"
+			subject := jetstream.SKUEventsPrefix + sku
+			at := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+			var st inventory.Stock
+			var last uint64
+			for _, c := range []any{inventory.SetStock{ID: "count-1", SKU: sku, Quantity: 10, At: at},
+				inventory.Reserve{SKU: sku, OrderID: "o-1", Quantity: 2, ExpiresAt: at.Add(time.Hour), At: at}} {
+				e, err := inventory.Decide(st, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st = inventory.Evolve(st, *e)
+				data, _ := inventory.EncodeEvents([]inventory.Event{*e})
+				ack, err := jetstream.Append(ctx, d.JS, subject, data, last, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = ack.Sequence
+			}
+			st.Version = last
+			snap, _ := json.Marshal(st)
+			if _, ok := skuSnapshot(sku, snap); !ok {
+				t.Fatalf("test snapshot refused: %s", snap)
+			}
+			if err := d.DB.SaveSnapshots([]store.Snapshot{{Kind: store.KindSKU, Key: sku, Seq: last, Data: snap}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.SKUs.DeleteMsg(ctx, last); err != nil {
+				t.Fatal(err)
+			}
+			sys := NewSystem(d.Log)
+			defer sys.Shutdown()
+			h := NewHost(sys, NewSKUHandler(d), HostOptions{Idle: time.Minute, Mailbox: 16, MaxBatch: 16})
+			defer h.Stop()
+			r := skuRequest(t, ctx, h, sku, inventory.Reserve{SKU: sku, OrderID: "o-2", Quantity: tc.quantity,
+				ExpiresAt: at.Add(time.Hour), At: at})
+			if r.Err != nil || r.Hold.State != inventory.HoldReserved || r.Stock.OnHand != 10 || r.Stock.Reserved != tc.quantity {
+				t.Fatalf("reserve %d of the 10 the stream has on hand: %+v", tc.quantity, r)
+			}
+			if _, seq, ok, _ := d.DB.LoadSnapshot(store.KindSKU, sku); ok && seq >= last {
+				t.Fatalf("the snapshot ahead of the stream (seq %d) is still there", seq)
+			}
+		})
 	}
 }

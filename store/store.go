@@ -169,6 +169,12 @@ func (db *DB) SaveSnapshots(batch []Snapshot) error {
 	})
 }
 
+// DeleteSnapshot deletes the snapshot of key, if any: one an actor found
+// ahead of its stream.
+func (db *DB) DeleteSnapshot(k Kind, key string) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(k.bucket()).Delete([]byte(key)) })
+}
+
 // DropSnapshots deletes every snapshot of kind k.
 func (db *DB) DropSnapshots(k Kind) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error { return dropSnapshots(tx, k) })
