@@ -53,6 +53,24 @@ func storedEvents(t *testing.T, ctx context.Context, d *Deps) int {
 	return n
 }
 
+// appendDecided decides c on s, appends the event to the test order's
+// subject fenced on last, as another writer would, and moves s and last on.
+func appendDecided(t *testing.T, ctx context.Context, d *Deps, s *order.State, last *uint64, c order.Command) order.Event {
+	t.Helper()
+	e, err := order.Decide(policy, *s, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*s = order.Evolve(*s, *e)
+	data, _ := json.Marshal(e)
+	ack, err := jetstream.Append(ctx, d.JS, jetstream.OrderEventsPrefix+snapshotOrder, data, *last, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*last = ack.Sequence
+	return *e
+}
+
 // TestOrderActorReadsPastItsCache: an order actor that answered not found
 // (its order placed on another node meanwhile, as around a partition
 // handover), or that holds a state older than the event a caller handles,
@@ -68,17 +86,7 @@ func TestOrderActorReadsPastItsCache(t *testing.T) {
 	var s order.State
 	var last uint64
 	for _, c := range orderCommands()[:2] {
-		e, err := order.Decide(policy, s, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s = order.Evolve(s, *e)
-		data, _ := json.Marshal(e)
-		ack, err := jetstream.Append(ctx, d.JS, jetstream.OrderEventsPrefix+snapshotOrder, data, last, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = ack.Sequence
+		e := appendDecided(t, ctx, d, &s, &last, c)
 		if e.Type == order.EventPlaced {
 			if r := get(0); r.Err != nil || r.Order.Status != order.StatusReceived {
 				t.Fatalf("after the placement elsewhere: %+v", r)

@@ -146,17 +146,7 @@ func TestSnapshotAheadOfItsStreamIsForgotten(t *testing.T) {
 		var s order.State
 		var last uint64
 		for _, c := range cmds[:3] {
-			e, err := order.Decide(policy, s, c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s = order.Evolve(s, *e)
-			data, _ := json.Marshal(e)
-			ack, err := jetstream.Append(ctx, d.JS, jetstream.OrderEventsPrefix+snapshotOrder, data, last, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			last = ack.Sequence
+			appendDecided(t, ctx, d, &s, &last, c)
 		}
 		s.Order.Version = last
 		snap, _ := json.Marshal(s)

@@ -299,14 +299,12 @@ func (n *Node) openStore(ctx context.Context) error {
 }
 
 func streamOf(ctx context.Context, js natsjs.JetStream, name string) (store.Stream, error) {
+	// Looking the stream up reads its info: no second request for it.
 	s, err := js.Stream(ctx, name)
 	if err != nil {
 		return store.Stream{}, fmt.Errorf("stream %s: %w", name, err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return store.Stream{}, fmt.Errorf("stream %s: %w", name, err)
-	}
+	info := s.CachedInfo()
 	return store.Stream{Name: name, Created: info.Created, LastSeq: info.State.LastSeq}, nil
 }
 

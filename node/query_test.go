@@ -408,30 +408,25 @@ func TestReadModelOfAnEarlierLayoutIsRebuilt(t *testing.T) {
 	}
 }
 
-// TestStoreOfABootThatWentDownIsRebuilt: the machine loses power, and the
+// TestStoreOfABootThatWentDownIsRebuilt: the machine loses power. The
 // order stream comes back without its last events (JetStream fsyncs every
-// two minutes), while the read model had projected them. The boot marker
-// left next to the bbolt file names the lost boot, so the node drops the
-// file and rebuilds it: it then lists what the stream holds, including the
-// new orders whose events reuse the lost sequences, and none of the lost.
+// two minutes), and the bbolt file, written without fsyncs, comes back
+// torn: its meta pages were never written. The boot marker left next to
+// it names the lost boot, so the node drops the file, where it could not
+// open it otherwise, and rebuilds it: it then lists what the stream holds,
+// including the new orders whose events reuse the lost sequences, and none
+// of the lost.
 func TestStoreOfABootThatWentDownIsRebuilt(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Roles = []string{config.RoleQuery}
-	h := startNode(t, cfg)
-	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
-	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(1, 2)), 100, base)
-	h.waitProjected(t)
-	h.stop()
+	projectedThenStopped(t, cfg, 1)
 	// What the disk holds of the streams at their last fsync.
 	streams, synced := filepath.Join(cfg.DataDir, "jetstream"), filepath.Join(t.TempDir(), "synced")
 	if err := os.CopyFS(synced, os.DirFS(streams)); err != nil {
 		t.Fatal(err)
 	}
 
-	h = startNode(t, cfg)
-	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(3, 4)), 100, base)
-	h.waitProjected(t)
-	h.stop()
+	projectedThenStopped(t, cfg, 2)
 	// The power goes: the streams come back as last synced, and the bbolt
 	// file's marker names the boot that went down.
 	if err := os.RemoveAll(streams); err != nil {
@@ -440,13 +435,21 @@ func TestStoreOfABootThatWentDownIsRebuilt(t *testing.T) {
 	if err := os.CopyFS(streams, os.DirFS(synced)); err != nil {
 		t.Fatal(err)
 	}
-	marker := filepath.Join(cfg.DataDir, cfg.NodeName+".bolt.boot")
-	if err := os.WriteFile(marker, []byte("a boot that went down"), 0o600); err != nil {
+	file := filepath.Join(cfg.DataDir, cfg.NodeName+".bolt")
+	torn, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = torn.WriteAt(make([]byte, 2*os.Getpagesize()), 0) // both meta pages: bbolt refuses the file
+	if cerr := torn.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	if err := os.WriteFile(file+".boot", []byte("a boot that went down"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	h = startNode(t, cfg)
-	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(5, 6)), 60, base)
+	h := startNode(t, cfg)
+	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(3, 3)), 60, generatedFrom)
 	h.listsWhatTheStreamHolds(t)
 }
 
@@ -457,18 +460,29 @@ func TestStoreOfABootThatWentDownIsRebuilt(t *testing.T) {
 func TestStoreOfWipedStreamsIsRebuilt(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Roles = []string{config.RoleQuery}
-	h := startNode(t, cfg)
-	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
-	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(7, 8)), 100, base)
-	h.waitProjected(t)
-	h.stop()
+	projectedThenStopped(t, cfg, 1)
 	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "jetstream")); err != nil {
 		t.Fatal(err)
 	}
 
-	h = startNode(t, cfg)
-	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(9, 10)), 60, base)
+	h := startNode(t, cfg)
+	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(2, 2)), 60, generatedFrom)
 	h.listsWhatTheStreamHolds(t)
+}
+
+// generatedFrom is the earliest creation time of the orders the store
+// tests generate.
+var generatedFrom = time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+
+// projectedThenStopped starts a node on cfg, appends 100 orders (their IDs
+// drawn from seed), waits for the read model to project them and stops
+// the node.
+func projectedThenStopped(t *testing.T, cfg config.Config, seed uint64) {
+	t.Helper()
+	h := startNode(t, cfg)
+	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(seed, seed)), 100, generatedFrom)
+	h.waitProjected(t)
+	h.stop()
 }
 
 // listsWhatTheStreamHolds waits for the read model to catch up, then

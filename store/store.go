@@ -83,8 +83,13 @@ func open(path, boot string) (*DB, error) {
 		}
 	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, NoSync: boot != ""})
-	if err != nil {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w (is another oms using this data dir?)", path, err)
+	}
+	if err != nil {
+		// A file bbolt cannot read is a cache all the same: deleting it
+		// loses nothing, the node rebuilds it from the streams.
+		return nil, fmt.Errorf("open %s: %w (delete it to have the node rebuild it from the streams)", path, err)
 	}
 	db.bolt = b
 	err = b.Update(func(tx *bolt.Tx) error {
