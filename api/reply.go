@@ -153,9 +153,13 @@ type Status struct {
 // ReadModel reports how far the read side is behind the order stream.
 type ReadModel struct {
 	Applied uint64 `json:"appliedSequence"`
-	Stream  uint64 `json:"streamSequence"`
-	Lag     uint64 `json:"lag"`
-	Gaps    uint64 `json:"gaps"`
+	// Stream and Lag are what the order stream said; when it did not
+	// answer, StreamError says why and both are 0: not known, and so
+	// not to be read as caught up.
+	Stream      uint64 `json:"streamSequence"`
+	Lag         uint64 `json:"lag"`
+	StreamError string `json:"streamError,omitempty"`
+	Gaps        uint64 `json:"gaps"`
 	// Skipped counts events the read model could not apply; each is in the
 	// dead-letter stream (oms.deadletter.projection) with the reason.
 	Skipped uint64 `json:"skipped"`

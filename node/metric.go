@@ -28,7 +28,7 @@ func (n *Node) registerMetrics(context.Context) error {
 		{Name: "reservations_overdue_orders", Help: "Orders the read model shows still able to expire a minute or more past their reservation's deadline: the expiry sweep should have expired them; counted up to 10,000."},
 		{Name: "orders_stuck", Help: "Orders unchanged in a status for longer than its service level (--stuck-received, --stuck-paid, --stuck-in-transit), by status; counted up to 10,000.", Labels: []string{"status"}},
 		{Name: "read_model_applied_sequence", Help: "Last order-stream sequence the read model applied."},
-		{Name: "read_model_lag_events", Help: "Order events stored but not yet in this node's read model."},
+		{Name: "read_model_lag_events", Help: "Order events stored but not yet in this node's read model (absent while the order stream does not answer)."},
 		{Name: "read_model_gaps", Help: "Order events the read model found missing (their subject was purged or a sequence skipped)."},
 		{Name: "read_model_skipped_events", Help: "Order events the read model could not apply; each is in the dead-letter stream.", Counter: true},
 		{Name: "actors_active", Help: "Actors in memory, by kind (order, sku).", Labels: []string{"kind"}},
@@ -85,7 +85,9 @@ func (n *Node) statusFigures(emit metrics.Emit) {
 			}
 		}
 		emit("read_model_applied_sequence", float64(st.ReadModel.Applied))
-		emit("read_model_lag_events", float64(st.ReadModel.Lag))
+		if st.ReadModel.StreamError == "" { // unknown: absent, not 0
+			emit("read_model_lag_events", float64(st.ReadModel.Lag))
+		}
 		emit("read_model_gaps", float64(st.ReadModel.Gaps))
 		emit("read_model_skipped_events", float64(st.ReadModel.Skipped))
 	}

@@ -227,7 +227,8 @@ func TestMetricsTellWhatHappened(t *testing.T) {
 
 // TestProbes: /healthz and /readyz answer without a token (a kubelet sends
 // none); readiness lists its checks, and turns 503 naming the stream when
-// the NATS server the node uses goes away, while the process stays alive.
+// the NATS server the node uses goes away, while the process stays alive
+// and the read model's lag reads as unknown, not as 0.
 func TestProbes(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{Partitions: 8})
 	cfg := testConfig(t.TempDir())
@@ -265,6 +266,15 @@ func TestProbes(t *testing.T) {
 	if status != http.StatusServiceUnavailable || r.Status != "not ready" || r.Checks[0].Name != "streams" || r.Checks[0].OK ||
 		!strings.Contains(r.Checks[0].Detail, "does not answer") {
 		t.Fatalf("/readyz without NATS: %d %+v", status, r)
+	}
+	// The read model still answers, but how far behind it is is not
+	// known: neither readiness nor the status may call it caught up.
+	if rm := r.Checks[2]; rm.Name != "read model" || rm.OK || !strings.Contains(rm.Detail, "lag is unknown") {
+		t.Fatalf("/readyz read model without NATS: %+v", rm)
+	}
+	st, err := n.Status()
+	if err != nil || st.ReadModel.StreamError == "" || st.ReadModel.Lag != 0 || st.ReadModel.Stream != 0 {
+		t.Fatalf("status without NATS: %+v %v", st.ReadModel, err)
 	}
 	if status, _, body := anyone.do(http.MethodGet, "/healthz", nil); status != http.StatusOK {
 		t.Fatalf("/healthz while NATS reconnects: %d %s", status, body)

@@ -460,7 +460,7 @@ const reactorFloor = "reactor"
 // events behind the order stream, as readiness asks.
 func (n *Node) readModelCaughtUp(ctx context.Context) bool {
 	rm, err := n.queries.Progress(ctx)
-	return err == nil && rm.Lag <= n.cfg.HTTP.ReadyMaxLag
+	return err == nil && rm.StreamError == "" && rm.Lag <= n.cfg.HTTP.ReadyMaxLag
 }
 
 func reactorAttrs(m jetstream.Msg) []any { return []any{"order_id", reactor.Key(m)} }

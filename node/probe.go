@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/oms-project/oms/api"
 	"github.com/oms-project/oms/auth"
 	"github.com/oms-project/oms/dashboard"
 	"github.com/oms-project/oms/endpoint"
@@ -36,13 +37,21 @@ const probeTimeout = 2 * time.Second
 func (n *Node) Ready(ctx context.Context) Readiness {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	var checks []Check
-	info, err := n.orders.Info(ctx)
-	if err != nil {
-		checks = append(checks, Check{Name: "streams", Detail: "the order stream does not answer: " + err.Error()})
+	// A node with a read model asks the stream once, through it.
+	var rm api.ReadModel
+	var rmErr error
+	if n.queries != nil {
+		rm, rmErr = n.queries.Progress(ctx)
+	} else if info, err := n.orders.Info(ctx); err != nil {
+		rm.StreamError = err.Error()
 	} else {
-		checks = append(checks, Check{Name: "streams", OK: true, Detail: fmt.Sprintf("order stream at sequence %d", info.State.LastSeq)})
+		rm.Stream = info.State.LastSeq
 	}
+	streams := Check{Name: "streams", OK: true, Detail: fmt.Sprintf("order stream at sequence %d", rm.Stream)}
+	if rm.StreamError != "" {
+		streams = Check{Name: "streams", Detail: "the order stream does not answer: " + rm.StreamError}
+	}
+	checks := []Check{streams}
 	cs := n.cluster.Status()
 	member := Check{Name: "partitions", Detail: "this node is not among the live members yet"}
 	for _, m := range cs.Members {
@@ -52,10 +61,11 @@ func (n *Node) Ready(ctx context.Context) Readiness {
 	}
 	checks = append(checks, member)
 	if n.queries != nil {
-		rm, err := n.queries.Progress(ctx)
 		switch {
-		case err != nil:
-			checks = append(checks, Check{Name: "read model", Detail: "unreadable: " + err.Error()})
+		case rmErr != nil:
+			checks = append(checks, Check{Name: "read model", Detail: "unreadable: " + rmErr.Error()})
+		case rm.StreamError != "":
+			checks = append(checks, Check{Name: "read model", Detail: fmt.Sprintf("at sequence %d; its lag is unknown while the order stream does not answer", rm.Applied)})
 		case rm.Lag > n.cfg.HTTP.ReadyMaxLag:
 			checks = append(checks, Check{Name: "read model", Detail: fmt.Sprintf("%d events behind the stream (more than %d)", rm.Lag, n.cfg.HTTP.ReadyMaxLag)})
 		default:

@@ -335,19 +335,23 @@ func (q *Queries) ReadModel(ctx context.Context) (map[string]int64, api.ReadMode
 }
 
 // Progress says how far the read model is, and how far behind the order
-// stream (its lag is 0 when the stream cannot be asked): what readiness
-// and the expiry sweep look at, without the counts.
+// stream: what readiness and the expiry sweep look at, without the counts.
+// A stream that does not answer is no error of the read model's (it still
+// answers lists): the reply says so in StreamError, and its lag is unknown.
 func (q *Queries) Progress(ctx context.Context) (api.ReadModel, error) {
 	rm, err := q.d.DB.ReadModel()
 	if err != nil {
 		return api.ReadModel{}, err
 	}
 	st := api.ReadModel{Applied: rm.Applied, Gaps: rm.Gaps, Skipped: rm.Skipped}
-	if info, err := q.d.Stream.Info(ctx); err == nil {
-		st.Stream = info.State.LastSeq
-		if info.State.LastSeq > rm.Applied {
-			st.Lag = info.State.LastSeq - rm.Applied
-		}
+	info, err := q.d.Stream.Info(ctx)
+	if err != nil {
+		st.StreamError = err.Error()
+		return st, nil
+	}
+	st.Stream = info.State.LastSeq
+	if info.State.LastSeq > rm.Applied {
+		st.Lag = info.State.LastSeq - rm.Applied
 	}
 	return st, nil
 }

@@ -89,7 +89,11 @@ func showStatus(w io.Writer, st api.Status) {
 		fmt.Fprintf(w, "%s\t%d\n", s, st.Orders[string(s)])
 	}
 	rm := st.ReadModel
-	fmt.Fprintf(w, "read model\tsequence %d of %d (lag %d, gaps %d, skipped %d)\n", rm.Applied, rm.Stream, rm.Lag, rm.Gaps, rm.Skipped)
+	if rm.StreamError != "" {
+		fmt.Fprintf(w, "read model\tsequence %d; lag unknown, the order stream does not answer: %s (gaps %d, skipped %d)\n", rm.Applied, rm.StreamError, rm.Gaps, rm.Skipped)
+	} else {
+		fmt.Fprintf(w, "read model\tsequence %d of %d (lag %d, gaps %d, skipped %d)\n", rm.Applied, rm.Stream, rm.Lag, rm.Gaps, rm.Skipped)
+	}
 	fmt.Fprintf(w, "actors\t%d orders, %d SKUs in memory\n", st.ActiveOrder, st.ActiveSKU)
 }
 

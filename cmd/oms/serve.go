@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -288,8 +289,12 @@ func serve(c *cli.Context) error {
 				log.Warn("status", "err", err)
 				continue
 			}
-			fmt.Printf("%s status: %s | actors: %d orders, %d skus | read model lag %d\n", time.Now().Format(time.TimeOnly),
-				formatCounts(st.Orders), st.ActiveOrder, st.ActiveSKU, st.ReadModel.Lag)
+			lag := strconv.FormatUint(st.ReadModel.Lag, 10)
+			if st.ReadModel.StreamError != "" {
+				lag = "unknown (the order stream does not answer)"
+			}
+			fmt.Printf("%s status: %s | actors: %d orders, %d skus | read model lag %s\n", time.Now().Format(time.TimeOnly),
+				formatCounts(st.Orders), st.ActiveOrder, st.ActiveSKU, lag)
 		}
 	}
 }
