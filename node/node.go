@@ -279,13 +279,17 @@ func (n *Node) openStore(ctx context.Context) error {
 	}
 	// The file must be a cache of these streams, not of earlier ones of
 	// the same names (a wiped or restored JetStream store).
+	last, _, err := db.LastEvent()
+	if err != nil {
+		return err
+	}
 	var orders, skus store.Stream
 	err = n.retry().Retry(ctx, "read the streams", 2*time.Second, func(ctx context.Context) error {
 		var err error
-		if orders, err = streamOf(ctx, n.js, jetstream.StreamOrders); err != nil {
+		if orders, err = streamOf(ctx, n.js, jetstream.StreamOrders, last); err != nil {
 			return err
 		}
-		skus, err = streamOf(ctx, n.js, jetstream.StreamSKUs)
+		skus, err = streamOf(ctx, n.js, jetstream.StreamSKUs, 0)
 		return err
 	}, func(err error) { n.log.Info("waiting for JetStream", "step", "read the streams", "err", err) })
 	if err != nil {
@@ -298,14 +302,31 @@ func (n *Node) openStore(ctx context.Context) error {
 	return err
 }
 
-func streamOf(ctx context.Context, js natsjs.JetStream, name string) (store.Stream, error) {
+// streamOf is what the node finds of stream name on start, with the event
+// it holds at sequence at (0: none asked).
+func streamOf(ctx context.Context, js natsjs.JetStream, name string, at uint64) (store.Stream, error) {
 	// Looking the stream up reads its info: no second request for it.
 	s, err := js.Stream(ctx, name)
 	if err != nil {
 		return store.Stream{}, fmt.Errorf("stream %s: %w", name, err)
 	}
 	info := s.CachedInfo()
-	return store.Stream{Name: name, Created: info.Created, LastSeq: info.State.LastSeq}, nil
+	st := store.Stream{Name: name, Created: info.Created, LastSeq: info.State.LastSeq}
+	if at == 0 || at > st.LastSeq {
+		return st, nil
+	}
+	m, err := s.GetMsg(ctx, at)
+	switch {
+	case errors.Is(err, natsjs.ErrMsgNotFound):
+		return st, nil
+	case err != nil:
+		return store.Stream{}, fmt.Errorf("stream %s, message %d: %w", name, at, err)
+	}
+	st.Holds = &store.Event{Seq: at, ID: "an unreadable message"}
+	if e, err := order.DecodeEvent(m.Data); err == nil {
+		st.Holds.ID = e.ID
+	}
+	return st, nil
 }
 
 func (n *Node) joinCluster(ctx context.Context) error {

@@ -419,14 +419,14 @@ func TestReadModelOfAnEarlierLayoutIsRebuilt(t *testing.T) {
 func TestStoreOfABootThatWentDownIsRebuilt(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Roles = []string{config.RoleQuery}
-	projectedThenStopped(t, cfg, 1)
+	projectedThenStopped(t, cfg, 1, 100)
 	// What the disk holds of the streams at their last fsync.
 	streams, synced := filepath.Join(cfg.DataDir, "jetstream"), filepath.Join(t.TempDir(), "synced")
 	if err := os.CopyFS(synced, os.DirFS(streams)); err != nil {
 		t.Fatal(err)
 	}
 
-	projectedThenStopped(t, cfg, 2)
+	projectedThenStopped(t, cfg, 2, 100)
 	// The power goes: the streams come back as last synced, and the bbolt
 	// file's marker names the boot that went down.
 	if err := os.RemoveAll(streams); err != nil {
@@ -460,7 +460,7 @@ func TestStoreOfABootThatWentDownIsRebuilt(t *testing.T) {
 func TestStoreOfWipedStreamsIsRebuilt(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Roles = []string{config.RoleQuery}
-	projectedThenStopped(t, cfg, 1)
+	projectedThenStopped(t, cfg, 1, 100)
 	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "jetstream")); err != nil {
 		t.Fatal(err)
 	}
@@ -470,19 +470,59 @@ func TestStoreOfWipedStreamsIsRebuilt(t *testing.T) {
 	h.listsWhatTheStreamHolds(t)
 }
 
+// TestStoreOfARestoredCopyIsRebuilt: the JetStream store is restored from
+// an older backup (the streams keep their creation times) and appended to
+// by a node with a new bbolt file; then the first file comes back. The
+// stream holds more events than that file's read model applied, so only
+// the event at the sequence of its last one tells that the read model was
+// built from events the stream lost: the node drops it and lists exactly
+// what the stream holds.
+func TestStoreOfARestoredCopyIsRebuilt(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Roles = []string{config.RoleQuery}
+	early := projectedThenStopped(t, cfg, 1, 100)
+	streams, backup := filepath.Join(cfg.DataDir, "jetstream"), filepath.Join(t.TempDir(), "backup")
+	if err := os.CopyFS(backup, os.DirFS(streams)); err != nil {
+		t.Fatal(err)
+	}
+	applied := early + projectedThenStopped(t, cfg, 2, 100)
+
+	// The backup comes back; a node with a file of its own appends to it.
+	file, kept := filepath.Join(cfg.DataDir, cfg.NodeName+".bolt"), filepath.Join(t.TempDir(), "kept.bolt")
+	if err := os.RemoveAll(streams); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(streams, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file, kept); err != nil {
+		t.Fatal(err)
+	}
+	if held := early + projectedThenStopped(t, cfg, 3, 200); held < applied {
+		t.Fatalf("the stream holds %d events, fewer than the %d the kept file applied: the length check alone would catch it", held, applied)
+	}
+	if err := os.Rename(kept, file); err != nil {
+		t.Fatal(err)
+	}
+
+	h := startNode(t, cfg)
+	h.listsWhatTheStreamHolds(t)
+}
+
 // generatedFrom is the earliest creation time of the orders the store
 // tests generate.
 var generatedFrom = time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 
-// projectedThenStopped starts a node on cfg, appends 100 orders (their IDs
+// projectedThenStopped starts a node on cfg, appends n orders (their IDs
 // drawn from seed), waits for the read model to project them and stops
-// the node.
-func projectedThenStopped(t *testing.T, cfg config.Config, seed uint64) {
+// the node. It returns how many events it appended.
+func projectedThenStopped(t *testing.T, cfg config.Config, seed uint64, n int) int {
 	t.Helper()
 	h := startNode(t, cfg)
-	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(seed, seed)), 100, generatedFrom)
+	events := generate(t, h.ctx, h.js, rand.New(rand.NewPCG(seed, seed)), n, generatedFrom)
 	h.waitProjected(t)
 	h.stop()
+	return events
 }
 
 // listsWhatTheStreamHolds waits for the read model to catch up, then

@@ -13,9 +13,10 @@ import (
 // new events reusing its sequences and lists orders the stream no longer
 // has) and snapshots whose fences the subjects never match (their actors
 // could not append again). The file records each stream's creation time
-// and drops what it derived from a stream created at another time, or
-// from an order stream that holds fewer events than the read model
-// applied.
+// and drops what it derived from a stream created at another time, from
+// an order stream that holds fewer events than the read model applied, or
+// from one that holds another event than the read model's last where that
+// one was (a copy with the same creation time, appended to since).
 
 var bucketOrigin = []byte("origin")
 
@@ -31,6 +32,16 @@ type Stream struct {
 	Name    string // the stream's JetStream name, for the reason
 	Created time.Time
 	LastSeq uint64
+	// Holds is, for the order stream, the event it holds at the sequence
+	// of the last one the read model applied (DB.LastEvent); nil if it
+	// holds none there (deleted: that proves nothing) or was not asked.
+	Holds *Event
+}
+
+// Event is one event of a stream: its sequence and ID.
+type Event struct {
+	Seq uint64
+	ID  string
 }
 
 // CheckOrigin drops what the file derived from other streams than orders
@@ -55,8 +66,11 @@ func (db *DB) CheckOrigin(orders, skus Stream) (dropped string, err error) {
 				why = fmt.Sprintf("stream %s was created at %s; the file was built from one created at %s",
 					c.s.Name, c.s.Created.UTC().Format(time.RFC3339Nano), time.Unix(0, int64(was)).UTC().Format(time.RFC3339Nano))
 			} else if c.readModel {
+				seq, id := lastEvent(tx)
 				if applied := u64(tx.Bucket(bucketRMMeta).Get(keyRMApplied)); applied > c.s.LastSeq {
 					why = fmt.Sprintf("stream %s holds %d events; the read model applied %d", c.s.Name, c.s.LastSeq, applied)
+				} else if h := c.s.Holds; h != nil && h.Seq == seq && h.ID != id {
+					why = fmt.Sprintf("stream %s holds event %s at sequence %d; the read model applied %s there", c.s.Name, h.ID, seq, id)
 				}
 			}
 			if why != "" {

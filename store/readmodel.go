@@ -36,7 +36,10 @@ var (
 	keyRMApplied      = []byte("applied_seq")
 	keyRMGaps         = []byte("gaps")
 	keyRMSkipped      = []byte("skipped")
-	readModelBuckets  = [][]byte{bucketRMDocs, bucketRMIDs, bucketRMIndex, bucketRMStatus, bucketRMAnalytics, bucketRMMeta}
+	// keyRMLastEvent is the sequence (8 bytes) and ID of the last event
+	// the read model applied: what CheckOrigin asks the stream for.
+	keyRMLastEvent   = []byte("last_event")
+	readModelBuckets = [][]byte{bucketRMDocs, bucketRMIDs, bucketRMIndex, bucketRMStatus, bucketRMAnalytics, bucketRMMeta}
 	// bucketRMOrdersByID is where versions before the creation-time layout
 	// kept documents (keyed by ID, without an expiry index in the oldest):
 	// a read model that has it is dropped on open and rebuilt from the
@@ -99,6 +102,25 @@ func (db *DB) ReadModel() (ReadModelState, error) {
 		return nil
 	})
 	return s, err
+}
+
+// LastEvent returns the stream sequence and ID of the last event the read
+// model applied; 0 and "" before its first (or in a file written before
+// it recorded them).
+func (db *DB) LastEvent() (seq uint64, id string, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		seq, id = lastEvent(tx)
+		return nil
+	})
+	return seq, id, err
+}
+
+func lastEvent(tx *bolt.Tx) (uint64, string) {
+	v := tx.Bucket(bucketRMMeta).Get(keyRMLastEvent)
+	if len(v) < 8 {
+		return 0, ""
+	}
+	return binary.BigEndian.Uint64(v), string(v[8:])
 }
 
 // DropReadModel deletes the read model; the projection then rebuilds it
@@ -210,6 +232,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		// an order's next events often come in the same batch (at half the
 		// peak, all five), and then need no lookup, read or decoding.
 		touched := map[string]touchedDoc{}
+		var lastEvent []byte
 		for _, ae := range batch {
 			if ae.Seq <= last {
 				continue
@@ -224,6 +247,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			}
 			applied++
 			e := ae.Event
+			lastEvent = append(binary.BigEndian.AppendUint64(lastEvent[:0], ae.Seq), e.ID...)
 			old, key, found, err := document(touched, ids, docs, e.OrderID)
 			if err != nil {
 				return err
@@ -296,6 +320,11 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		}
 		if err := putU64(meta, keyRMSkipped, skipped); err != nil {
 			return err
+		}
+		if lastEvent != nil {
+			if err := meta.Put(keyRMLastEvent, lastEvent); err != nil {
+				return err
+			}
 		}
 		return putU64(meta, keyRMApplied, last)
 	})
