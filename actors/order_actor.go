@@ -52,6 +52,12 @@ type orderActor struct {
 	// lastRead is set when the state after the last event was read at that
 	// event's sequence: what the reactor does to run the event's effects.
 	lastRead bool
+	// unconfirmed is set while the state is a snapshot's after which the
+	// stream showed nothing: the subject may hold less than the snapshot
+	// (a restored copy, a purge), which only an append's fence would
+	// otherwise reveal. An answer that appends nothing (a read, a command
+	// already applied) first checks the subject's end, once.
+	unconfirmed bool
 }
 
 // Ended reports whether the order has ended and the effects of its last
@@ -67,6 +73,11 @@ func (a *orderActor) Handle(ctx context.Context, msg any) any {
 	case GetOrder:
 		if err := a.load(ctx); err != nil {
 			return OrderResult{Err: err}
+		}
+		if a.unconfirmed {
+			if err := a.confirm(ctx); err != nil {
+				return OrderResult{Err: err}
+			}
 		}
 		if a.seq < m.AtLeast || !a.state.Exists() {
 			// Not found, like a command's refusal, is verified: the order
@@ -107,6 +118,13 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 	verified := false
 	for attempt := range a.d.FencedAttempts {
 		e, derr := order.Decide(a.d.Policy, a.state, cmd)
+		if e == nil && derr == nil && a.unconfirmed {
+			// Already applied, says a snapshot the stream may not hold.
+			if err := a.confirm(ctx); err != nil {
+				return OrderResult{Err: err}
+			}
+			continue
+		}
 		if e == nil {
 			if derr != nil {
 				// An append is fenced, a refusal is not: before refusing,
@@ -119,6 +137,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 					if err != nil {
 						return OrderResult{Err: unverified(derr, err)}
 					}
+					a.unconfirmed = false
 					if stale {
 						if err := a.resync(ctx); err != nil {
 							return OrderResult{Err: err}
@@ -150,6 +169,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 			return OrderResult{Err: err}
 		}
 		a.apply(*e, ack.Sequence)
+		a.unconfirmed = false // the fence matched
 		return OrderResult{Order: a.view(), Err: derr, Appended: true}
 	}
 	return OrderResult{Err: fmt.Errorf("order %s: gave up after %d fenced appends: %w", a.id, a.d.FencedAttempts, api.ErrUnavailable)}
@@ -207,6 +227,23 @@ func (a *orderActor) load(ctx context.Context) error {
 		return err
 	}
 	a.loaded = true
+	a.unconfirmed = a.seq != 0 && a.seq == seq
+	return nil
+}
+
+// confirm checks that the subject ends where the state does, catching up
+// (or, if the subject holds less, replaying it) when it does not.
+func (a *orderActor) confirm(ctx context.Context) error {
+	stale, err := a.stale(ctx)
+	if err != nil {
+		return fmt.Errorf("order %s: state not verified against the stream: %w: %v", a.id, api.ErrUnavailable, err)
+	}
+	if stale {
+		if err := a.resync(ctx); err != nil {
+			return err
+		}
+	}
+	a.unconfirmed = false
 	return nil
 }
 
@@ -226,7 +263,7 @@ func (a *orderActor) resync(ctx context.Context) error {
 	if err := a.d.DB.DeleteSnapshot(store.KindOrder, a.id); err != nil {
 		return fmt.Errorf("order %s: %w", a.id, err)
 	}
-	a.state, a.seq, a.unsaved, a.lastRead = order.State{}, 0, 0, false
+	a.state, a.seq, a.unsaved, a.lastRead, a.unconfirmed = order.State{}, 0, 0, false, false
 	return a.catchUp(ctx)
 }
 
