@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -55,3 +56,67 @@ func TestCorrelationOf(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCorrelation is what every message oms handles and sends on
+// costs in correlation: reading the caller's traceparent and making the
+// headers that continue it.
+func BenchmarkCorrelation(b *testing.B) {
+	h := CorrelationHeaders("4bf92f3577b34da6a3ce929d0e0e4736", true) // as a message carries them
+	b.ReportAllocs()
+	for b.Loop() {
+		id, sampled := CorrelationIn(h.Get)
+		if CorrelationHeaders(id, sampled) == nil {
+			b.Fatal("no headers")
+		}
+	}
+}
+
+// The specification the hand-written checks follow (correlation.go).
+var (
+	traceParentSpec   = regexp.MustCompile(`^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$`)
+	correlationIDSpec = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+)
+
+// FuzzCorrelationChecks: the hand-written traceparent parser and
+// correlation ID check accept exactly what their regular expressions
+// accept, and read the same trace ID and flags; a trace ID oms continues
+// makes a traceparent the parser reads back.
+func FuzzCorrelationChecks(f *testing.F) {
+	for _, s := range []string{
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-a3",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+		"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"ticket-42", "a:b.c_d-e", "x y", "", strings.Repeat("a", 64), strings.Repeat("a", 65), "caf\u00e9",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		trace, flags, ok := parseTraceParent(s)
+		m := traceParentSpec.FindStringSubmatch(s)
+		if ok != (m != nil) {
+			t.Fatalf("%q: parsed %v, the specification says %v", s, ok, m != nil)
+		}
+		if ok {
+			if trace != m[1] || hexByte(m[2]) != flags {
+				t.Fatalf("%q: trace %q flags %02x, the specification reads %q %s", s, trace, flags, m[1], m[2])
+			}
+		}
+		if got, want := validCorrelationID(s), correlationIDSpec.MatchString(s); got != want {
+			t.Fatalf("%q: correlation ID %v, the specification says %v", s, got, want)
+		}
+		if isTraceID(s) {
+			for _, sampled := range []bool{true, false} {
+				tp := TraceParent(s, sampled)
+				if got, f, ok := parseTraceParent(tp); !ok || got != s || (f&1 == 1) != sampled || tp[36:52] == "0000000000000000" {
+					t.Fatalf("TraceParent(%q, %v) = %q, read back as %q %02x %v", s, sampled, tp, got, f, ok)
+				}
+			}
+		} else if TraceParent(s, true) != "" {
+			t.Fatalf("TraceParent(%q) continues what is not a trace ID", s)
+		}
+	})
+}
+
+func hexByte(s string) byte { return unhex(s[0])<<4 | unhex(s[1]) }
