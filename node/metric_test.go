@@ -238,7 +238,16 @@ func TestProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Kill) // its server is gone: nothing to drain into
-	anyone := caller{h: &harness{t: t, ctx: env.Ctx}, base: "http://" + n.HTTPAddr(endpoint.Internal)}
+	h := &harness{t: t, ctx: env.Ctx, node: n}
+	anyone := caller{h: h, base: "http://" + n.HTTPAddr(endpoint.Internal)}
+	monitor := h.as(endpoint.Internal, "prometheus", auth.RoleMonitor)
+	lagReported := func() bool {
+		status, _, body := monitor.do(http.MethodGet, "/metrics", nil)
+		if status != http.StatusOK || !bytes.Contains(body, []byte("\noms_read_model_applied_sequence ")) {
+			t.Fatalf("/metrics: %d %.300s", status, body)
+		}
+		return bytes.Contains(body, []byte("\noms_read_model_lag_events "))
+	}
 	readiness := func() (int, node.Readiness) {
 		status, _, body := anyone.do(http.MethodGet, "/readyz", nil)
 		var r node.Readiness
@@ -259,6 +268,9 @@ func TestProbes(t *testing.T) {
 			t.Fatalf("check %+v", c)
 		}
 	}
+	if !lagReported() {
+		t.Fatal("/metrics: no read-model lag while the stream answers")
+	}
 
 	env.Server.Shutdown()
 	env.Server.WaitForShutdown()
@@ -275,6 +287,9 @@ func TestProbes(t *testing.T) {
 	st, err := n.Status()
 	if err != nil || st.ReadModel.StreamError == "" || st.ReadModel.Lag != 0 || st.ReadModel.Stream != 0 {
 		t.Fatalf("status without NATS: %+v %v", st.ReadModel, err)
+	}
+	if lagReported() {
+		t.Fatal("/metrics without NATS: a read-model lag it cannot know")
 	}
 	if status, _, body := anyone.do(http.MethodGet, "/healthz", nil); status != http.StatusOK {
 		t.Fatalf("/healthz while NATS reconnects: %d %s", status, body)
