@@ -216,18 +216,19 @@ func (a *orderActor) load(ctx context.Context) error {
 		return nil
 	}
 	data, seq, ok, err := a.d.DB.LoadSnapshot(store.KindOrder, a.id)
+	fromSnapshot := false
 	if err != nil {
 		a.d.Log.Warn("snapshot unreadable; replaying from the stream", "order_id", a.id, "err", err)
 	} else if ok {
 		if s, ok := orderSnapshot(a.id, data); ok {
-			a.state, a.seq = s, seq
+			a.state, a.seq, fromSnapshot = s, seq, true
 		}
 	}
 	if err := a.catchUp(ctx); err != nil {
 		return err
 	}
 	a.loaded = true
-	a.unconfirmed = a.seq != 0 && a.seq == seq
+	a.unconfirmed = fromSnapshot && a.seq == seq
 	return nil
 }
 
