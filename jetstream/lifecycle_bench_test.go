@@ -63,7 +63,8 @@ import (
 // a time, a pattern oms runs instead of the cheapest: an explicit
 // acknowledgement of every message, and one inbound consumer per partition
 // (64); one leaves the read model out; one tries a contract change (the
-// provider events not stored). The rate variants place orders at a steady
+// provider events not stored), one a design change (each event's effects
+// run where it was appended, not from a consumer). The rate variants place orders at a steady
 // rate for the latency of place→ack.
 func BenchmarkPatternLifecycle(b *testing.B) {
 	b.Run("max", func(b *testing.B) { runLifecycle(b, lifecycleOptions{}) })
@@ -71,6 +72,7 @@ func BenchmarkPatternLifecycle(b *testing.B) {
 	b.Run("max-inbound-partitions=64", func(b *testing.B) { runLifecycle(b, lifecycleOptions{inboundConsumers: 64}) })
 	b.Run("max-no-read-model", func(b *testing.B) { runLifecycle(b, lifecycleOptions{noReadModel: true}) })
 	b.Run("max-provider-events-unstored", func(b *testing.B) { runLifecycle(b, lifecycleOptions{unstored: true}) })
+	b.Run("max-reactor-in-process", func(b *testing.B) { runLifecycle(b, lifecycleOptions{reactorInProcess: true}) })
 	for _, r := range []int{600, 1200, 2400} {
 		b.Run("rate="+strconv.Itoa(r), func(b *testing.B) { runLifecycle(b, lifecycleOptions{perSecond: r}) })
 	}
@@ -88,6 +90,11 @@ type lifecycleOptions struct {
 	// noReadModel leaves the projection out: the messages alone, to add
 	// store.BenchmarkApplyLifecycle (the read model kept exact) to.
 	noReadModel bool
+	// reactorInProcess runs each event's effects on the order's worker
+	// right after its append, instead of from a durable consumer of the
+	// order events (a design change: 5 deliveries fewer per order, and
+	// nothing yet to run the effects a crash cut short).
+	reactorInProcess bool
 }
 
 // Data sizes of the messages, from `oms bench` (stored bytes per message
@@ -120,8 +127,10 @@ type lifecycle struct {
 	// last[w] is the last stream sequence of each order worker w owns:
 	// what an order actor remembers to fence its next append.
 	last []map[string]uint64
-	errs atomic.Int64
-	err  atomic.Value
+	// react, if set, runs an event's effects after its append.
+	react func(id string, kind byte)
+	errs  atomic.Int64
+	err   atomic.Value
 }
 
 func (l *lifecycle) fail(err error) {
@@ -149,6 +158,9 @@ func (l *lifecycle) appendEvent(id string, kind byte, then func()) {
 			return
 		}
 		l.last[w][id] = ack.Sequence
+		if l.react != nil {
+			l.react(id, kind)
+		}
 		if then != nil {
 			then()
 		}
@@ -263,9 +275,8 @@ func runLifecycle(b *testing.B, o lifecycleOptions) {
 	_ = place.SetPendingLimits(-1, -1)
 	defer place.Unsubscribe()
 
-	l.consume(b, jetstream.StreamOrders, "floor-reactor", "", func(m natsjs.Msg) {
-		id := lastToken(m.Subject())
-		switch m.Data()[0] {
+	react := func(id string, kind byte) {
+		switch kind {
 		case kindPlaced:
 			l.effect(id, func() {
 				l.publish(jetstream.SKUEventsPrefix+sku(id), id+":reserve", 'R', skuEventData)
@@ -283,9 +294,14 @@ func runLifecycle(b *testing.B, o lifecycleOptions) {
 				l.notify(id, kindPaid)
 			})
 		case kindShipped, kindDelivered:
-			l.notify(id, m.Data()[0])
+			l.notify(id, kind)
 		}
-	})
+	}
+	if o.reactorInProcess {
+		l.react = react
+	} else {
+		l.consume(b, jetstream.StreamOrders, "floor-reactor", "", func(m natsjs.Msg) { react(lastToken(m.Subject()), m.Data()[0]) })
+	}
 	l.consume(b, jetstream.StreamOutbox, "floor-providers", "", func(m natsjs.Msg) {
 		id := lastToken(m.Subject())
 		payment := strings.HasPrefix(m.Subject(), jetstream.PaymentRequestsPrefix)
