@@ -74,20 +74,11 @@ func (a *orderActor) Handle(ctx context.Context, msg any) any {
 		if err := a.load(ctx); err != nil {
 			return OrderResult{Err: err}
 		}
-		if a.unconfirmed {
-			if err := a.confirm(ctx); err != nil {
-				return OrderResult{Err: err}
-			}
-		}
-		if a.seq < m.AtLeast || !a.state.Exists() {
+		if a.unconfirmed || a.seq < m.AtLeast || !a.state.Exists() {
 			// Not found, like a command's refusal, is verified: the order
 			// may have been placed on another node meanwhile.
-			if stale, err := a.stale(ctx); err != nil {
+			if _, err := a.confirm(ctx); err != nil {
 				return OrderResult{Err: err}
-			} else if stale {
-				if err := a.catchUp(ctx); err != nil {
-					return OrderResult{Err: err}
-				}
 			}
 		}
 		if a.seq < m.AtLeast {
@@ -120,7 +111,7 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		e, derr := order.Decide(a.d.Policy, a.state, cmd)
 		if e == nil && derr == nil && a.unconfirmed {
 			// Already applied, says a snapshot the stream may not hold.
-			if err := a.confirm(ctx); err != nil {
+			if _, err := a.confirm(ctx); err != nil {
 				return OrderResult{Err: err}
 			}
 			continue
@@ -133,15 +124,13 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 				// that cannot be checked is not given, as at a SKU.
 				if !verified {
 					verified = true
-					stale, err := a.stale(ctx)
-					if err != nil {
+					moved, err := a.confirm(ctx)
+					switch {
+					case err != nil && !moved:
 						return OrderResult{Err: unverified(derr, err)}
-					}
-					a.unconfirmed = false
-					if stale {
-						if err := a.resync(ctx); err != nil {
-							return OrderResult{Err: err}
-						}
+					case err != nil:
+						return OrderResult{Err: err}
+					case moved:
 						continue
 					}
 				}
@@ -232,20 +221,20 @@ func (a *orderActor) load(ctx context.Context) error {
 	return nil
 }
 
-// confirm checks that the subject ends where the state does, catching up
-// (or, if the subject holds less, replaying it) when it does not.
-func (a *orderActor) confirm(ctx context.Context) error {
+// confirm checks that the subject ends where the state does and, when it
+// does not, catches up (or, if the subject holds less, replays it): moved
+// says so. An error with moved false is the check's own (the stream did
+// not answer); with moved true, the catching up's.
+func (a *orderActor) confirm(ctx context.Context) (moved bool, err error) {
 	stale, err := a.stale(ctx)
 	if err != nil {
-		return fmt.Errorf("order %s: state not verified against the stream: %w: %v", a.id, api.ErrUnavailable, err)
-	}
-	if stale {
-		if err := a.resync(ctx); err != nil {
-			return err
-		}
+		return false, err
 	}
 	a.unconfirmed = false
-	return nil
+	if !stale {
+		return false, nil
+	}
+	return true, a.resync(ctx)
 }
 
 // resync catches up once the stream has said it disagrees with this

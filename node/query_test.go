@@ -421,20 +421,12 @@ func TestStoreOfABootThatWentDownIsRebuilt(t *testing.T) {
 	cfg.Roles = []string{config.RoleQuery}
 	projectedThenStopped(t, cfg, 1, 100)
 	// What the disk holds of the streams at their last fsync.
-	streams, synced := filepath.Join(cfg.DataDir, "jetstream"), filepath.Join(t.TempDir(), "synced")
-	if err := os.CopyFS(synced, os.DirFS(streams)); err != nil {
-		t.Fatal(err)
-	}
+	backToSynced := savedStreams(t, cfg)
 
 	projectedThenStopped(t, cfg, 2, 100)
 	// The power goes: the streams come back as last synced, and the bbolt
 	// file's marker names the boot that went down.
-	if err := os.RemoveAll(streams); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(streams, os.DirFS(synced)); err != nil {
-		t.Fatal(err)
-	}
+	backToSynced()
 	file := filepath.Join(cfg.DataDir, cfg.NodeName+".bolt")
 	torn, err := os.OpenFile(file, os.O_WRONLY, 0)
 	if err != nil {
@@ -448,9 +440,7 @@ func TestStoreOfABootThatWentDownIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := startNode(t, cfg)
-	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(3, 3)), 60, generatedFrom)
-	h.listsWhatTheStreamHolds(t)
+	startedThenListed(t, cfg, 3, 60)
 }
 
 // TestStoreOfWipedStreamsIsRebuilt: the JetStream store is deleted (or
@@ -465,9 +455,7 @@ func TestStoreOfWipedStreamsIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := startNode(t, cfg)
-	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(2, 2)), 60, generatedFrom)
-	h.listsWhatTheStreamHolds(t)
+	startedThenListed(t, cfg, 2, 60)
 }
 
 // TestStoreOfARestoredCopyIsRebuilt: the JetStream store is restored from
@@ -481,20 +469,12 @@ func TestStoreOfARestoredCopyIsRebuilt(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Roles = []string{config.RoleQuery}
 	early := projectedThenStopped(t, cfg, 1, 100)
-	streams, backup := filepath.Join(cfg.DataDir, "jetstream"), filepath.Join(t.TempDir(), "backup")
-	if err := os.CopyFS(backup, os.DirFS(streams)); err != nil {
-		t.Fatal(err)
-	}
+	restoreBackup := savedStreams(t, cfg)
 	applied := early + projectedThenStopped(t, cfg, 2, 100)
 
 	// The backup comes back; a node with a file of its own appends to it.
+	restoreBackup()
 	file, kept := filepath.Join(cfg.DataDir, cfg.NodeName+".bolt"), filepath.Join(t.TempDir(), "kept.bolt")
-	if err := os.RemoveAll(streams); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(streams, os.DirFS(backup)); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.Rename(file, kept); err != nil {
 		t.Fatal(err)
 	}
@@ -505,8 +485,36 @@ func TestStoreOfARestoredCopyIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	startedThenListed(t, cfg, 4, 0)
+}
+
+// startedThenListed starts a node on cfg, appends n more orders (their IDs
+// drawn from seed) and checks that it lists exactly what the stream holds.
+func startedThenListed(t *testing.T, cfg config.Config, seed uint64, n int) {
+	t.Helper()
 	h := startNode(t, cfg)
+	generate(t, h.ctx, h.js, rand.New(rand.NewPCG(seed, seed)), n, generatedFrom)
 	h.listsWhatTheStreamHolds(t)
+}
+
+// savedStreams copies the node's JetStream store as it is now, and returns
+// what puts the copy back in its place, as a restore from a backup (or a
+// disk after a power loss) would.
+func savedStreams(t *testing.T, cfg config.Config) (restore func()) {
+	t.Helper()
+	streams, saved := filepath.Join(cfg.DataDir, "jetstream"), filepath.Join(t.TempDir(), "streams")
+	if err := os.CopyFS(saved, os.DirFS(streams)); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := os.RemoveAll(streams); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.CopyFS(streams, os.DirFS(saved)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // generatedFrom is the earliest creation time of the orders the store

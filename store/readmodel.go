@@ -232,7 +232,8 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		// an order's next events often come in the same batch (at half the
 		// peak, all five), and then need no lookup, read or decoding.
 		touched := map[string]touchedDoc{}
-		var lastEvent []byte
+		var lastSeq uint64 // and lastID: the batch's last event applied
+		var lastID string
 		for _, ae := range batch {
 			if ae.Seq <= last {
 				continue
@@ -247,7 +248,7 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			}
 			applied++
 			e := ae.Event
-			lastEvent = append(binary.BigEndian.AppendUint64(lastEvent[:0], ae.Seq), e.ID...)
+			lastSeq, lastID = ae.Seq, e.ID
 			old, key, found, err := document(touched, ids, docs, e.OrderID)
 			if err != nil {
 				return err
@@ -321,8 +322,8 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 		if err := putU64(meta, keyRMSkipped, skipped); err != nil {
 			return err
 		}
-		if lastEvent != nil {
-			if err := meta.Put(keyRMLastEvent, lastEvent); err != nil {
+		if lastSeq != 0 {
+			if err := meta.Put(keyRMLastEvent, append(binary.BigEndian.AppendUint64(nil, lastSeq), lastID...)); err != nil {
 				return err
 			}
 		}
