@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,14 @@ type Deps struct {
 	Appended func(stream, outcome, eventType string, took time.Duration)
 	// Node names this node in the Oms-Node header of what it appends.
 	Node string
+	// Effects, if set, is handed every order event this node stores, for
+	// the reactor to perform its effects; its floor hears of every order
+	// append in flight.
+	Effects *jetstream.Queue
+	// DoubtDelay is how long after an append whose acknowledgement was
+	// lost the stream is read to learn whether it was stored: a message
+	// still on its way may be stored until then.
+	DoubtDelay time.Duration
 }
 
 // append is jetstream.Append with the node's name and the correlation ID
@@ -53,6 +62,11 @@ func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, 
 	hdr := nats.Header{api.NodeHeader: []string{d.Node}}
 	if correlation != "" {
 		hdr.Set(api.CorrelationHeader, correlation)
+	}
+	effects := d.Effects != nil && stream == jetstream.StreamOrders
+	var mark uint64
+	if effects {
+		mark = d.Effects.Sending()
 	}
 	began := time.Now()
 	ack, err := jetstream.Append(ctx, d.JS, subject, data, expectedLast, hdr)
@@ -76,7 +90,37 @@ func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, 
 		}
 		d.Appended(stream, outcome, eventType, time.Since(began))
 	}
+	if effects {
+		switch {
+		case err == nil:
+			d.Effects.Stored(mark, subject, data, hdr, ack.Sequence)
+		case errors.Is(err, jetstream.ErrWrongSequence) || leaderless(err):
+			d.Effects.NotStored(mark)
+		default:
+			d.Effects.Unknown(mark, d.DoubtDelay, d.storedAfter(subject, data, expectedLast))
+		}
+	}
 	return ack, err
+}
+
+// storedAfter learns whether an append of data to subject after sequence
+// after, whose acknowledgement was lost, was stored, and if so hands it to
+// Effects. The append was fenced: if stored, it is the subject's first
+// message after that sequence.
+func (d *Deps) storedAfter(subject string, data []byte, after uint64) func(context.Context) error {
+	return func(ctx context.Context) error {
+		m, err := d.Orders.GetMsg(ctx, after+1, natsjs.WithGetMsgSubject(subject))
+		switch {
+		case errors.Is(err, natsjs.ErrMsgNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		if bytes.Equal(m.Data, data) && m.Header.Get(api.NodeHeader) == d.Node {
+			d.Effects.Push(subject, m.Data, m.Header, m.Sequence, nil)
+		}
+		return nil
+	}
 }
 
 // leaderlessWait bounds how long an append waits for a stream leader:

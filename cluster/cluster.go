@@ -137,6 +137,9 @@ func (c *Cluster) Owner(key string) string {
 	return rendezvous(c.members.live(), jetstream.PartitionOf(key, c.o.Partitions))
 }
 
+// Live reports whether member name is alive, as this node sees it.
+func (c *Cluster) Live(name string) bool { return slices.Contains(c.members.live(), name) }
+
 // Owns reports whether this node owns key's partition.
 func (c *Cluster) Owns(key string) bool { return c.Owner(key) == c.o.Self }
 

@@ -54,7 +54,7 @@ func (ps *partitions) start(ctx context.Context, pipe *jetstream.Pipeline) (func
 	// behind: its floor counts for each partition, and it must not pull
 	// alongside the partitions' own.
 	err = c.o.Backoff.Retry(ctx, "retire inbound consumer", 2*time.Second, func(ctx context.Context) error {
-		_, err := retire(ctx, c.js, floors, jetstream.InboundAllConsumerName, allFloorKey)
+		_, err := jetstream.Retire(ctx, c.js, floors, jetstream.StreamInbound, jetstream.InboundAllConsumerName, allFloorKey)
 		return err
 	}, c.waiting("retire inbound consumer "+jetstream.InboundAllConsumerName))
 	if err != nil {
@@ -229,33 +229,6 @@ func floorOf(ctx context.Context, floors *jetstream.Floors, p int) (uint64, erro
 	return max(own, all), err
 }
 
-// retire records the acknowledgement floor of the inbound consumer name,
-// if it exists, under key (only ever raising it) and deletes it, reporting
-// whether there was one.
-func retire(ctx context.Context, js natsjs.JetStream, floors *jetstream.Floors, name, key string) (bool, error) {
-	cons, err := js.Consumer(ctx, jetstream.StreamInbound, name)
-	switch {
-	case errors.Is(err, natsjs.ErrConsumerNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	floor := cons.CachedInfo().AckFloor.Stream
-	recorded, err := floors.Get(ctx, key)
-	if err != nil {
-		return false, err
-	}
-	if floor > recorded {
-		if err := floors.Put(ctx, key, floor); err != nil {
-			return false, err
-		}
-	}
-	if err := js.DeleteConsumer(ctx, jetstream.StreamInbound, name); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
-		return false, err
-	}
-	return true, nil
-}
-
 // inboundConsumer returns partition p's consumer, creating it from the
 // recorded floor when it is missing. A consumer an earlier version kept in
 // a file is replaced by a memory one starting after its own floor.
@@ -266,7 +239,7 @@ func inboundConsumer(ctx context.Context, js natsjs.JetStream, floors *jetstream
 	case err == nil && cons.CachedInfo().Config.MemoryStorage:
 		return cons, nil
 	case err == nil:
-		if _, err := retire(ctx, js, floors, name, floorKey(p)); err != nil {
+		if _, err := jetstream.Retire(ctx, js, floors, jetstream.StreamInbound, name, floorKey(p)); err != nil {
 			return nil, err
 		}
 	case !errors.Is(err, natsjs.ErrConsumerNotFound):
@@ -300,7 +273,7 @@ func inboundAllConsumer(ctx context.Context, js natsjs.JetStream, floors *jetstr
 	// all): the shared floor is read once.
 	lowest := uint64(math.MaxUint64)
 	for p := range partitions {
-		if _, err := retire(ctx, js, floors, jetstream.InboundConsumerName(p), floorKey(p)); err != nil {
+		if _, err := jetstream.Retire(ctx, js, floors, jetstream.StreamInbound, jetstream.InboundConsumerName(p), floorKey(p)); err != nil {
 			return nil, err
 		}
 		own, err := floors.Get(ctx, floorKey(p))

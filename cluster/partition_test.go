@@ -97,7 +97,7 @@ func TestFloorsCarryAcrossConsumerLayouts(t *testing.T) {
 	// retired with its floor, and each partition starts after the higher
 	// of its own floor and that one: the last event's partition gets it,
 	// and every partition starts past what it had.
-	if had, err := retire(ctx, env.JS, floors, jetstream.InboundAllConsumerName, allFloorKey); err != nil || !had {
+	if had, err := jetstream.Retire(ctx, env.JS, floors, jetstream.StreamInbound, jetstream.InboundAllConsumerName, allFloorKey); err != nil || !had {
 		t.Fatalf("retire the consumer of every partition: %v %v", had, err)
 	}
 	for p := range partitions {

@@ -155,8 +155,6 @@ type Tuning struct {
 	// ReactorWorkers handle order events in parallel (one order's events
 	// always go to the same worker, in order).
 	ReactorWorkers       int
-	ReactorMaxAckPending int
-	ReactorPullBatch     int
 	InboundMaxAckPending int
 	InboundPullBatch     int
 	// ExpirySweep is how often the reservations due to expire are
@@ -267,8 +265,6 @@ func DefaultTuning() Tuning {
 		RetryBase:               100 * time.Millisecond,
 		RetryMax:                10 * time.Second,
 		ReactorWorkers:          64,
-		ReactorMaxAckPending:    512,
-		ReactorPullBatch:        256,
 		InboundMaxAckPending:    64,
 		InboundPullBatch:        32,
 		ExpirySweep:             time.Second,
@@ -433,8 +429,6 @@ func (t Tuning) validate() []error {
 		errs = append(errs, fmt.Errorf("retry-max: must be at least retry-base (%s), got %s", t.RetryBase, t.RetryMax))
 	}
 	atLeast("reactor-workers", t.ReactorWorkers, 1)
-	atLeast("reactor-max-ack-pending", t.ReactorMaxAckPending, 1)
-	atLeast("reactor-pull-batch", t.ReactorPullBatch, 1)
 	atLeast("inbound-max-ack-pending", t.InboundMaxAckPending, 1)
 	atLeast("inbound-pull-batch", t.InboundPullBatch, 1)
 	positive("expiry-sweep", t.ExpirySweep)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,18 +41,53 @@ func (f *Floors) Put(ctx context.Context, key string, floor uint64) error {
 
 // Get returns key's recorded floor, 0 if none was recorded.
 func (f *Floors) Get(ctx context.Context, key string) (uint64, error) {
+	r, err := f.Recorded(ctx, key)
+	return r.Floor, err
+}
+
+// Recorded is a floor as recorded: its revision (0: none was) and when.
+type Recorded struct {
+	Floor    uint64
+	Revision uint64
+	At       time.Time
+}
+
+// Recorded returns key's recorded floor, for DeleteIf.
+func (f *Floors) Recorded(ctx context.Context, key string) (Recorded, error) {
 	e, err := f.kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, natsjs.ErrKeyNotFound):
-		return 0, nil
+		return Recorded{}, nil
 	case err != nil:
-		return 0, err
+		return Recorded{}, err
 	}
 	floor, err := strconv.ParseUint(string(e.Value()), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("floor %s: %w", key, err)
+		return Recorded{}, fmt.Errorf("floor %s: %w", key, err)
 	}
-	return floor, nil
+	return Recorded{Floor: floor, Revision: e.Revision(), At: e.Created()}, nil
+}
+
+// DeleteIf deletes key's floor if revision still wrote it: one written
+// since (its node came back) is kept.
+func (f *Floors) DeleteIf(ctx context.Context, key string, revision uint64) error {
+	return f.kv.Delete(ctx, key, natsjs.LastRevision(revision))
+}
+
+// Keys lists the recorded floors' keys matching filter (a NATS subject
+// wildcard, as "reactor.*").
+func (f *Floors) Keys(ctx context.Context, filter string) ([]string, error) {
+	l, err := f.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k := range l.Keys() { // closed after the last key, its watcher stopped
+		if !slices.Contains(keys, k) { // a key written meanwhile may come twice
+			keys = append(keys, k)
+		}
+	}
+	return keys, ctx.Err()
 }
 
 // Record writes, every interval until the returned stop is called and
@@ -130,4 +166,31 @@ func OpenDurable(ctx context.Context, js natsjs.JetStream, floors *Floors, floor
 		return js.Consumer(ctx, stream, cfg.Durable)
 	}
 	return cons, err
+}
+
+// Retire records the acknowledgement floor of stream's durable consumer
+// name, if it exists, under key (only ever raising it) and deletes it,
+// reporting whether there was one.
+func Retire(ctx context.Context, js natsjs.JetStream, floors *Floors, stream, name, key string) (bool, error) {
+	cons, err := js.Consumer(ctx, stream, name)
+	switch {
+	case errors.Is(err, natsjs.ErrConsumerNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	floor := cons.CachedInfo().AckFloor.Stream
+	recorded, err := floors.Get(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	if floor > recorded {
+		if err := floors.Put(ctx, key, floor); err != nil {
+			return false, err
+		}
+	}
+	if err := js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
+		return false, err
+	}
+	return true, nil
 }

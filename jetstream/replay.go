@@ -16,8 +16,11 @@ type ReplayOptions struct {
 	Stream  string
 	Subject string // filter; empty: the whole stream
 	FromSeq uint64
-	Since   time.Time
-	Until   time.Time
+	// ToSeq, if set, stops at that sequence instead of the last message
+	// stored when Replay began.
+	ToSeq uint64
+	Since time.Time
+	Until time.Time
 }
 
 // Replay calls fn for each stored message matching o, in stream order, up to
@@ -43,7 +46,10 @@ func Replay(ctx context.Context, js natsjs.JetStream, o ReplayOptions, fn func(n
 		return 0, err
 	}
 	last := info.State.LastSeq
-	if last == 0 {
+	if o.ToSeq > 0 {
+		last = min(last, o.ToSeq)
+	}
+	if last == 0 || last < o.FromSeq {
 		return 0, nil
 	}
 	oc, err := stream.OrderedConsumer(ctx, cfg)

@@ -176,10 +176,10 @@ func sameStream(have, want natsjs.StreamConfig) bool {
 // provider events.
 func InboundPartitionSubject(p int) string { return InboundPrefix + strconv.Itoa(p) + ".>" }
 
-// Durable consumer names.
-const (
-	ConsumerReactor = "oms-reactor"
-)
+// ConsumerReactor is the durable consumer the reactor pulled every order
+// event from before effects ran where their event was appended: a node
+// retires it on start (its floor tells which effects may not have run).
+const ConsumerReactor = "oms-reactor"
 
 // InboundConsumerName is the durable consumer of inbound partition p.
 func InboundConsumerName(p int) string { return fmt.Sprintf("oms-inbound-%d", p) }
@@ -193,13 +193,6 @@ const InboundAllConsumerName = "oms-inbound"
 type ConsumerLimits struct {
 	AckWait       time.Duration
 	MaxAckPending int
-}
-
-// ReactorConsumer is the configuration of the reactor's consumer: every
-// order event, acknowledged once its effects are done.
-func ReactorConsumer(l ConsumerLimits) natsjs.ConsumerConfig {
-	return natsjs.ConsumerConfig{Durable: ConsumerReactor, AckPolicy: natsjs.AckExplicitPolicy, AckWait: l.AckWait,
-		MaxAckPending: l.MaxAckPending, MaxDeliver: -1, FilterSubject: OrderEventsPrefix + ">"}
 }
 
 // InboundConsumer is the configuration of inbound partition p's consumer.

@@ -42,7 +42,7 @@ type jobs struct {
 func (n *Node) startJobs(ctx context.Context) error {
 	kv, err := jetstream.OpenBucket(ctx, n.js, n.retry(), natsjs.KeyValueConfig{Bucket: jobsBucket,
 		Description: "oms nodes' background jobs (rebuilds)", TTL: 7 * 24 * time.Hour, Replicas: n.cfg.Replicas,
-		Storage: natsjs.FileStorage}, func(err error) { n.log.Info("waiting for JetStream", "step", "open bucket "+jobsBucket, "err", err) })
+		Storage: natsjs.FileStorage}, n.waitingFor("open bucket "+jobsBucket))
 	if err != nil {
 		return err
 	}

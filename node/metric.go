@@ -31,6 +31,8 @@ func (n *Node) registerMetrics(context.Context) error {
 		{Name: "read_model_lag_events", Help: "Order events stored but not yet in this node's read model (absent while the order stream does not answer)."},
 		{Name: "read_model_gaps", Help: "Order events the read model found missing (their subject was purged or a sequence skipped)."},
 		{Name: "read_model_skipped_events", Help: "Order events the read model could not apply; each is in the dead-letter stream.", Counter: true},
+		{Name: "effects_pending_events", Help: "Order events appended here (or handed over again after a stop) whose effects have not yet run: reservations, payment and delivery requests, notifications."},
+		{Name: "effects_settled_floor", Help: "Order-stream sequence at or below which every event this node appended has had its effects run: where the next start runs them again from."},
 		{Name: "actors_active", Help: "Actors in memory, by kind (order, sku).", Labels: []string{"kind"}},
 		{Name: "actor_activations_total", Help: "Actors activated since the node started, by kind.", Labels: []string{"kind"}, Counter: true},
 		{Name: "actor_passivations_total", Help: "Actors passivated (dropped from memory after their snapshot) since the node started, by kind.", Labels: []string{"kind"}, Counter: true},
@@ -90,6 +92,10 @@ func (n *Node) statusFigures(emit metrics.Emit) {
 		}
 		emit("read_model_gaps", float64(st.ReadModel.Gaps))
 		emit("read_model_skipped_events", float64(st.ReadModel.Skipped))
+	}
+	if n.effects != nil {
+		emit("effects_pending_events", float64(n.effects.q.Len()))
+		emit("effects_settled_floor", float64(n.effects.q.Floor()))
 	}
 	if n.commands != nil {
 		emit("actors_active", float64(st.ActiveOrder), "order")

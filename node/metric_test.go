@@ -167,10 +167,16 @@ func TestMetricsTellWhatHappened(t *testing.T) {
 	}
 	// Every consumer the pipelines read (a standalone node's one inbound
 	// consumer for every partition).
-	for _, consumer := range []string{jetstream.ConsumerReactor, jetstream.InboundAllConsumerName} {
-		if _, ok := sample(fs, "oms_consumer_pending_messages", "consumer", consumer); !ok {
-			t.Errorf("no oms_consumer_pending_messages for %s", consumer)
-		}
+	if _, ok := sample(fs, "oms_consumer_pending_messages", "consumer", jetstream.InboundAllConsumerName); !ok {
+		t.Errorf("no oms_consumer_pending_messages for %s", jetstream.InboundAllConsumerName)
+	}
+	// The effects in process: what is queued (the last event's may still
+	// be), and the floor below which every one ran.
+	if _, ok := sample(fs, "oms_effects_pending_events"); !ok {
+		t.Error("no oms_effects_pending_events")
+	}
+	if got, ok := sample(fs, "oms_effects_settled_floor"); !ok || got < 1 {
+		t.Errorf("oms_effects_settled_floor = %v (found %v), want the events' last sequence", got, ok)
 	}
 	if lag, ok := sample(fs, "oms_read_model_lag_events"); !ok || lag != 0 {
 		t.Errorf("read-model lag %v (found %v) once projected", lag, ok)

@@ -69,11 +69,12 @@ type Node struct {
 	// forwarded from other nodes together.
 	limiter *endpoint.Limiter
 
-	creds *credentials.Set
-	jobs  *jobs
-	react *reactor.Reactor // nil without the command role
-	ops   []endpoint.Operation
-	http  *httpapi.Server // nil with no HTTP listener
+	creds   *credentials.Set
+	jobs    *jobs
+	react   *reactor.Reactor // nil without the command role
+	effects *effects         // nil without the command role
+	ops     []endpoint.Operation
+	http    *httpapi.Server // nil with no HTTP listener
 	// metrics is the node's Prometheus registry, served at /metrics on
 	// the internal listener.
 	metrics *metrics.Metrics
@@ -237,6 +238,11 @@ func (n *Node) retry() jetstream.Backoff {
 	return jetstream.Backoff{Base: n.cfg.Tuning.RetryBase, Max: 2 * time.Second}
 }
 
+// waitingFor logs a start-up step's wait for JetStream.
+func (n *Node) waitingFor(step string) func(error) {
+	return func(err error) { n.log.Info("waiting for JetStream", "step", step, "err", err) }
+}
+
 // ensureStreams creates or updates the streams. In a cluster, JetStream
 // answers only once its meta leader is elected and enough peers are there
 // for the replicas: retry until then.
@@ -250,7 +256,7 @@ func (n *Node) ensureStreams(ctx context.Context) error {
 			return nil
 		}
 		return err
-	}, func(err error) { n.log.Info("waiting for JetStream", "step", "create streams", "err", err) })
+	}, n.waitingFor("create streams"))
 	if refused != nil {
 		return refused
 	}
@@ -291,7 +297,7 @@ func (n *Node) openStore(ctx context.Context) error {
 		}
 		skus, err = streamOf(ctx, n.js, jetstream.StreamSKUs, 0)
 		return err
-	}, func(err error) { n.log.Info("waiting for JetStream", "step", "read the streams", "err", err) })
+	}, n.waitingFor("read the streams"))
 	if err != nil {
 		return err
 	}
@@ -395,6 +401,28 @@ func (n *Node) startCommands(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	floors, err := jetstream.OpenFloors(ctx, n.js, n.retry(), cfg.Replicas,
+		n.waitingFor("open floors"))
+	if err != nil {
+		return err
+	}
+	// Each order event's effects run here, handed over by the actor that
+	// stored it. The reactor is made once the commands it calls exist, and
+	// those answer forwarded calls (which append) from the start.
+	var react *reactor.Reactor
+	made := make(chan struct{})
+	fx, last, err := n.openEffects(ctx, floors, func(ctx context.Context, m jetstream.Msg) error {
+		select {
+		case <-made:
+			return react.Handle(ctx, m)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("effects: %w", err)
+	}
+	n.effects = fx
 	snaps := store.NewSnapshotter(n.db, t.SnapshotQueue, t.SnapshotFlushInterval, n.log)
 	n.onStop(snaps.Close)
 	deps := &actors.Deps{JS: n.cmdJS, Orders: orders, SKUs: skus, DB: n.db, Snapshots: snaps,
@@ -402,7 +430,7 @@ func (n *Node) startCommands(ctx context.Context) error {
 		Log:    n.log, SnapshotEvery: t.SnapshotEvery, FencedAttempts: t.FencedAttempts,
 		Fenced:     jetstream.Backoff{Base: time.Millisecond, Max: 100 * time.Millisecond},
 		Leaderless: jetstream.Backoff{Base: 50 * time.Millisecond, Max: 500 * time.Millisecond},
-		Appended:   n.metrics.Append, Node: cfg.NodeName}
+		Appended:   n.metrics.Append, Node: cfg.NodeName, Effects: fx.q, DoubtDelay: doubtDelay}
 	system := actors.NewSystem(n.log)
 	n.onStop(system.Shutdown)
 	orderActors := actors.NewHost(system, actors.NewOrderHandler(deps),
@@ -422,43 +450,14 @@ func (n *Node) startCommands(ctx context.Context) error {
 	// answering forwarded calls and lets those in flight finish.
 	n.onStop(n.cluster.Leave)
 
-	limits := func(maxAckPending int) jetstream.ConsumerLimits {
-		return jetstream.ConsumerLimits{AckWait: t.AckWait, MaxAckPending: maxAckPending}
-	}
-	react := reactor.New(cmds, cmds, func() reactor.Outbox { return jetstream.NewOutbox(n.js) })
+	react = reactor.New(cmds, cmds, func() reactor.Outbox { return jetstream.NewOutbox(n.js) })
 	n.react = react
-	// The reactor's consumer, if it is lost (deleted by hand), starts
-	// again after its recorded floor: from the stream's start it would run
-	// every past order's effects again (payment requests, notifications).
-	floors, err := jetstream.OpenFloors(ctx, n.js, n.retry(), cfg.Replicas,
-		func(err error) { n.log.Info("waiting for JetStream", "step", "open floors", "err", err) })
+	close(made)
+	stopEffects, err := fx.start(ctx, last)
 	if err != nil {
-		return err
+		return fmt.Errorf("effects: %w", err)
 	}
-	openReactor := func(ctx context.Context) (natsjs.Consumer, error) {
-		return jetstream.OpenDurable(ctx, n.js, floors, reactorFloor, jetstream.StreamOrders,
-			jetstream.ReactorConsumer(limits(t.ReactorMaxAckPending)))
-	}
-	// While a cluster forms, a lookup may find no consumer leader yet.
-	var reactorCons natsjs.Consumer
-	err = n.retry().Retry(ctx, "open reactor consumer", 2*time.Second, func(ctx context.Context) error {
-		cons, err := openReactor(ctx)
-		reactorCons = cons
-		return err
-	}, func(err error) { n.log.Info("waiting for JetStream", "step", "open reactor consumer", "err", err) })
-	if err != nil {
-		return fmt.Errorf("reactor consumer: %w", err)
-	}
-	// Registered first, so it stops (recording once more) after the
-	// reactor: a graceful stop leaves an exact floor.
-	n.onStop(floors.Record(n.js, jetstream.StreamOrders, t.FloorInterval,
-		func() map[string]string { return map[string]string{reactorFloor: jetstream.ConsumerReactor} }))
-	stopReactor, err := n.pipeline("reactor", react.Handle, t.ReactorWorkers, reactor.Key, reactorAttrs).
-		ConsumeDurable(reactorCons, openReactor, natsjs.PullMaxMessages(t.ReactorPullBatch))
-	if err != nil {
-		return err
-	}
-	n.onStop(stopReactor)
+	n.onStop(stopEffects)
 	expiry := command.Expiry{Orders: cmds, Due: n.db.DueForExpiry, Owns: n.cluster.Owns, CaughtUp: n.readModelCaughtUp,
 		Interval: t.ExpirySweep, Log: n.log}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
@@ -473,9 +472,6 @@ func (n *Node) startCommands(ctx context.Context) error {
 	n.onStop(stopInbound)
 	return nil
 }
-
-// reactorFloor is the reactor consumer's key in jetstream.FloorsBucket.
-const reactorFloor = "reactor"
 
 // readModelCaughtUp says whether the read model is at most --ready-max-lag
 // events behind the order stream, as readiness asks.

@@ -14,7 +14,9 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/auth"
 	"github.com/oms-project/oms/config"
+	"github.com/oms-project/oms/endpoint"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/order"
 )
@@ -110,30 +112,18 @@ func TestInboundResumesFromRecordedFloor(t *testing.T) {
 	}
 }
 
-// TestReactorConsumerLostResumesAfterItsFloor: the reactor's durable
-// consumer deleted by hand, under a running node and again while the node
-// is down, is opened again after its recorded floor: the order events it
-// had handled are not delivered again (from the stream's start every past
-// order's payment request and notifications would be sent again), and an
-// event after it is.
-func TestReactorConsumerLostResumesAfterItsFloor(t *testing.T) {
+// TestEffectsCutShortRunAgain: an order event stored whose effects a
+// crash cut short (appended, as the node would, with its name in
+// Oms-Node, after the floor it recorded) has them run when the node
+// starts again; so do the events of a node that is gone, after the floor
+// it left, and those after where an earlier version's reactor consumer
+// had got to. The gone node's floor and the old consumer are removed
+// once their events ran, and what had run before is not run again.
+func TestEffectsCutShortRunAgain(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Tuning.FloorInterval = 100 * time.Millisecond
 	h := startNode(t, cfg)
-	// Listening from before the order is placed: its notifications so far
-	// are sent before the reactor acknowledges their event, but may reach
-	// the server after the floor is recorded, so they are drained below
-	// instead of missed by a later subscription.
-	heard := make(chan *nats.Msg, 16)
-	sub, err := h.nc.ChanSubscribe(jetstream.NotificationsPrefix+"*", heard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := h.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	o := h.paidOrder("reactor-floor")
+	o := h.paidOrder("effects-floor")
 	orders, err := h.js.Stream(h.ctx, jetstream.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
@@ -142,92 +132,84 @@ func TestReactorConsumerLostResumesAfterItsFloor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.waitFloor("reactor", paid)
-	for paidHeard := false; !paidHeard; {
-		select {
-		case m := <-heard:
-			var n api.Notification
-			if err := json.Unmarshal(m.Data, &n); err != nil {
-				t.Fatal(err)
-			}
-			paidHeard = n.Type == api.NotifyPaid
-		case <-time.After(10 * time.Second):
-			t.Fatal("the paid order's notification never came")
-		}
+	h.waitFloor("reactor."+cfg.NodeName, paid)
+	for _, sku := range []string{"SKU-CRASH-1", "SKU-CRASH-2", "SKU-CRASH-3"} {
+		h.setStock(sku, 5)
 	}
-	// Deleted under the running node: the next event is handled by a
-	// consumer opened again after the floor, which delivers only it.
-	if err := h.js.DeleteConsumer(h.ctx, jetstream.StreamOrders, jetstream.ConsumerReactor); err != nil {
-		t.Fatal(err)
-	}
-	h.ship(o, "d-reactor-floor", order.DeliveryInTransit)
-	h.waitOrder(o.ID, statusIs(order.StatusInTransit, order.ReservationCommitted), "in transit")
-	hear := func(want string) {
-		t.Helper()
-		select {
-		case m := <-heard:
-			var n api.Notification
-			if err := json.Unmarshal(m.Data, &n); err != nil || n.Type != want {
-				t.Fatalf("heard %s (%v), want only %s", m.Data, err, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %s notification", want)
-		}
-	}
-	hear(api.NotifyShipped)
-	delivered := func(h *harness, want uint64) {
-		t.Helper()
-		eventually(t, 10*time.Second, "reactor deliveries", func() (bool, string) {
-			cons, err := h.js.Consumer(h.ctx, jetstream.StreamOrders, jetstream.ConsumerReactor)
-			if err != nil {
-				return false, err.Error()
-			}
-			c := cons.CachedInfo()
-			return c.Delivered.Consumer == want && c.NumAckPending == 0,
-				fmt.Sprintf("delivered %d, %d pending, starts at %d (paid at %d)", c.Delivered.Consumer, c.NumAckPending,
-					c.Config.OptStartSeq, paid)
-		})
-	}
-	delivered(h, 1)
-	shipped, err := jetstream.LastSeq(h.ctx, orders, jetstream.OrderEventsPrefix+o.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.waitFloor("reactor", shipped)
 	h.stop()
 
-	// Deleted while no reactor runs (a node of the query role alone holds
-	// the server): the next node with the command role creates it after
-	// the floor.
+	// With no node running, a query-only node holds the server while the
+	// test stores three placements nobody ran the effects of.
 	query := cfg
 	query.Roles = []string{config.RoleQuery}
-	h2 := startNode(t, query)
-	// It may be gone already: nats-server frees a deleted consumer's name
-	// before it removes its directory, so the one opened again at once can
-	// lose its file with the server; the next start creates it after the
-	// floor then, as below.
-	if err := h2.js.DeleteConsumer(h2.ctx, jetstream.StreamOrders, jetstream.ConsumerReactor); err != nil &&
-		!errors.Is(err, natsjs.ErrConsumerNotFound) {
-		t.Fatal(err)
+	hq := startNode(t, query)
+	policy := order.Policy{ReservationTTL: cfg.ReservationTTL, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts}
+	placed := func(id, node, sku string) uint64 {
+		t.Helper()
+		cmd := placeReq("k-"+id, order.Item{SKU: sku, Quantity: 1, UnitPrice: 100}).
+			Command(order.Meta{ID: "c-" + id, OrderID: id, At: time.Now().UTC(), By: "alice"})
+		e, err := order.Decide(policy, order.State{}, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := jetstream.Append(hq.ctx, hq.js, jetstream.OrderEventsPrefix+id, data, 0,
+			nats.Header{api.NodeHeader: []string{node}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
 	}
-	h2.stop()
-	h3 := startNode(t, cfg)
-	sub3, err := h3.nc.ChanSubscribe(jetstream.NotificationsPrefix+o.ID, heard)
+	floors, err := hq.js.KeyValue(hq.ctx, jetstream.FloorsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub3.Unsubscribe()
-	if err := h3.nc.Flush(); err != nil {
+	own := placed("0b5e7a9e-0000-4000-8000-000000000001", cfg.NodeName, "SKU-CRASH-1")
+	gone := placed("0b5e7a9e-0000-4000-8000-000000000002", "oms-gone", "SKU-CRASH-2")
+	if _, err := floors.Put(hq.ctx, "reactor.oms-gone", []byte(strconv.FormatUint(gone-1, 10))); err != nil {
 		t.Fatal(err)
 	}
-	h3.ship(o, "d-reactor-floor-2", order.DeliveryDelivered)
-	h3.waitOrder(o.ID, statusIs(order.StatusCompleted, order.ReservationCommitted), "completed")
-	hear(api.NotifyDelivered)
-	delivered(h3, 1)
-	select {
-	case m := <-heard:
-		t.Fatalf("heard again: %s", m.Data)
-	case <-time.After(300 * time.Millisecond):
+	old := placed("0b5e7a9e-0000-4000-8000-000000000003", "oms-old", "SKU-CRASH-3")
+	if _, err := hq.js.CreateConsumer(hq.ctx, jetstream.StreamOrders, natsjs.ConsumerConfig{Durable: jetstream.ConsumerReactor,
+		AckPolicy: natsjs.AckExplicitPolicy, FilterSubject: jetstream.OrderEventsPrefix + ">",
+		DeliverPolicy: natsjs.DeliverByStartSequencePolicy, OptStartSeq: old}); err != nil {
+		t.Fatal(err)
+	}
+	hq.stop()
+
+	h2 := startNode(t, cfg)
+	for _, id := range []string{"0b5e7a9e-0000-4000-8000-000000000001", "0b5e7a9e-0000-4000-8000-000000000002", "0b5e7a9e-0000-4000-8000-000000000003"} {
+		h2.waitOrder(id, statusIs(order.StatusReceived, order.ReservationHeld), id+" held")
+		eventually(t, 10*time.Second, id+"'s payment request", func() (bool, string) {
+			n := h2.subjectCount(jetstream.StreamOutbox, jetstream.PaymentRequestsPrefix+id)
+			return n == 1, fmt.Sprintf("%d payment requests", n)
+		})
+	}
+	h2.waitFloor("reactor."+cfg.NodeName, own)
+	if floors, err = h2.js.KeyValue(h2.ctx, jetstream.FloorsBucket); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the gone node's floor and the old consumer removed", func() (bool, string) {
+		_, goneErr := floors.Get(h2.ctx, "reactor.oms-gone")
+		_, legacyErr := floors.Get(h2.ctx, "reactor")
+		_, consErr := h2.js.Consumer(h2.ctx, jetstream.StreamOrders, jetstream.ConsumerReactor)
+		return errors.Is(goneErr, natsjs.ErrKeyNotFound) && errors.Is(legacyErr, natsjs.ErrKeyNotFound) &&
+				errors.Is(consErr, natsjs.ErrConsumerNotFound),
+			fmt.Sprintf("gone node's floor: %v; legacy floor: %v; old consumer: %v", goneErr, legacyErr, consErr)
+	})
+	// Only those ran: the three placements handed over, and the stock
+	// held each caused (the paid order's events, at or below the floor,
+	// did not run again).
+	monitor := h2.as(endpoint.Internal, "prometheus", auth.RoleMonitor)
+	eventually(t, 10*time.Second, "the effects that ran", func() (bool, string) {
+		ran, _ := sample(scrape(t, monitor), "oms_pipeline_messages_total", "pipeline", "reactor", "outcome", "ok")
+		return ran == 6, fmt.Sprintf("%v events' effects ran, want 6", ran)
+	})
+	if onHand, reserved, _ := h2.stock("SKU-effects-floor"); onHand != 4 || reserved != 0 {
+		t.Fatalf("the paid order's SKU: %d on hand, %d reserved", onHand, reserved)
 	}
 }
 

@@ -1,0 +1,303 @@
+package jetstream
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Queue runs a pipeline's handler on messages handed over in process
+// instead of delivered by a consumer: each order event is handed over by
+// the actor that appended it, so its effects cost no delivery and no
+// acknowledgement (five of the 33 messages a completed order cost through
+// the reactor's consumer). Everything else of the pipeline is the same:
+// the timeout, the panic recovery, the retries with backoff, the dead
+// letters, one key's messages on one worker in order.
+//
+// What a crash cuts short the queue cannot hand over again, so it keeps
+// a settled floor: a stream sequence at or below which every message this
+// node appended has been handled. The node records it (every
+// --floor-interval) and, on start, hands over again the events after it
+// that name it; a node that takes over a dead node's floor does the same
+// for that node's events. Handing over again is safe: every effect is
+// idempotent (message IDs derived from the event, holds keyed by order).
+//
+// Push never blocks: a handler calls back into the actor that pushes (the
+// reactor records the stock it held at the order's own actor).
+type Queue struct {
+	p      *Pipeline
+	stream string
+	ctx    context.Context
+	cancel context.CancelFunc
+	lanes  []*lane
+	slots  []handling
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// high is the highest sequence this node's appends were stored at (or
+	// where the stream ended when it began): an append sent now is stored
+	// above it, since the stream numbers messages in the order it stores
+	// them.
+	high uint64
+	// sending counts the appends in flight by the high they were sent at:
+	// one of them may be stored at any sequence above it, and acknowledged
+	// after appends sent later (acknowledgements come out of order).
+	sending map[uint64]int
+	// pending counts the messages handed over and not yet settled, by
+	// sequence.
+	pending map[uint64]int
+	// doubts are appends whose outcome is unknown (the acknowledgement was
+	// lost): stored or not, only reading the stream tells.
+	doubts  []doubt
+	stopped bool
+}
+
+// A doubt holds the floor at mark until resolve, tried from after, says
+// what became of the append.
+type doubt struct {
+	mark    uint64
+	after   time.Time
+	resolve func(context.Context) error
+}
+
+// lane is one worker's queue: unbounded, so Push never waits.
+type lane struct {
+	mu   sync.Mutex
+	msgs []*queued
+	wake chan struct{}
+}
+
+// Queue starts the pipeline's workers on a queue of messages of stream,
+// which has ended at sequence from (for the floor) when it starts.
+func (p *Pipeline) Queue(stream string, from uint64) *Queue {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := &Queue{p: p, stream: stream, ctx: ctx, cancel: cancel, high: from,
+		sending: map[uint64]int{}, pending: map[uint64]int{}}
+	q.lanes = make([]*lane, max(1, p.Workers))
+	q.slots = make([]handling, len(q.lanes))
+	for i := range q.lanes {
+		l := &lane{wake: make(chan struct{}, 1)}
+		q.lanes[i] = l
+		q.wg.Add(1)
+		go func() { defer q.wg.Done(); q.work(l, &q.slots[i]) }()
+	}
+	return q
+}
+
+func (q *Queue) work(l *lane, h *handling) {
+	for {
+		l.mu.Lock()
+		var m *queued
+		if len(l.msgs) > 0 {
+			m = l.msgs[0]
+			l.msgs[0] = nil
+			l.msgs = l.msgs[1:]
+		}
+		l.mu.Unlock()
+		if m != nil {
+			q.p.process(q.ctx, m, h)
+			continue
+		}
+		select {
+		case <-l.wake:
+		case <-q.ctx.Done():
+			return
+		}
+	}
+}
+
+// Sending registers an append about to be sent and returns its mark, for
+// Stored, NotStored or Unknown once its outcome is known.
+func (q *Queue) Sending() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sending[q.high]++
+	return q.high
+}
+
+// Stored hands over the message an append sent at mark stored at seq.
+func (q *Queue) Stored(mark uint64, subject string, data []byte, hdr nats.Header, seq uint64) {
+	q.mu.Lock()
+	q.unsend(mark)
+	q.high = max(q.high, seq)
+	q.mu.Unlock()
+	q.Push(subject, data, hdr, seq, nil)
+}
+
+// NotStored says the append sent at mark stored nothing.
+func (q *Queue) NotStored(mark uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.unsend(mark)
+}
+
+// Unknown says the outcome of the append sent at mark is unknown. The
+// floor stays at mark until resolve, tried after delay (an append still
+// on its way may yet be stored) and again every floor interval until it
+// returns nil, has found the append and pushed it, or found it was not
+// stored.
+func (q *Queue) Unknown(mark uint64, delay time.Duration, resolve func(context.Context) error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.doubts = append(q.doubts, doubt{mark: mark, after: time.Now().Add(delay), resolve: resolve})
+}
+
+// Resolve tries the doubts that are due; Floors' recording calls it.
+func (q *Queue) Resolve(ctx context.Context) {
+	q.mu.Lock()
+	var due []doubt
+	kept := q.doubts[:0]
+	for _, d := range q.doubts {
+		if time.Now().After(d.after) {
+			due = append(due, d)
+		} else {
+			kept = append(kept, d)
+		}
+	}
+	q.doubts = kept
+	q.mu.Unlock()
+	for _, d := range due {
+		err := d.resolve(ctx)
+		q.mu.Lock()
+		if err != nil {
+			q.p.Log.Warn(q.p.Name+": an append's outcome is still unknown; will look again", "err", err)
+			q.doubts = append(q.doubts, d)
+		} else {
+			q.unsend(d.mark)
+		}
+		q.mu.Unlock()
+	}
+}
+
+func (q *Queue) unsend(mark uint64) {
+	if q.sending[mark]--; q.sending[mark] <= 0 {
+		delete(q.sending, mark)
+	}
+}
+
+// Push hands over the message stored at seq: one appended here, or read
+// back from the stream. settled, if set, runs once it is handled or dead-
+// lettered. After Stop nothing handles it (the floor still counts it).
+func (q *Queue) Push(subject string, data []byte, hdr nats.Header, seq uint64, settled func()) {
+	m := &queued{q: q, subject: subject, data: data, hdr: hdr, settled: settled,
+		md: natsjs.MsgMetadata{Stream: q.stream, Sequence: natsjs.SequencePair{Stream: seq}, NumDelivered: 1}}
+	q.mu.Lock()
+	q.pending[seq]++
+	q.mu.Unlock()
+	q.enqueue(m)
+}
+
+func (q *Queue) enqueue(m *queued) {
+	l := q.lanes[0]
+	if q.p.Key != nil {
+		l = q.lanes[PartitionOf(q.p.Key(m), len(q.lanes))]
+	}
+	l.mu.Lock()
+	l.msgs = append(l.msgs, m)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *Queue) settle(m *queued) {
+	q.mu.Lock()
+	if q.pending[m.md.Sequence.Stream]--; q.pending[m.md.Sequence.Stream] <= 0 {
+		delete(q.pending, m.md.Sequence.Stream)
+	}
+	q.mu.Unlock()
+	if m.settled != nil {
+		m.settled()
+	}
+}
+
+// Advance raises the floor's start to seq: where the stream ended once
+// the events after the recorded floor have been pushed again.
+func (q *Queue) Advance(seq uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.high = max(q.high, seq)
+}
+
+// Floor is the settled floor: every message this node appended at or
+// below it has been handled.
+func (q *Queue) Floor() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	floor := q.high
+	for mark := range q.sending {
+		floor = min(floor, mark)
+	}
+	for seq := range q.pending {
+		floor = min(floor, seq-1)
+	}
+	return floor
+}
+
+// Len is how many messages are handed over and not yet settled.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, c := range q.pending {
+		n += c
+	}
+	return n
+}
+
+// Stop waits up to drain for the messages handed over to be settled, then
+// stops the workers; what is left stays under the floor, for the next
+// start to hand over again.
+func (q *Queue) Stop(drain time.Duration) {
+	deadline := time.Now().Add(drain)
+	for q.Len() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	q.mu.Lock()
+	q.stopped = true
+	q.mu.Unlock()
+	q.cancel()
+	q.wg.Wait()
+}
+
+// queued is a message handed over in process. Settling it (Ack, Term)
+// tells the queue; Nak hands it over again after the delay, counting the
+// delivery, as the server would redeliver it.
+type queued struct {
+	q       *Queue
+	subject string
+	data    []byte
+	hdr     nats.Header
+	md      natsjs.MsgMetadata
+	settled func()
+}
+
+func (m *queued) Metadata() (*natsjs.MsgMetadata, error) { md := m.md; return &md, nil }
+func (m *queued) Data() []byte                           { return m.data }
+func (m *queued) Headers() nats.Header                   { return m.hdr }
+func (m *queued) Subject() string                        { return m.subject }
+func (m *queued) Reply() string                          { return "" }
+func (m *queued) Ack() error                             { m.q.settle(m); return nil }
+func (m *queued) DoubleAck(context.Context) error        { return m.Ack() }
+func (m *queued) Nak() error                             { return m.NakWithDelay(0) }
+func (m *queued) InProgress() error                      { return nil }
+func (m *queued) Term() error                            { m.q.settle(m); return nil }
+func (m *queued) TermWithReason(string) error            { return m.Term() }
+
+func (m *queued) NakWithDelay(delay time.Duration) error {
+	time.AfterFunc(delay, func() {
+		m.q.mu.Lock()
+		stopped := m.q.stopped
+		m.q.mu.Unlock()
+		if stopped {
+			return
+		}
+		m.md.NumDelivered++
+		m.q.enqueue(m)
+	})
+	return nil
+}
