@@ -57,8 +57,10 @@ type Deps struct {
 }
 
 // append is jetstream.Append with the node's name and the correlation ID
-// (if any) in the headers, reported to Appended.
-func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, expectedLast uint64, eventType, correlation string) (*natsjs.PubAck, error) {
+// (if any) in the headers, reported to Appended. Once the message is
+// stored, stored (if set) hears its sequence before append returns; an
+// order event is then handed to Effects, carrying what stored returned.
+func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, expectedLast uint64, eventType, correlation string, stored func(seq uint64) any) (*natsjs.PubAck, error) {
 	hdr := nats.Header{api.NodeHeader: []string{d.Node}}
 	if correlation != "" {
 		hdr.Set(api.CorrelationHeader, correlation)
@@ -90,10 +92,14 @@ func (d *Deps) append(ctx context.Context, stream, subject string, data []byte, 
 		}
 		d.Appended(stream, outcome, eventType, time.Since(began))
 	}
+	var carried any
+	if err == nil && stored != nil {
+		carried = stored(ack.Sequence)
+	}
 	if effects {
 		switch {
 		case err == nil:
-			d.Effects.Stored(mark, subject, data, hdr, ack.Sequence)
+			d.Effects.Stored(mark, subject, data, hdr, ack.Sequence, carried)
 		case errors.Is(err, jetstream.ErrWrongSequence) || leaderless(err):
 			d.Effects.NotStored(mark)
 		default:

@@ -50,7 +50,9 @@ type orderActor struct {
 	loaded  bool
 	unsaved int
 	// lastRead is set when the state after the last event was read at that
-	// event's sequence: what the reactor does to run the event's effects.
+	// event's sequence (what the reactor does to run the effects of an event
+	// read back from the stream), or handed over with the event to its
+	// effects.
 	lastRead bool
 	// unconfirmed is set while the state is a snapshot's after which the
 	// stream showed nothing: the subject may hold less than the snapshot
@@ -61,7 +63,8 @@ type orderActor struct {
 }
 
 // Ended reports whether the order has ended and the effects of its last
-// event have read it: nothing the node runs asks for it any more, and a
+// event were handed it or have read it: nothing the node runs asks for it
+// any more, and a
 // late request (a customer's repeated command, a redelivered event)
 // activates it again from its snapshot and the stream.
 func (a *orderActor) Ended() bool { return a.lastRead && a.state.Order.Status.Terminal() }
@@ -142,7 +145,16 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		if err != nil {
 			return OrderResult{Err: fmt.Errorf("encode %s: %w", e.Type, err)}
 		}
-		ack, err := a.d.append(ctx, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a.id, data, a.seq, string(e.Type), e.Correlation)
+		// Applied as soon as it is stored, so that its effects start from the
+		// order it left, which they then need not ask this actor for.
+		_, err = a.d.append(ctx, jetstream.StreamOrders, jetstream.OrderEventsPrefix+a.id, data, a.seq, string(e.Type), e.Correlation,
+			func(seq uint64) any {
+				a.apply(*e, seq)
+				// Handed to its effects with the event, the order is not read
+				// again for them: an ended one may leave memory.
+				a.lastRead = a.d.Effects != nil
+				return &order.Appended{Event: *e, Order: a.view()}
+			})
 		if errors.Is(err, jetstream.ErrWrongSequence) {
 			// Another writer, or an earlier try of ours whose ack was lost,
 			// moved the subject: catch up and decide again (a command
@@ -157,7 +169,6 @@ func (a *orderActor) execute(ctx context.Context, cmd order.Command) OrderResult
 		if err != nil {
 			return OrderResult{Err: err}
 		}
-		a.apply(*e, ack.Sequence)
 		a.unconfirmed = false // the fence matched
 		return OrderResult{Order: a.view(), Err: derr, Appended: true}
 	}

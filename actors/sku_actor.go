@@ -138,7 +138,7 @@ attempts:
 				a.reset()
 				return fail(err)
 			}
-			ack, err := a.d.append(ctx, jetstream.StreamSKUs, a.subject, data, a.seq, "", "")
+			ack, err := a.d.append(ctx, jetstream.StreamSKUs, a.subject, data, a.seq, "", "", nil)
 			switch {
 			case errors.Is(err, jetstream.ErrWrongSequence):
 				a.d.Fenced.Wait(ctx, attempt+1)

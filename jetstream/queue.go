@@ -118,13 +118,14 @@ func (q *Queue) Sending() uint64 {
 	return q.high
 }
 
-// Stored hands over the message an append sent at mark stored at seq.
-func (q *Queue) Stored(mark uint64, subject string, data []byte, hdr nats.Header, seq uint64) {
+// Stored hands over the message an append sent at mark stored at seq,
+// carrying carried (see Carrier).
+func (q *Queue) Stored(mark uint64, subject string, data []byte, hdr nats.Header, seq uint64, carried any) {
 	q.mu.Lock()
 	q.unsend(mark)
 	q.high = max(q.high, seq)
 	q.mu.Unlock()
-	q.Push(subject, data, hdr, seq, nil)
+	q.push(q.message(subject, data, hdr, seq, nil), carried)
 }
 
 // NotStored says the append sent at mark stored nothing.
@@ -182,10 +183,18 @@ func (q *Queue) unsend(mark uint64) {
 // back from the stream. settled, if set, runs once it is handled or dead-
 // lettered. After Stop nothing handles it (the floor still counts it).
 func (q *Queue) Push(subject string, data []byte, hdr nats.Header, seq uint64, settled func()) {
-	m := &queued{q: q, subject: subject, data: data, hdr: hdr, settled: settled,
+	q.push(q.message(subject, data, hdr, seq, settled), nil)
+}
+
+func (q *Queue) message(subject string, data []byte, hdr nats.Header, seq uint64, settled func()) *queued {
+	return &queued{q: q, subject: subject, data: data, hdr: hdr, settled: settled,
 		md: natsjs.MsgMetadata{Stream: q.stream, Sequence: natsjs.SequencePair{Stream: seq}, NumDelivered: 1}}
+}
+
+func (q *Queue) push(m *queued, carried any) {
+	m.carried = carried
 	q.mu.Lock()
-	q.pending[seq]++
+	q.pending[m.md.Sequence.Stream]++
 	q.mu.Unlock()
 	q.enqueue(m)
 }
@@ -264,6 +273,15 @@ func (q *Queue) Stop(drain time.Duration) {
 	q.wg.Wait()
 }
 
+// Carrier is a message handed over in process that may carry, besides its
+// bytes, what its sender had in hand: the order's actor hands over the
+// event as it decided it and the order it left, so that the reactor
+// neither decodes the one nor asks the actor for the other. Carried is nil
+// for a message read back from the stream.
+type Carrier interface {
+	Carried() any
+}
+
 // queued is a message handed over in process. Settling it (Ack, Term)
 // tells the queue; Nak hands it over again after the delay, counting the
 // delivery, as the server would redeliver it.
@@ -274,7 +292,10 @@ type queued struct {
 	hdr     nats.Header
 	md      natsjs.MsgMetadata
 	settled func()
+	carried any
 }
+
+func (m *queued) Carried() any { return m.carried }
 
 func (m *queued) Metadata() (*natsjs.MsgMetadata, error) { md := m.md; return &md, nil }
 func (m *queued) Data() []byte                           { return m.data }

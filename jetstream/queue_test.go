@@ -74,9 +74,9 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 	floor(10, "the floor where the stream ended")
 
 	first, second := q.Sending(), q.Sending()
-	q.Stored(second, "b", []byte("b"), nil, 12) // acknowledged first
+	q.Stored(second, "b", []byte("b"), nil, 12, nil) // acknowledged first
 	floor(10, "below the append still in flight")
-	q.Stored(first, "a", []byte("a"), nil, 11)
+	q.Stored(first, "a", []byte("a"), nil, 11, nil)
 	floor(10, "below both events while their effects run")
 	g.gate("a") <- nil
 	floor(11, "below the event still running")
@@ -90,7 +90,7 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 	// Outcome unknown: the floor stays at the mark until resolved.
 	lost := q.Sending()
 	later := q.Sending()
-	q.Stored(later, "d", []byte("d"), nil, 14)
+	q.Stored(later, "d", []byte("d"), nil, 14, nil)
 	g.gate("d") <- nil
 	tries := 0
 	q.Unknown(lost, 0, func(context.Context) error {
@@ -109,7 +109,7 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 
 	// Failing every attempt: dead-lettered, and so settled.
 	poisoned := q.Sending()
-	q.Stored(poisoned, "e", []byte("e"), nil, 15)
+	q.Stored(poisoned, "e", []byte("e"), nil, 15, nil)
 	g.gate("e") <- errors.New("refused")
 	g.gate("e") <- errors.New("refused again")
 	floor(15, "once the failing event is dead-lettered")
@@ -124,7 +124,7 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 
 	// Stopped with an event unrun: it stays under the floor.
 	stuck := q.Sending()
-	q.Stored(stuck, "f", []byte("f"), nil, 16)
+	q.Stored(stuck, "f", []byte("f"), nil, 16, nil)
 	q.Stop(50 * time.Millisecond)
 	if got := q.Floor(); got != 15 {
 		t.Fatalf("floor %d after a stop with event 16 unrun, want 15", got)

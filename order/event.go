@@ -117,3 +117,11 @@ func EventID(orderID, causeID string) string {
 	sum := sha256.Sum256([]byte(orderID + "\x00" + causeID))
 	return hex.EncodeToString(sum[:12])
 }
+
+// Appended is an event as its order's actor stored it, with the order it
+// left (its Version the event's stream sequence): what the actor hands the
+// reactor in process.
+type Appended struct {
+	Event Event
+	Order Order
+}

@@ -71,9 +71,20 @@ func Key(m jetstream.Msg) string { return strings.TrimPrefix(m.Subject(), jetstr
 // message the event caused is stored, so that the event is acknowledged
 // only then: a crash before repeats the effects.
 func (r *Reactor) Handle(ctx context.Context, m jetstream.Msg) error {
-	e, err := order.DecodeEvent(m.Data())
-	if err != nil {
-		return &order.ValidationError{Field: "event", Message: err.Error()}
+	// Handed over by the order's actor: the event as decided, and the order
+	// it left. Read back from the stream: decoded, and the order asked for.
+	var e order.Event
+	var known *order.Order
+	if c, ok := m.(jetstream.Carrier); ok {
+		if a, ok := c.Carried().(*order.Appended); ok {
+			e, known = a.Event, &a.Order
+		}
+	}
+	if known == nil {
+		var err error
+		if e, err = order.DecodeEvent(m.Data()); err != nil {
+			return &order.ValidationError{Field: "event", Message: err.Error()}
+		}
 	}
 	var seq uint64 // the order's state read for the effects includes e
 	if md, err := m.Metadata(); err == nil {
@@ -81,7 +92,7 @@ func (r *Reactor) Handle(ctx context.Context, m jetstream.Msg) error {
 	}
 	out := r.newOutbox()
 	held := &heldNotes{Outbox: out}
-	err = r.effects(ctx, e, seq, held)
+	err := r.effects(ctx, e, seq, known, held)
 	if err == nil {
 		// Told only once everything else the event causes is done (and,
 		// by Wait, stored): a listener never hears of an effect undone.
@@ -114,9 +125,10 @@ func (h *heldNotes) Notify(subject string, data []byte, hdr nats.Header) {
 	h.notes = append(h.notes, note{subject, data, hdr})
 }
 
-// effects performs what event e implies outside the order. Messages to
-// providers and customers go to out; the caller waits for them.
-func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Outbox) error {
+// effects performs what event e implies outside the order, which is known
+// if its actor handed it over. Messages to providers and customers go to
+// out; the caller waits for them.
+func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, known *order.Order, out Outbox) error {
 	switch e.Type {
 	case order.EventPlaced:
 		// The expiry needs nothing here: the read model's expiry index lists
@@ -140,7 +152,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Ou
 		}
 		return err
 	case order.EventStockHeld, order.EventPaid:
-		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
+		o, err := r.order(ctx, e.OrderID, seq, known)
 		if err != nil {
 			return err
 		}
@@ -163,7 +175,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Ou
 			return nil
 		}
 		// The parcel has not left: give the carrier the new destination.
-		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
+		o, err := r.order(ctx, e.OrderID, seq, known)
 		if err != nil {
 			return err
 		}
@@ -172,7 +184,7 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Ou
 		if e.Cancel == nil {
 			return nil
 		}
-		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
+		o, err := r.order(ctx, e.OrderID, seq, known)
 		if err != nil {
 			return err
 		}
@@ -192,19 +204,28 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, out Ou
 		if e.Rejected.RefundDue == 0 {
 			return nil
 		}
-		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
+		o, err := r.order(ctx, e.OrderID, seq, known)
 		if err != nil {
 			return err
 		}
 		return refund(out, e, o, e.Rejected.RefundDue, e.Rejected.RefundCurrency)
 	case order.EventShipped, order.EventCompleted:
-		o, err := r.orders.GetOrder(ctx, e.OrderID, seq)
+		o, err := r.order(ctx, e.OrderID, seq, known)
 		if err != nil {
 			return err
 		}
 		return notify(out, e, o.User, o.TrackingNumber)
 	}
 	return nil
+}
+
+// order is the order as of stream sequence seq: the one its actor handed
+// over, else its actor's.
+func (r *Reactor) order(ctx context.Context, id string, seq uint64, known *order.Order) (order.Order, error) {
+	if known != nil {
+		return *known, nil
+	}
+	return r.orders.GetOrder(ctx, id, seq)
 }
 
 // reserve holds every line for the order, stopping at the first line that

@@ -40,6 +40,8 @@ type world struct {
 	failWait error
 	// decideErr is what deciding a command returns.
 	decideErr error
+	// reads counts the orders asked for.
+	reads int
 }
 
 func (w *world) Order(_ context.Context, cmd order.Command) (order.Order, error) {
@@ -47,7 +49,10 @@ func (w *world) Order(_ context.Context, cmd order.Command) (order.Order, error)
 	return w.order, w.decideErr
 }
 
-func (w *world) GetOrder(context.Context, string, uint64) (order.Order, error) { return w.order, nil }
+func (w *world) GetOrder(context.Context, string, uint64) (order.Order, error) {
+	w.reads++
+	return w.order, nil
+}
 
 func (w *world) Stock(_ context.Context, sku string, cmd any) (inventory.Hold, inventory.View, error) {
 	if sku == w.failSKU {
@@ -116,9 +121,48 @@ func placed(o order.Order) natstest.Msg {
 			ReservationExpiresAt: o.ReservationExpiresAt}})
 }
 
-func run(t *testing.T, w *world, m natstest.Msg) error {
+func run(t *testing.T, w *world, m jetstream.Msg) error {
 	t.Helper()
 	return reactor.New(w, w, func() reactor.Outbox { return w }).Handle(context.Background(), m)
+}
+
+// handedOver is an event as its order's actor hands it over in process:
+// with the event as decided and the order it left.
+type handedOver struct {
+	natstest.Msg
+	appended *order.Appended
+}
+
+func (m handedOver) Carried() any { return m.appended }
+
+// TestHandedOverEventIsNeitherDecodedNorLookedUp: an event its actor
+// handed over has its effects from the event and the order it carries:
+// its bytes are not decoded (here they could not be) and the order is not
+// asked for; the same bytes read back from the stream are refused.
+func TestHandedOverEventIsNeitherDecodedNorLookedUp(t *testing.T) {
+	o := twoLines()
+	o.Status, o.Reservation = order.StatusReceived, order.ReservationHeld
+	stored := event(order.Event{Type: order.EventStockHeld, Status: order.StatusReceived})
+	var e order.Event
+	if err := json.Unmarshal(stored.Body, &e); err != nil {
+		t.Fatal(err)
+	}
+	stored.Body = []byte(`{"type":`)
+	w := &world{order: order.Order{ID: id}} // not what the effects must use
+	if err := run(t, w, handedOver{Msg: stored, appended: &order.Appended{Event: e, Order: o}}); err != nil {
+		t.Fatal(err)
+	}
+	if w.reads != 0 || len(w.bodies) != 1 {
+		t.Fatalf("%d reads of the order, %d messages published; want none and the payment request", w.reads, len(w.bodies))
+	}
+	var req api.PaymentRequest
+	if err := json.Unmarshal(w.bodies[0], &req); err != nil || req.Amount != o.Total || req.User != o.User || req.PaymentMethod != "card" {
+		t.Fatalf("payment request %s (%v), want the carried order's", w.bodies[0], err)
+	}
+	var ve *order.ValidationError
+	if err := run(t, &world{order: o}, stored); !errors.As(err, &ve) {
+		t.Fatalf("the bytes read back from the stream: %v, want a validation error", err)
+	}
 }
 
 // TestEffectsOfEachEvent: every event type causes exactly its effects,
