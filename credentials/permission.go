@@ -52,7 +52,8 @@ func durables(partitions int) map[string][]string {
 //     never writing order or SKU events, customer notifications,
 //     node-to-node calls or membership, nor creating, changing, purging or
 //     deleting an oms stream, deleting the pipelines' consumers or
-//     changing the node's own (the reactor's, the inbound ones).
+//     changing the node's own (the inbound ones, and oms-reactor, which
+//     a node retires on start: one made by hand would run effects again).
 //   - payments, delivery: publish their provider events and pull their own
 //     requests from the outbox, nothing else.
 //   - storefront: the order and stock lookups and commands of the
