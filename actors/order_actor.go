@@ -64,9 +64,9 @@ type orderActor struct {
 
 // Ended reports whether the order has ended and the effects of its last
 // event were handed it or have read it: nothing the node runs asks for it
-// any more, and a
-// late request (a customer's repeated command, a redelivered event)
-// activates it again from its snapshot and the stream.
+// any more, and a late request (a customer's repeated command, an event
+// read back from the stream) activates it again from its snapshot and the
+// stream.
 func (a *orderActor) Ended() bool { return a.lastRead && a.state.Order.Status.Terminal() }
 
 func (a *orderActor) Handle(ctx context.Context, msg any) any {

@@ -32,6 +32,10 @@ const (
 // handed over to run: what is left runs again on its next start.
 const effectsDrain = 10 * time.Second
 
+// effectsTickTimeout bounds each round of resolving doubts, recording the
+// floor and looking for dead nodes' floors.
+const effectsTickTimeout = 5 * time.Second
+
 // doubtDelay is how long after an order append whose acknowledgement was
 // lost the node reads the stream to learn whether it was stored.
 const doubtDelay = 10 * time.Second
@@ -71,7 +75,9 @@ func (n *Node) openEffects(ctx context.Context, floors *jetstream.Floors, handle
 		last = info.State.LastSeq
 		rec, err := floors.Recorded(ctx, effectsFloorPrefix+self)
 		if err != nil || rec.Revision > 0 {
-			floor = rec.Floor
+			// Past the stream's end only if the stream lost what it held (a
+			// restored copy): what is appended now runs from where it ends.
+			floor = min(rec.Floor, last)
 			return err
 		}
 		floor = last
@@ -120,9 +126,13 @@ func (e *effects) start(ctx context.Context, last uint64) (stop func(), err erro
 		t := time.NewTicker(n.cfg.Tuning.FloorInterval)
 		defer t.Stop()
 		for {
-			e.q.Resolve(loopCtx)
-			e.record(loopCtx)
-			e.recoverDead(loopCtx, &wg)
+			// Bounded, so that a stream that does not answer delays the
+			// next record, never stops them.
+			tctx, done := context.WithTimeout(loopCtx, effectsTickTimeout)
+			e.q.Resolve(tctx)
+			e.record(tctx)
+			e.recoverDead(tctx, loopCtx, &wg)
+			done()
 			select {
 			case <-t.C:
 			case <-loopCtx.Done():
@@ -178,7 +188,8 @@ func (e *effects) handOver(ctx context.Context, floor, to uint64, node string, r
 // recoverDead starts, unless one is at work, the handing over of the
 // events of the nodes whose floor this node owns and that are not alive
 // (and of the legacy reactor floor), one node at a time.
-func (e *effects) recoverDead(ctx context.Context, wg *sync.WaitGroup) {
+// It lists the floors within ctx; the handing over runs until stopping.
+func (e *effects) recoverDead(ctx, stopping context.Context, wg *sync.WaitGroup) {
 	if !e.recovering.CompareAndSwap(false, true) {
 		return
 	}
@@ -208,7 +219,7 @@ func (e *effects) recoverDead(ctx context.Context, wg *sync.WaitGroup) {
 		defer wg.Done()
 		defer e.recovering.Store(false)
 		for _, key := range dead {
-			if err := e.recover(ctx, key); err != nil && ctx.Err() == nil {
+			if err := e.recover(stopping, key); err != nil && stopping.Err() == nil {
 				e.n.log.Warn("effects of a stopped node: not all run; will try again", "floor", key, "err", err)
 			}
 		}
