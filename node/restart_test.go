@@ -213,6 +213,51 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 	}
 }
 
+// TestEffectsFloorPastTheStreamEndStartsAtItsEnd: a recorded floor past
+// the order stream's end (the stream restored from an older copy) would
+// leave the effects of what is appended now below it, never run again
+// after a crash; the node starts its floor where the stream ends instead.
+func TestEffectsFloorPastTheStreamEndStartsAtItsEnd(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Tuning.FloorInterval = 100 * time.Millisecond
+	h := startNode(t, cfg)
+	o := h.paidOrder("effects-past-end")
+	h.stop()
+	query := cfg
+	query.Roles = []string{config.RoleQuery}
+	hq := startNode(t, query)
+	floors, err := hq.js.KeyValue(hq.ctx, jetstream.FloorsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := floors.Put(hq.ctx, "reactor."+cfg.NodeName, []byte("1000000")); err != nil {
+		t.Fatal(err)
+	}
+	hq.stop()
+	h2 := startNode(t, cfg)
+	h2.ship(o, "d-effects-past-end", order.DeliveryInTransit)
+	h2.waitOrder(o.ID, statusIs(order.StatusInTransit, order.ReservationCommitted), "in transit")
+	orders, err := h2.js.Stream(h2.ctx, jetstream.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := jetstream.LastSeq(h2.ctx, orders, jetstream.OrderEventsPrefix+o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if floors, err = h2.js.KeyValue(h2.ctx, jetstream.FloorsBucket); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the floor where the stream is", func() (bool, string) {
+		e, err := floors.Get(h2.ctx, "reactor."+cfg.NodeName)
+		if err != nil {
+			return false, err.Error()
+		}
+		f, _ := strconv.ParseUint(string(e.Value()), 10, 64)
+		return f == shipped, fmt.Sprintf("floor %d, the shipment at %d", f, shipped)
+	})
+}
+
 // waitFloor waits until the acknowledgement floor recorded under key in
 // jetstream.FloorsBucket reaches seq.
 func (h *harness) waitFloor(key string, seq uint64) {
