@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
@@ -246,4 +248,59 @@ func TestAppendWaitsForAStreamLeader(t *testing.T) {
 	if err := ask(short, cmds[1]); err == nil || !api.Retryable(err) {
 		t.Fatalf("an append with no stream leader past its deadline: %v, want a retryable failure", err)
 	}
+}
+
+// TestAppendWhoseAckWasLostIsLookedFor: an append whose acknowledgement
+// was lost is looked for where its fence would have put it, the subject's
+// first message after the sequence it was fenced on. Found there (its
+// bytes, this node's name), it is handed to the effects; another writer's
+// message there, or none, means it was not stored, and nothing is handed.
+func TestAppendWhoseAckWasLostIsLookedFor(t *testing.T) {
+	d, ctx := orderDeps(t)
+	d.Node = "n-here"
+	var mu sync.Mutex
+	var handed []uint64
+	p := &jetstream.Pipeline{Name: "lost-ack", JS: d.JS, Log: d.Log, Timeout: time.Second, MaxAttempts: 1,
+		Backoff: jetstream.Backoff{Base: time.Millisecond, Max: time.Millisecond},
+		Handle: func(_ context.Context, m jetstream.Msg) error {
+			md, _ := m.Metadata()
+			mu.Lock()
+			handed = append(handed, md.Sequence.Stream)
+			mu.Unlock()
+			return nil
+		}}
+	q := p.Queue(jetstream.StreamOrders, 0)
+	t.Cleanup(func() { q.Stop(0) })
+	d.Effects = q
+	subject := jetstream.OrderEventsPrefix + snapshotOrder
+	stored := func(data []byte, after uint64, node string) uint64 {
+		t.Helper()
+		ack, err := jetstream.Append(ctx, d.JS, subject, data, after, nats.Header{api.NodeHeader: []string{node}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	look := func(data []byte, after uint64, want []uint64) {
+		t.Helper()
+		if err := d.storedAfter(subject, data, after)(ctx); err != nil {
+			t.Fatal(err)
+		}
+		q.Stop(time.Second) // waits for what was handed over
+		q = p.Queue(jetstream.StreamOrders, 0)
+		d.Effects = q
+		mu.Lock()
+		defer mu.Unlock()
+		if fmt.Sprint(handed) != fmt.Sprint(want) {
+			t.Fatalf("handed over %v, want %v", handed, want)
+		}
+	}
+	ours := stored([]byte(`{"ours":1}`), 0, "n-here")
+	look([]byte(`{"ours":1}`), 0, []uint64{ours})
+	theirs := stored([]byte(`{"theirs":1}`), ours, "n-there")
+	look([]byte(`{"ours":2}`), ours, []uint64{ours})
+	look([]byte(`{"ours":3}`), theirs, []uint64{ours})
+	// The same bytes from another node are not this node's append.
+	stored([]byte(`{"ours":4}`), theirs, "n-there")
+	look([]byte(`{"ours":4}`), theirs, []uint64{ours})
 }
