@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -35,7 +36,17 @@ func OpenFloors(ctx context.Context, js natsjs.JetStream, b Backoff, replicas in
 
 // Put records key's floor.
 func (f *Floors) Put(ctx context.Context, key string, floor uint64) error {
-	_, err := f.kv.Put(ctx, key, []byte(strconv.FormatUint(floor, 10)))
+	return f.PutUnsettled(ctx, key, floor, nil)
+}
+
+// PutUnsettled records key's floor with the sequences at or below it
+// that are not settled yet, as "floor seq seq ...".
+func (f *Floors) PutUnsettled(ctx context.Context, key string, floor uint64, unsettled []uint64) error {
+	b := strconv.AppendUint(nil, floor, 10)
+	for _, seq := range unsettled {
+		b = strconv.AppendUint(append(b, ' '), seq, 10)
+	}
+	_, err := f.kv.Put(ctx, key, b)
 	return err
 }
 
@@ -45,11 +56,13 @@ func (f *Floors) Get(ctx context.Context, key string) (uint64, error) {
 	return r.Floor, err
 }
 
-// Recorded is a floor as recorded: its revision (0: none was) and when.
+// Recorded is a floor as recorded: the sequences at or below it not
+// settled yet, its revision (0: none was) and when.
 type Recorded struct {
-	Floor    uint64
-	Revision uint64
-	At       time.Time
+	Floor     uint64
+	Unsettled []uint64
+	Revision  uint64
+	At        time.Time
 }
 
 // Recorded returns key's recorded floor, for DeleteIf.
@@ -61,11 +74,19 @@ func (f *Floors) Recorded(ctx context.Context, key string) (Recorded, error) {
 	case err != nil:
 		return Recorded{}, err
 	}
-	floor, err := strconv.ParseUint(string(e.Value()), 10, 64)
-	if err != nil {
-		return Recorded{}, fmt.Errorf("floor %s: %w", key, err)
+	r := Recorded{Revision: e.Revision(), At: e.Created()}
+	for i, field := range strings.Fields(string(e.Value())) {
+		seq, err := strconv.ParseUint(field, 10, 64)
+		switch {
+		case err != nil:
+			return Recorded{}, fmt.Errorf("floor %s: %w", key, err)
+		case i == 0:
+			r.Floor = seq
+		default:
+			r.Unsettled = append(r.Unsettled, seq)
+		}
 	}
-	return Recorded{Floor: floor, Revision: e.Revision(), At: e.Created()}, nil
+	return r, nil
 }
 
 // DeleteIf deletes key's floor if revision still wrote it: one written

@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -245,6 +246,34 @@ func (q *Queue) Floor() uint64 {
 		floor = min(floor, seq-1)
 	}
 	return floor
+}
+
+// MaxUnsettled bounds the sequences Settled lists below its floor.
+const MaxUnsettled = 1024
+
+// Settled is what the node records: a floor at or below which every
+// message this node appended has been handled, except the unsettled ones
+// listed (in order). Listing them keeps one event whose effects are
+// retried for minutes from holding the floor, so a crash then repeats
+// only that event, not every event since. Past MaxUnsettled the floor is
+// Floor's and the list is empty.
+func (q *Queue) Settled() (floor uint64, unsettled []uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	floor = q.high
+	for mark := range q.sending {
+		floor = min(floor, mark)
+	}
+	for seq := range q.pending {
+		if seq <= floor {
+			unsettled = append(unsettled, seq)
+		}
+	}
+	slices.Sort(unsettled)
+	if len(unsettled) > MaxUnsettled {
+		return unsettled[0] - 1, nil
+	}
+	return floor, unsettled
 }
 
 // Len is how many messages are handed over and not yet settled.

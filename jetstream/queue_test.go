@@ -56,7 +56,8 @@ func (g *gatedHandler) tries(subject string) int {
 // an event whose effects have not run or are being retried, and at an
 // append whose outcome is unknown until it is resolved; a message that
 // keeps failing is dead-lettered, which settles it; a stop leaves what did
-// not run under the floor.
+// not run under the floor. What the node records (Settled) lists the
+// events still running instead of holding the floor below them.
 func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 	env := natstest.Start(t, natstest.Options{})
 	g := &gatedHandler{gates: map[string]chan error{}, attempts: map[string]int{}}
@@ -72,14 +73,26 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 		})
 	}
 	floor(10, "the floor where the stream ended")
+	// What the node records: the floor without the events still running,
+	// and those events listed.
+	settled := func(wantFloor uint64, want []uint64) {
+		t.Helper()
+		got, unsettled := q.Settled()
+		if got != wantFloor || fmt.Sprint(unsettled) != fmt.Sprint(want) {
+			t.Fatalf("recorded floor %d with %v unsettled, want %d with %v", got, unsettled, wantFloor, want)
+		}
+	}
 
 	first, second := q.Sending(), q.Sending()
 	q.Stored(second, "b", []byte("b"), nil, 12, nil) // acknowledged first
 	floor(10, "below the append still in flight")
+	settled(10, nil) // 12 is above the append in flight: run again anyway
 	q.Stored(first, "a", []byte("a"), nil, 11, nil)
 	floor(10, "below both events while their effects run")
+	settled(12, []uint64{11, 12})
 	g.gate("a") <- nil
 	floor(11, "below the event still running")
+	settled(12, []uint64{12})
 	g.gate("b") <- errors.New("provider down") // retried, then runs
 	g.gate("b") <- nil
 	floor(12, "once the retried event ran")
@@ -102,6 +115,7 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 	})
 	q.Resolve(env.Ctx)
 	floor(12, "at the unknown append while it cannot be resolved")
+	settled(12, nil)
 	q.Resolve(env.Ctx)
 	floor(12, "below the found append while its effects run")
 	g.gate("c") <- nil
@@ -129,4 +143,5 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 	if got := q.Floor(); got != 15 {
 		t.Fatalf("floor %d after a stop with event 16 unrun, want 15", got)
 	}
+	settled(16, []uint64{16})
 }

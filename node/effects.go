@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/oms-project/oms/api"
@@ -46,8 +48,9 @@ type effects struct {
 	q      *jetstream.Queue
 	floors *jetstream.Floors
 	self   string
-	// written is the floor last recorded: it never goes down.
-	written uint64
+	// floor and unsettled are what this node recorded when it last ran.
+	floor     uint64
+	unsettled []uint64
 	// recovering is set while a dead node's events are handed over.
 	recovering atomic.Bool
 	// last is where the stream ended when the node started: an earlier
@@ -55,13 +58,14 @@ type effects struct {
 	last uint64
 }
 
-// openEffects reads this node's recorded floor (recording where the stream
-// ends if it has none, so that a crash before the first record still has
-// one) and starts the queue from it; handle runs each event's effects.
+// openEffects reads this node's record (recording where the stream ends
+// if it has none, so that a crash before the first record still has one)
+// and starts the queue from its floor; handle runs each event's effects.
 func (n *Node) openEffects(ctx context.Context, floors *jetstream.Floors, handle jetstream.Handler) (*effects, uint64, error) {
 	t := n.cfg.Tuning
 	self := n.cfg.NodeName
 	var last, floor uint64
+	var unsettled []uint64
 	// While a cluster forms, JetStream may not answer yet.
 	err := n.retry().Retry(ctx, "read the effects floor", 2*time.Second, func(ctx context.Context) error {
 		stream, err := n.js.Stream(ctx, jetstream.StreamOrders)
@@ -77,7 +81,7 @@ func (n *Node) openEffects(ctx context.Context, floors *jetstream.Floors, handle
 		if err != nil || rec.Revision > 0 {
 			// Past the stream's end only if the stream lost what it held (a
 			// restored copy): what is appended now runs from where it ends.
-			floor = min(rec.Floor, last)
+			floor, unsettled = min(rec.Floor, last), rec.Unsettled
 			return err
 		}
 		floor = last
@@ -87,12 +91,13 @@ func (n *Node) openEffects(ctx context.Context, floors *jetstream.Floors, handle
 		return nil, 0, err
 	}
 	q := n.pipeline("reactor", handle, t.ReactorWorkers, reactor.Key, reactorAttrs).Queue(jetstream.StreamOrders, floor)
-	return &effects{n: n, q: q, floors: floors, self: self, written: floor}, last, nil
+	return &effects{n: n, q: q, floors: floors, self: self, floor: floor, unsettled: unsettled}, last, nil
 }
 
 // start retires an earlier version's reactor consumer, hands over again
-// this node's events after its floor up to last (before the node takes
-// commands, so they run before any later event of their order), and
+// the events this node's record lists unsettled and its events after its
+// floor up to last (before the node takes commands, so they run before
+// any later event of their order), and
 // records the floor every --floor-interval until the returned stop.
 func (e *effects) start(ctx context.Context, last uint64) (stop func(), err error) {
 	n := e.n
@@ -102,18 +107,18 @@ func (e *effects) start(ctx context.Context, last uint64) (stop func(), err erro
 	}, n.waitingFor("retire the reactor consumer")); err != nil {
 		return nil, err
 	}
-	if floor := e.q.Floor(); floor < last {
+	if e.floor < last || len(e.unsettled) > 0 {
 		// Tried again from the floor if the stream stops answering midway:
 		// what was handed over twice runs twice, harmlessly.
 		handed := 0
 		if err := n.retry().Retry(ctx, "run the effects cut short", time.Minute, func(ctx context.Context) (err error) {
-			handed, err = e.handOver(ctx, floor, last, e.self, nil)
+			handed, err = e.handOver(ctx, jetstream.Recorded{Floor: e.floor, Unsettled: e.unsettled}, last, e.self, nil)
 			return err
 		}, n.waitingFor("run the effects cut short")); err != nil {
 			return nil, err
 		}
 		if handed > 0 {
-			n.log.Warn("effects cut short by the last stop run again", "events", handed, "after", floor)
+			n.log.Warn("effects cut short by the last stop run again", "events", handed, "after", e.floor)
 		}
 	}
 	e.q.Advance(last)
@@ -155,31 +160,48 @@ func (e *effects) start(ctx context.Context, last uint64) (stop func(), err erro
 // members says, and one deleted by a node that thought otherwise is back
 // at once.
 func (e *effects) record(ctx context.Context) {
-	floor := max(e.q.Floor(), e.written)
-	if err := e.floors.Put(ctx, effectsFloorPrefix+e.self, floor); err == nil {
-		e.written = floor
-	}
+	floor, unsettled := e.q.Settled()
+	_ = e.floors.PutUnsettled(ctx, effectsFloorPrefix+e.self, floor, unsettled)
 }
 
-// handOver pushes the order events after floor, up to to (0: the last
-// stored), that node appended (every one, if node is empty) to the queue;
-// running, if set, counts those not yet run.
-func (e *effects) handOver(ctx context.Context, floor, to uint64, node string, running *sync.WaitGroup) (int, error) {
+// handOver pushes to the queue the order events a record names: those
+// after its floor, up to to (0: the last stored), that node appended
+// (every one, if node is empty), and its unsettled ones; running, if set,
+// counts those not yet run.
+func (e *effects) handOver(ctx context.Context, rec jetstream.Recorded, to uint64, node string, running *sync.WaitGroup) (int, error) {
 	handed := 0
-	var settled func()
-	if running != nil {
-		settled = running.Done
-	}
-	_, err := jetstream.Replay(ctx, e.n.js, jetstream.ReplayOptions{Stream: jetstream.StreamOrders,
-		Subject: jetstream.OrderEventsPrefix + ">", FromSeq: floor + 1, ToSeq: to}, func(m natsjs.Msg, md *natsjs.MsgMetadata) error {
-		if node != "" && m.Headers().Get(api.NodeHeader) != node {
-			return nil
-		}
+	push := func(subject string, data []byte, hdr nats.Header, seq uint64) {
 		handed++
+		var settled func()
 		if running != nil {
 			running.Add(1)
+			settled = running.Done
 		}
-		e.q.Push(m.Subject(), m.Data(), m.Headers(), md.Sequence.Stream, settled)
+		e.q.Push(subject, data, hdr, seq, settled)
+	}
+	if len(rec.Unsettled) > 0 {
+		stream, err := e.n.js.Stream(ctx, jetstream.StreamOrders)
+		if err != nil {
+			return handed, err
+		}
+		for _, seq := range rec.Unsettled {
+			m, err := stream.GetMsg(ctx, seq)
+			switch {
+			case errors.Is(err, natsjs.ErrMsgNotFound):
+				continue // deleted since: nothing to run
+			case err != nil:
+				return handed, err
+			}
+			if strings.HasPrefix(m.Subject, jetstream.OrderEventsPrefix) {
+				push(m.Subject, m.Data, m.Header, m.Sequence)
+			}
+		}
+	}
+	_, err := jetstream.Replay(ctx, e.n.js, jetstream.ReplayOptions{Stream: jetstream.StreamOrders,
+		Subject: jetstream.OrderEventsPrefix + ">", FromSeq: rec.Floor + 1, ToSeq: to}, func(m natsjs.Msg, md *natsjs.MsgMetadata) error {
+		if node == "" || m.Headers().Get(api.NodeHeader) == node {
+			push(m.Subject(), m.Data(), m.Headers(), md.Sequence.Stream)
+		}
 		return nil
 	})
 	return handed, err
@@ -236,7 +258,6 @@ func (e *effects) recover(ctx context.Context, key string) error {
 	if err != nil || rec.Revision == 0 || (key != legacyReactorFloor && time.Since(rec.At) < 2*e.n.cfg.Tuning.MemberTimeout) {
 		return err
 	}
-	floor := rec.Floor
 	// A dead node appends nothing more; an earlier version's reactor ran
 	// the effects of events up to where this node started.
 	node, to := strings.TrimPrefix(key, effectsFloorPrefix), uint64(0)
@@ -244,7 +265,7 @@ func (e *effects) recover(ctx context.Context, key string) error {
 		node, to = "", e.last
 	}
 	var running sync.WaitGroup
-	handed, err := e.handOver(ctx, floor, to, node, &running)
+	handed, err := e.handOver(ctx, rec, to, node, &running)
 	if err != nil {
 		return err
 	}
@@ -259,6 +280,6 @@ func (e *effects) recover(ctx context.Context, key string) error {
 		// Written since: its node came back (and runs its own events).
 		return err
 	}
-	e.n.log.Info("effects of a stopped node run", "floor", key, "after", floor, "events", handed)
+	e.n.log.Info("effects of a stopped node run", "floor", key, "after", rec.Floor, "events", handed)
 	return nil
 }

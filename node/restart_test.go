@@ -115,9 +115,10 @@ func TestInboundResumesFromRecordedFloor(t *testing.T) {
 // TestEffectsCutShortRunAgain: an order event stored whose effects a
 // crash cut short (appended, as the node would, with its name in
 // Oms-Node, after the floor it recorded) has them run when the node
-// starts again; so do the events of a node that is gone, after the floor
-// it left, and those after where an earlier version's reactor consumer
-// had got to. The gone node's floor and the old consumer are removed
+// starts again, whether after the node's floor or below it and listed
+// unsettled with it; so do the events of a node that is gone, after the
+// floor it left, and those after where an earlier version's reactor
+// consumer had got to. The gone node's floor and the old consumer are removed
 // once their events ran, and what had run before is not run again.
 func TestEffectsCutShortRunAgain(t *testing.T) {
 	cfg := testConfig(t.TempDir())
@@ -133,7 +134,7 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitFloor("reactor."+cfg.NodeName, paid)
-	for _, sku := range []string{"SKU-CRASH-1", "SKU-CRASH-2", "SKU-CRASH-3"} {
+	for _, sku := range []string{"SKU-CRASH-1", "SKU-CRASH-2", "SKU-CRASH-3", "SKU-CRASH-4"} {
 		h.setStock(sku, 5)
 	}
 	h.stop()
@@ -168,6 +169,13 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := placed("0b5e7a9e-0000-4000-8000-000000000001", cfg.NodeName, "SKU-CRASH-1")
+	// Below the floor the node recorded and not listed unsettled with it:
+	// its effects ran (here: are taken to have), and are not run again.
+	settled := placed("0b5e7a9e-0000-4000-8000-000000000004", cfg.NodeName, "SKU-CRASH-4")
+	if _, err := floors.Put(hq.ctx, "reactor."+cfg.NodeName,
+		[]byte(fmt.Sprintf("%d %d", settled, own))); err != nil { // the one still running listed
+		t.Fatal(err)
+	}
 	gone := placed("0b5e7a9e-0000-4000-8000-000000000002", "oms-gone", "SKU-CRASH-2")
 	if _, err := floors.Put(hq.ctx, "reactor.oms-gone", []byte(strconv.FormatUint(gone-1, 10))); err != nil {
 		t.Fatal(err)
@@ -188,7 +196,7 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 			return n == 1, fmt.Sprintf("%d payment requests", n)
 		})
 	}
-	h2.waitFloor("reactor."+cfg.NodeName, own)
+	h2.waitFloor("reactor."+cfg.NodeName, settled)
 	if floors, err = h2.js.KeyValue(h2.ctx, jetstream.FloorsBucket); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +216,9 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 		ran, _ := sample(scrape(t, monitor), "oms_pipeline_messages_total", "pipeline", "reactor", "outcome", "ok")
 		return ran == 6, fmt.Sprintf("%v events' effects ran, want 6", ran)
 	})
+	if _, reserved, _ := h2.stock("SKU-CRASH-4"); reserved != 0 {
+		t.Fatalf("the settled placement's SKU has %d reserved: its effects ran again", reserved)
+	}
 	if onHand, reserved, _ := h2.stock("SKU-effects-floor"); onHand != 4 || reserved != 0 {
 		t.Fatalf("the paid order's SKU: %d on hand, %d reserved", onHand, reserved)
 	}
@@ -253,7 +264,7 @@ func TestEffectsFloorPastTheStreamEndStartsAtItsEnd(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		f, _ := strconv.ParseUint(string(e.Value()), 10, 64)
+		f, _ := strconv.ParseUint(strings.Fields(string(e.Value()) + " 0")[0], 10, 64)
 		return f == shipped, fmt.Sprintf("floor %d, the shipment at %d", f, shipped)
 	})
 }
@@ -271,7 +282,7 @@ func (h *harness) waitFloor(key string, seq uint64) {
 		if err != nil {
 			return false, err.Error()
 		}
-		f, _ := strconv.ParseUint(string(e.Value()), 10, 64)
+		f, _ := strconv.ParseUint(strings.Fields(string(e.Value()) + " 0")[0], 10, 64)
 		return f >= seq, fmt.Sprintf("floor %d, want %d", f, seq)
 	})
 }
