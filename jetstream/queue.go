@@ -13,8 +13,8 @@ import (
 // Queue runs a pipeline's handler on messages handed over in process
 // instead of delivered by a consumer: each order event is handed over by
 // the actor that appended it, so its effects cost no delivery and no
-// acknowledgement (five of the 33 messages a completed order cost through
-// the reactor's consumer). Everything else of the pipeline is the same:
+// acknowledgement (five of each per completed order through the reactor's
+// consumer). Everything else of the pipeline is the same:
 // the timeout, the panic recovery, the retries with backoff, the dead
 // letters, one key's messages on one worker in order.
 //

@@ -97,8 +97,8 @@ func (n *Node) openEffects(ctx context.Context, floors *jetstream.Floors, handle
 // start retires an earlier version's reactor consumer, hands over again
 // the events this node's record lists unsettled and its events after its
 // floor up to last (before the node takes commands, so they run before
-// any later event of their order), and
-// records the floor every --floor-interval until the returned stop.
+// any later event of their order), and records the floor every
+// --floor-interval until the returned stop.
 func (e *effects) start(ctx context.Context, last uint64) (stop func(), err error) {
 	n := e.n
 	if err := n.retry().Retry(ctx, "retire the reactor consumer", 2*time.Second, func(ctx context.Context) error {
