@@ -54,6 +54,8 @@ type Queue struct {
 	// lost): stored or not, only reading the stream tells.
 	doubts  []doubt
 	stopped bool
+	// drained hears the last pending message settle.
+	drained chan struct{}
 }
 
 // A doubt holds the floor at mark until resolve, tried from after, says
@@ -76,7 +78,7 @@ type lane struct {
 func (p *Pipeline) Queue(stream string, from uint64) *Queue {
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &Queue{p: p, stream: stream, ctx: ctx, cancel: cancel, high: from,
-		sending: map[uint64]int{}, pending: map[uint64]int{}}
+		sending: map[uint64]int{}, pending: map[uint64]int{}, drained: make(chan struct{}, 1)}
 	q.lanes = make([]*lane, max(1, p.Workers))
 	q.slots = make([]handling, len(q.lanes))
 	for i := range q.lanes {
@@ -122,11 +124,14 @@ func (q *Queue) Sending() uint64 {
 // Stored hands over the message an append sent at mark stored at seq,
 // carrying carried (see Carrier).
 func (q *Queue) Stored(mark uint64, subject string, data []byte, hdr nats.Header, seq uint64, carried any) {
-	q.mu.Lock()
+	m := q.message(subject, data, hdr, seq, nil)
+	m.carried = carried
+	q.mu.Lock() // once on an order's message path
 	q.unsend(mark)
 	q.high = max(q.high, seq)
+	q.pending[seq]++
 	q.mu.Unlock()
-	q.push(q.message(subject, data, hdr, seq, nil), carried)
+	q.enqueue(m)
 }
 
 // NotStored says the append sent at mark stored nothing.
@@ -184,20 +189,15 @@ func (q *Queue) unsend(mark uint64) {
 // back from the stream. settled, if set, runs once it is handled or dead-
 // lettered. After Stop nothing handles it (the floor still counts it).
 func (q *Queue) Push(subject string, data []byte, hdr nats.Header, seq uint64, settled func()) {
-	q.push(q.message(subject, data, hdr, seq, settled), nil)
+	q.mu.Lock()
+	q.pending[seq]++
+	q.mu.Unlock()
+	q.enqueue(q.message(subject, data, hdr, seq, settled))
 }
 
 func (q *Queue) message(subject string, data []byte, hdr nats.Header, seq uint64, settled func()) *queued {
 	return &queued{q: q, subject: subject, data: data, hdr: hdr, settled: settled,
 		md: natsjs.MsgMetadata{Stream: q.stream, Sequence: natsjs.SequencePair{Stream: seq}, NumDelivered: 1}}
-}
-
-func (q *Queue) push(m *queued, carried any) {
-	m.carried = carried
-	q.mu.Lock()
-	q.pending[m.md.Sequence.Stream]++
-	q.mu.Unlock()
-	q.enqueue(m)
 }
 
 func (q *Queue) enqueue(m *queued) {
@@ -219,6 +219,12 @@ func (q *Queue) settle(m *queued) {
 	if q.pending[m.md.Sequence.Stream]--; q.pending[m.md.Sequence.Stream] <= 0 {
 		delete(q.pending, m.md.Sequence.Stream)
 	}
+	if len(q.pending) == 0 {
+		select { // a Stop waiting for the drain
+		case q.drained <- struct{}{}:
+		default:
+		}
+	}
 	q.mu.Unlock()
 	if m.settled != nil {
 		m.settled()
@@ -238,12 +244,19 @@ func (q *Queue) Advance(seq uint64) {
 func (q *Queue) Floor() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	floor := q.sentFloor()
+	for seq := range q.pending {
+		floor = min(floor, seq-1)
+	}
+	return floor
+}
+
+// sentFloor is the floor below every append in flight: what is stored at
+// or below it has been handed over. q.mu is held.
+func (q *Queue) sentFloor() uint64 {
 	floor := q.high
 	for mark := range q.sending {
 		floor = min(floor, mark)
-	}
-	for seq := range q.pending {
-		floor = min(floor, seq-1)
 	}
 	return floor
 }
@@ -260,10 +273,7 @@ const MaxUnsettled = 1024
 func (q *Queue) Settled() (floor uint64, unsettled []uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	floor = q.high
-	for mark := range q.sending {
-		floor = min(floor, mark)
-	}
+	floor = q.sentFloor()
 	for seq := range q.pending {
 		if seq <= floor {
 			unsettled = append(unsettled, seq)
@@ -291,9 +301,15 @@ func (q *Queue) Len() int {
 // stops the workers; what is left stays under the floor, for the next
 // start to hand over again.
 func (q *Queue) Stop(drain time.Duration) {
-	deadline := time.Now().Add(drain)
-	for q.Len() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	timeout := time.NewTimer(drain)
+	defer timeout.Stop()
+wait:
+	for q.Len() > 0 {
+		select {
+		case <-q.drained:
+		case <-timeout.C:
+			break wait
+		}
 	}
 	q.mu.Lock()
 	q.stopped = true

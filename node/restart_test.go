@@ -125,15 +125,7 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 	cfg.Tuning.FloorInterval = 100 * time.Millisecond
 	h := startNode(t, cfg)
 	o := h.paidOrder("effects-floor")
-	orders, err := h.js.Stream(h.ctx, jetstream.StreamOrders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	paid, err := jetstream.LastSeq(h.ctx, orders, jetstream.OrderEventsPrefix+o.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.waitFloor("reactor."+cfg.NodeName, paid)
+	h.waitFloor("reactor."+cfg.NodeName, h.lastSeq(o.ID))
 	for _, sku := range []string{"SKU-CRASH-1", "SKU-CRASH-2", "SKU-CRASH-3", "SKU-CRASH-4"} {
 		h.setStock(sku, 5)
 	}
@@ -248,14 +240,7 @@ func TestEffectsFloorPastTheStreamEndStartsAtItsEnd(t *testing.T) {
 	h2 := startNode(t, cfg)
 	h2.ship(o, "d-effects-past-end", order.DeliveryInTransit)
 	h2.waitOrder(o.ID, statusIs(order.StatusInTransit, order.ReservationCommitted), "in transit")
-	orders, err := h2.js.Stream(h2.ctx, jetstream.StreamOrders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shipped, err := jetstream.LastSeq(h2.ctx, orders, jetstream.OrderEventsPrefix+o.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	shipped := h2.lastSeq(o.ID)
 	if floors, err = h2.js.KeyValue(h2.ctx, jetstream.FloorsBucket); err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +252,16 @@ func TestEffectsFloorPastTheStreamEndStartsAtItsEnd(t *testing.T) {
 		f, _ := strconv.ParseUint(strings.Fields(string(e.Value()) + " 0")[0], 10, 64)
 		return f == shipped, fmt.Sprintf("floor %d, the shipment at %d", f, shipped)
 	})
+}
+
+// lastSeq is the stream sequence of an order's last event.
+func (h *harness) lastSeq(id string) uint64 {
+	h.t.Helper()
+	seqs := h.eventsWithSeq(id)
+	if len(seqs) == 0 {
+		h.t.Fatalf("order %s has no events", id)
+	}
+	return seqs[len(seqs)-1]
 }
 
 // waitFloor waits until the acknowledgement floor recorded under key in
