@@ -269,7 +269,7 @@ func TestAppendWhoseAckWasLostIsLookedFor(t *testing.T) {
 			mu.Unlock()
 			return nil
 		}}
-	q := p.Queue(jetstream.StreamOrders, 0)
+	q := p.Queue(jetstream.StreamOrders, 0, 1024)
 	t.Cleanup(func() { q.Stop(0) })
 	d.Effects = q
 	subject := jetstream.OrderEventsPrefix + snapshotOrder
@@ -287,7 +287,7 @@ func TestAppendWhoseAckWasLostIsLookedFor(t *testing.T) {
 			t.Fatal(err)
 		}
 		q.Stop(time.Second) // waits for what was handed over
-		q = p.Queue(jetstream.StreamOrders, 0)
+		q = p.Queue(jetstream.StreamOrders, 0, 1024)
 		d.Effects = q
 		mu.Lock()
 		defer mu.Unlock()

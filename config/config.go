@@ -154,7 +154,10 @@ type Tuning struct {
 
 	// ReactorWorkers handle order events in parallel (one order's events
 	// always go to the same worker, in order).
-	ReactorWorkers       int
+	ReactorWorkers int
+	// EffectsMaxHeld bounds the order events whose effects wait in memory;
+	// past it they are kept by sequence and read back from the stream.
+	EffectsMaxHeld       int
 	InboundMaxAckPending int
 	InboundPullBatch     int
 	// ExpirySweep is how often the reservations due to expire are
@@ -265,6 +268,7 @@ func DefaultTuning() Tuning {
 		RetryBase:               100 * time.Millisecond,
 		RetryMax:                10 * time.Second,
 		ReactorWorkers:          64,
+		EffectsMaxHeld:          65536,
 		InboundMaxAckPending:    64,
 		InboundPullBatch:        32,
 		ExpirySweep:             time.Second,
@@ -429,6 +433,7 @@ func (t Tuning) validate() []error {
 		errs = append(errs, fmt.Errorf("retry-max: must be at least retry-base (%s), got %s", t.RetryBase, t.RetryMax))
 	}
 	atLeast("reactor-workers", t.ReactorWorkers, 1)
+	atLeast("effects-max-held", t.EffectsMaxHeld, 1)
 	atLeast("inbound-max-ack-pending", t.InboundMaxAckPending, 1)
 	atLeast("inbound-pull-batch", t.InboundPullBatch, 1)
 	positive("expiry-sweep", t.ExpirySweep)

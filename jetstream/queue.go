@@ -1,7 +1,9 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -26,8 +28,12 @@ import (
 // for that node's events. Handing over again is safe: every effect is
 // idempotent (message IDs derived from the event, holds keyed by order).
 //
-// Push never blocks: a handler calls back into the actor that pushes (the
-// reactor records the stock it held at the order's own actor).
+// Handing over never blocks: a handler calls back into the actor that
+// hands over (the reactor records the stock it held at the order's own
+// actor). Yet what it holds is bounded (MaxHeld): past it, an event
+// handed over is kept as its sequence only, and read back from the stream
+// once there is room again, as a consumer would deliver it. Providers
+// that stop answering for an hour then cost the node disk, not memory.
 type Queue struct {
 	p      *Pipeline
 	stream string
@@ -48,8 +54,24 @@ type Queue struct {
 	// after appends sent later (acknowledgements come out of order).
 	sending map[uint64]int
 	// pending counts the messages handed over and not yet settled, by
-	// sequence.
+	// sequence; held is their sum.
 	pending map[uint64]int
+	held    int
+	// maxHeld bounds held: past it, what is handed over is spilled.
+	maxHeld int
+	// spilled are the events handed over while the queue was full, by
+	// sequence only: the refill reads them back from the stream, in
+	// order, from refillFrom (every spilled sequence is at or above it).
+	// While any is spilled, so is every later event handed over, so that
+	// an order's events still run in order.
+	spilled    seqSet
+	refillFrom uint64
+	readCount  uint64 // events read back since the start
+	// refill hears that there is room for spilled events, or new ones;
+	// room that there is room for a Room waiting (roomWaits of them).
+	refill    chan struct{}
+	room      chan struct{}
+	roomWaits int
 	// doubts are appends whose outcome is unknown (the acknowledgement was
 	// lost): stored or not, only reading the stream tells.
 	doubts  []doubt
@@ -74,11 +96,15 @@ type lane struct {
 }
 
 // Queue starts the pipeline's workers on a queue of messages of stream,
-// which has ended at sequence from (for the floor) when it starts.
-func (p *Pipeline) Queue(stream string, from uint64) *Queue {
+// which has ended at sequence from (for the floor) when it starts. It
+// holds up to maxHeld messages (at least 1) and reads the rest back from
+// the stream (through the pipeline's JS) as room frees up.
+func (p *Pipeline) Queue(stream string, from uint64, maxHeld int) *Queue {
+	maxHeld = max(1, maxHeld)
 	ctx, cancel := context.WithCancel(context.Background())
-	q := &Queue{p: p, stream: stream, ctx: ctx, cancel: cancel, high: from,
-		sending: map[uint64]int{}, pending: map[uint64]int{}, drained: make(chan struct{}, 1)}
+	q := &Queue{p: p, stream: stream, ctx: ctx, cancel: cancel, high: from, maxHeld: maxHeld,
+		sending: map[uint64]int{}, pending: map[uint64]int{}, drained: make(chan struct{}, 1),
+		refill: make(chan struct{}, 1), room: make(chan struct{})}
 	q.lanes = make([]*lane, max(1, p.Workers))
 	q.slots = make([]handling, len(q.lanes))
 	for i := range q.lanes {
@@ -87,6 +113,8 @@ func (p *Pipeline) Queue(stream string, from uint64) *Queue {
 		q.wg.Add(1)
 		go func() { defer q.wg.Done(); q.work(l, &q.slots[i]) }()
 	}
+	q.wg.Add(1)
+	go func() { defer q.wg.Done(); q.refillSpilled() }()
 	return q
 }
 
@@ -124,14 +152,41 @@ func (q *Queue) Sending() uint64 {
 // Stored hands over the message an append sent at mark stored at seq,
 // carrying carried (see Carrier).
 func (q *Queue) Stored(mark uint64, subject string, data []byte, hdr nats.Header, seq uint64, carried any) {
-	m := q.message(subject, data, hdr, seq, nil)
-	m.carried = carried
 	q.mu.Lock() // once on an order's message path
 	q.unsend(mark)
 	q.high = max(q.high, seq)
-	q.pending[seq]++
+	held := q.hold(seq)
 	q.mu.Unlock()
-	q.enqueue(m)
+	if held {
+		m := q.message(subject, data, hdr, seq, nil)
+		m.carried = carried
+		q.enqueue(m)
+	}
+}
+
+// hold counts seq as pending, or spills it: once the queue is full, and
+// then for as long as anything at or after the refill's position is
+// spilled. An event stored below that position (its acknowledgement came
+// late) is held: the refill has passed it, and no later event of its
+// order can have been stored yet, since an order's next append waits for
+// its last one's acknowledgement. q.mu is held.
+func (q *Queue) hold(seq uint64) bool {
+	if q.spilled.n > 0 && seq >= q.refillFrom {
+		q.spilled.add(seq)
+		return false
+	}
+	if q.held >= q.maxHeld && seq >= q.refillFrom {
+		if q.spilled.n == 0 {
+			q.refillFrom = seq
+			q.p.Log.Warn(q.p.Name+": queue full; events handed over are read back from the stream as room frees up",
+				"held", q.held, "from_seq", seq)
+		}
+		q.spilled.add(seq)
+		return false
+	}
+	q.pending[seq]++
+	q.held++
+	return true
 }
 
 // NotStored says the append sent at mark stored nothing.
@@ -185,14 +240,52 @@ func (q *Queue) unsend(mark uint64) {
 	}
 }
 
-// Push hands over the message stored at seq: one appended here, or read
-// back from the stream. settled, if set, runs once it is handled or dead-
-// lettered. After Stop nothing handles it (the floor still counts it).
+// Push hands over the message stored at seq, read back from the stream
+// (after a stop, or an append whose acknowledgement was lost). Past the
+// bound it is kept by sequence as a stored one is, unless settled is set:
+// that runs once it is handled or dead-lettered, and a caller that needs
+// it waits for Room first. After Stop nothing handles it (the floor still
+// counts it).
 func (q *Queue) Push(subject string, data []byte, hdr nats.Header, seq uint64, settled func()) {
 	q.mu.Lock()
-	q.pending[seq]++
+	held := true
+	if settled == nil {
+		held = q.hold(seq)
+	} else {
+		q.pending[seq]++
+		q.held++
+	}
 	q.mu.Unlock()
-	q.enqueue(q.message(subject, data, hdr, seq, settled))
+	if held {
+		q.enqueue(q.message(subject, data, hdr, seq, settled))
+	}
+}
+
+// Room waits until the queue holds fewer messages than its bound: a
+// caller pushing many messages read back from the stream waits for it
+// before each.
+func (q *Queue) Room(ctx context.Context) error {
+	for {
+		q.mu.Lock()
+		if q.held < q.maxHeld {
+			q.mu.Unlock()
+			return nil
+		}
+		q.roomWaits++
+		room := q.room
+		q.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+		case <-q.ctx.Done():
+		}
+		q.mu.Lock()
+		q.roomWaits--
+		q.mu.Unlock()
+		if err := cmp.Or(ctx.Err(), q.ctx.Err()); err != nil {
+			return err
+		}
+	}
 }
 
 func (q *Queue) message(subject string, data []byte, hdr nats.Header, seq uint64, settled func()) *queued {
@@ -219,11 +312,23 @@ func (q *Queue) settle(m *queued) {
 	if q.pending[m.md.Sequence.Stream]--; q.pending[m.md.Sequence.Stream] <= 0 {
 		delete(q.pending, m.md.Sequence.Stream)
 	}
-	if len(q.pending) == 0 {
+	q.held--
+	if q.held == 0 {
 		select { // a Stop waiting for the drain
 		case q.drained <- struct{}{}:
 		default:
 		}
+	}
+	if q.spilled.n > 0 && q.held <= q.maxHeld/2 {
+		// Read back in batches: each reading opens a consumer.
+		select {
+		case q.refill <- struct{}{}:
+		default:
+		}
+	}
+	if q.roomWaits > 0 && q.held < q.maxHeld {
+		close(q.room)
+		q.room = make(chan struct{})
 	}
 	q.mu.Unlock()
 	if m.settled != nil {
@@ -251,12 +356,16 @@ func (q *Queue) Floor() uint64 {
 	return floor
 }
 
-// sentFloor is the floor below every append in flight: what is stored at
-// or below it has been handed over. q.mu is held.
+// sentFloor is the floor below every append in flight and every event
+// spilled: what is stored at or below it has been handed over and is
+// held. q.mu is held.
 func (q *Queue) sentFloor() uint64 {
 	floor := q.high
 	for mark := range q.sending {
 		floor = min(floor, mark)
+	}
+	if q.spilled.n > 0 {
+		floor = min(floor, q.spilled.min()-1)
 	}
 	return floor
 }
@@ -286,15 +395,90 @@ func (q *Queue) Settled() (floor uint64, unsettled []uint64) {
 	return floor, unsettled
 }
 
-// Len is how many messages are handed over and not yet settled.
+// Len is how many messages are handed over and not yet settled: those
+// held and those spilled.
 func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := 0
-	for _, c := range q.pending {
-		n += c
+	return q.held + q.spilled.n
+}
+
+// Spilled is how many of them are kept by sequence only, to be read back
+// from the stream; readBack how many have been since the queue started.
+func (q *Queue) Spilled() (spilled int, readBack uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.spilled.n, q.readCount
+}
+
+// refillSpilled reads the spilled events back from the stream whenever
+// the queue has room for them, until it stops.
+func (q *Queue) refillSpilled() {
+	for {
+		select {
+		case <-q.refill:
+		case <-q.ctx.Done():
+			return
+		}
+		for failures := 0; q.ctx.Err() == nil; {
+			q.mu.Lock()
+			from, to, due := q.refillFrom, q.spilled.max(), q.spilled.n > 0 && q.held < q.maxHeld
+			q.mu.Unlock()
+			if !due {
+				break // settling makes room and tells again
+			}
+			_, err := Replay(q.ctx, q.p.JS, ReplayOptions{Stream: q.stream, FromSeq: from, ToSeq: to},
+				func(m natsjs.Msg, md *natsjs.MsgMetadata) error { return q.readBack(m, md.Sequence.Stream) })
+			switch {
+			case errors.Is(err, errStopReading):
+				failures = 0
+			case err != nil:
+				failures++
+				q.p.Log.Warn(q.p.Name+": spilled events not read back; will try again", "from_seq", from, "err", err)
+				q.p.Backoff.Wait(q.ctx, failures)
+			default:
+				// Read up to to: a spilled event not found was deleted
+				// since, and has nothing left to run.
+				failures = 0
+				q.mu.Lock()
+				q.spilled.removeUpTo(to)
+				q.refillFrom = max(q.refillFrom, to+1)
+				q.mu.Unlock()
+			}
+		}
 	}
-	return n
+}
+
+// errStopReading stops a reading back: the queue is full again, or nothing
+// is left spilled.
+var errStopReading = errors.New("queue full")
+
+// readBack holds the message read back at seq if it was spilled;
+// errStopReading says there is no room for more.
+func (q *Queue) readBack(m natsjs.Msg, seq uint64) error {
+	q.mu.Lock()
+	q.refillFrom = max(q.refillFrom, seq+1)
+	found := q.spilled.remove(seq)
+	if found {
+		q.pending[seq]++
+		q.held++
+		q.readCount++
+	}
+	caughtUp, full := q.spilled.n == 0, q.held >= q.maxHeld
+	q.mu.Unlock()
+	if found {
+		q.enqueue(q.message(m.Subject(), m.Data(), m.Headers(), seq, nil))
+	}
+	switch {
+	case caughtUp:
+		if found {
+			q.p.Log.Info(q.p.Name+": every spilled event read back from the stream", "to_seq", seq)
+		}
+		return errStopReading
+	case full:
+		return errStopReading
+	}
+	return nil
 }
 
 // Stop waits up to drain for the messages handed over to be settled, then

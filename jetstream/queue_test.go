@@ -64,7 +64,7 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 	p := &jetstream.Pipeline{Name: "queue-test", Handle: g.handle, JS: env.JS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Timeout: 10 * time.Second, MaxAttempts: 2, Backoff: jetstream.Backoff{Base: time.Millisecond, Max: time.Millisecond},
 		Workers: 4, Key: func(m jetstream.Msg) string { return m.Subject() }}
-	q := p.Queue(jetstream.StreamOrders, 10)
+	q := p.Queue(jetstream.StreamOrders, 10, 1024)
 	floor := func(want uint64, what string) {
 		t.Helper()
 		poll.Until(t, 10*time.Second, what, func() (bool, string) {
@@ -145,3 +145,143 @@ func TestQueueFloorHoldsBelowWhatMayNotHaveRun(t *testing.T) {
 	}
 	settled(16, []uint64{16})
 }
+
+// TestQueueFullReadsBackFromTheStream: past its bound the queue keeps
+// what it is handed by sequence only and reads it back from the stream as
+// room frees up. Every event runs once, each order's in order; those read
+// back come without what the actor carried; the floor stays below the
+// spilled ones; one deleted from the stream meanwhile is passed over; an
+// event acknowledged late, below where the reading back has got to, runs
+// from memory; and the queue never holds more than its bound.
+func TestQueueFullReadsBackFromTheStream(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	const bound, orders, perOrder = 4, 6, 4
+	var mu sync.Mutex
+	ran := map[string][]string{} // order: the data of its events, as run
+	carried, most := 0, 0
+	release := make(chan struct{})
+	var q *jetstream.Queue
+	p := &jetstream.Pipeline{Name: "spill-test", JS: env.JS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Timeout: 10 * time.Second, MaxAttempts: 3, Backoff: jetstream.Backoff{Base: time.Millisecond, Max: time.Millisecond},
+		Workers: 3, Key: func(m jetstream.Msg) string { return m.Subject() },
+		Handle: func(ctx context.Context, m jetstream.Msg) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			spilled, _ := q.Spilled()
+			most = max(most, q.Len()-spilled)
+			ran[m.Subject()] = append(ran[m.Subject()], string(m.Data()))
+			if c, ok := m.(jetstream.Carrier); ok && c.Carried() != nil {
+				carried++
+			}
+			return nil
+		}}
+	q = p.Queue(jetstream.StreamOrders, 0, bound)
+	t.Cleanup(func() { q.Stop(0) })
+
+	stream, err := env.JS.Stream(env.Ctx, jetstream.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEvent := func(o, i int) (string, string, uint64) {
+		t.Helper()
+		subject, data := fmt.Sprintf("%sspill-%d", jetstream.OrderEventsPrefix, o), fmt.Sprintf("e%d", i)
+		ack, err := env.JS.Publish(env.Ctx, subject, []byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return subject, data, ack.Sequence
+	}
+	// An append acknowledged late: sent and stored first, handed over once
+	// events after it are spilled. Then appended in turn, handed over as
+	// stored: the first bound held, the rest spilled while nothing runs.
+	// The event that fills the queue is acknowledged before the one stored
+	// just below it, which is the first spilled: reading back from there
+	// must pass over it.
+	late := q.Sending()
+	lateSubject, lateData, lateSeq := appendEvent(orders, 0)
+	var deleted, last, firstSpilled uint64
+	for i := range perOrder {
+		for o := range orders {
+			if o == bound-1 && i == 0 {
+				early, late := q.Sending(), q.Sending()
+				subjectA, dataA, seqA := appendEvent(0, 100)
+				subjectB, dataB, seqB := appendEvent(o, 0)
+				q.Stored(late, subjectB, []byte(dataB), nil, seqB, "carried") // fills the queue
+				q.Stored(early, subjectA, []byte(dataA), nil, seqA, "carried")
+				firstSpilled = seqA
+				continue
+			}
+			subject, data, seq := appendEvent(o, i)
+			q.Stored(q.Sending(), subject, []byte(data), nil, seq, "carried")
+			last = seq
+			if o == 2 && i == 3 {
+				deleted = seq
+			}
+		}
+	}
+	// Stored below where reading back starts, it cannot be read back: it
+	// is held, past the bound.
+	q.Stored(late, lateSubject, []byte(lateData), nil, lateSeq, "carried")
+	total := orders*perOrder + 2
+	if got, spilled := q.Len(), first(q.Spilled()); got != total || spilled != total-bound-1 {
+		t.Fatalf("queue has %d (%d spilled), want %d (%d spilled)", got, spilled, total, total-bound-1)
+	}
+	// What the node records: below the first spilled, which has not run,
+	// with the held ones below it listed.
+	if floor, unsettled := q.Settled(); floor != firstSpilled-1 || len(unsettled) != bound {
+		t.Fatalf("recorded floor %d with %v unsettled, events spilled from %d", floor, unsettled, firstSpilled)
+	}
+	// What reads events back for the queue waits for room.
+	full, cancel := context.WithTimeout(env.Ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := q.Room(full); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("room in a full queue: %v", err)
+	}
+	if err := stream.DeleteMsg(env.Ctx, deleted); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	poll.Until(t, 10*time.Second, "every event run", func() (bool, string) {
+		return q.Len() == 0, fmt.Sprintf("%d pending, %d spilled", q.Len(), first(q.Spilled()))
+	})
+	if _, readBack := q.Spilled(); readBack != uint64(total-bound-2) {
+		t.Errorf("%d events read back, want %d: those spilled but the one deleted", readBack, total-bound-2)
+	}
+	if err := q.Room(env.Ctx); err != nil {
+		t.Fatalf("room in an empty queue: %v", err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for o := range orders {
+		want := []string{"e0", "e1", "e2", "e3"}
+		switch o {
+		case 0:
+			want = []string{"e0", "e100", "e1", "e2", "e3"}
+		case 2:
+			want = want[:3] // its last event deleted before it was read back
+		}
+		if got := ran[fmt.Sprintf("%sspill-%d", jetstream.OrderEventsPrefix, o)]; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("order %d ran %v, want %v", o, got, want)
+		}
+	}
+	if got := ran[lateSubject]; fmt.Sprint(got) != "[e0]" {
+		t.Errorf("the late event ran %v, want once", got)
+	}
+	if carried != bound+1 {
+		t.Errorf("%d events ran with what the actor carried, want %d: those held and the late one", carried, bound+1)
+	}
+	if most > bound+1 {
+		t.Errorf("the queue held %d events at once, bound %d (and one acknowledged late)", most, bound)
+	}
+	if floor := q.Floor(); floor != last {
+		t.Errorf("floor %d once everything ran, want %d", floor, last)
+	}
+}
+
+func first[A, B any](a A, _ B) A { return a }

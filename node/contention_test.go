@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,29 +19,9 @@ func TestNoOversellUnderContention(t *testing.T) {
 	h := startNode(t, cfg)
 	h.setStock("HOT", 100)
 	const n = 1000
-	ids := make([]string, n)
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 200)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			o, err := h.c.PlaceOrder(h.ctx, placeReq(fmt.Sprintf("hot-%d", i), order.Item{SKU: "HOT", Quantity: 1, UnitPrice: 100}))
-			if err != nil {
-				errs <- err
-				return
-			}
-			ids[i] = o.ID
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("place: %v", err)
-	}
+	ids := h.placeAtOnce(n, 200, func(i int) api.PlaceOrder {
+		return placeReq(fmt.Sprintf("hot-%d", i), order.Item{SKU: "HOT", Quantity: 1, UnitPrice: 100})
+	})
 	var held, unavailable int
 	eventually(t, 60*time.Second, "every order decided", func() (bool, string) {
 		held, unavailable = 0, 0

@@ -90,7 +90,7 @@ func (n *Node) openEffects(ctx context.Context, floors *jetstream.Floors, handle
 	if err != nil {
 		return nil, 0, err
 	}
-	q := n.pipeline("reactor", handle, t.ReactorWorkers, reactor.Key, reactorAttrs).Queue(jetstream.StreamOrders, floor)
+	q := n.pipeline("reactor", handle, t.ReactorWorkers, reactor.Key, reactorAttrs).Queue(jetstream.StreamOrders, floor, t.EffectsMaxHeld)
 	return &effects{n: n, q: q, floors: floors, self: self, floor: floor, unsettled: unsettled}, last, nil
 }
 
@@ -170,14 +170,20 @@ func (e *effects) record(ctx context.Context) {
 // counts those not yet run.
 func (e *effects) handOver(ctx context.Context, rec jetstream.Recorded, to uint64, node string, running *sync.WaitGroup) (int, error) {
 	handed := 0
-	push := func(subject string, data []byte, hdr nats.Header, seq uint64) {
+	push := func(subject string, data []byte, hdr nats.Header, seq uint64) error {
 		handed++
 		var settled func()
 		if running != nil {
+			// However many there are, the queue holds at most its bound:
+			// past it, those not waited for are read back later.
+			if err := e.q.Room(ctx); err != nil {
+				return err
+			}
 			running.Add(1)
 			settled = running.Done
 		}
 		e.q.Push(subject, data, hdr, seq, settled)
+		return nil
 	}
 	if len(rec.Unsettled) > 0 {
 		stream, err := e.n.js.Stream(ctx, jetstream.StreamOrders)
@@ -193,14 +199,16 @@ func (e *effects) handOver(ctx context.Context, rec jetstream.Recorded, to uint6
 				return handed, err
 			}
 			if strings.HasPrefix(m.Subject, jetstream.OrderEventsPrefix) {
-				push(m.Subject, m.Data, m.Header, m.Sequence)
+				if err := push(m.Subject, m.Data, m.Header, m.Sequence); err != nil {
+					return handed, err
+				}
 			}
 		}
 	}
 	_, err := jetstream.Replay(ctx, e.n.js, jetstream.ReplayOptions{Stream: jetstream.StreamOrders,
 		Subject: jetstream.OrderEventsPrefix + ">", FromSeq: rec.Floor + 1, ToSeq: to}, func(m natsjs.Msg, md *natsjs.MsgMetadata) error {
 		if node == "" || m.Headers().Get(api.NodeHeader) == node {
-			push(m.Subject(), m.Data(), m.Headers(), md.Sequence.Stream)
+			return push(m.Subject(), m.Data(), m.Headers(), md.Sequence.Stream)
 		}
 		return nil
 	})

@@ -32,6 +32,8 @@ func (n *Node) registerMetrics(context.Context) error {
 		{Name: "read_model_gaps", Help: "Order events the read model found missing (their subject was purged or a sequence skipped)."},
 		{Name: "read_model_skipped_events", Help: "Order events the read model could not apply; each is in the dead-letter stream.", Counter: true},
 		{Name: "effects_pending_events", Help: "Order events appended here (or handed over again after a stop) whose effects have not yet run: reservations, payment and delivery requests, notifications."},
+		{Name: "effects_spilled_events", Help: "Of the pending events, those kept by sequence only because --effects-max-held were in memory: read back from the stream as room frees up."},
+		{Name: "effects_read_back_events_total", Help: "Pending events read back from the stream since the node started (see oms_effects_spilled_events).", Counter: true},
 		{Name: "effects_settled_floor", Help: "Order-stream sequence at or below which every event this node appended has had its effects run: where the next start runs them again from."},
 		{Name: "actors_active", Help: "Actors in memory, by kind (order, sku).", Labels: []string{"kind"}},
 		{Name: "actor_activations_total", Help: "Actors activated since the node started, by kind.", Labels: []string{"kind"}, Counter: true},
@@ -95,6 +97,9 @@ func (n *Node) statusFigures(emit metrics.Emit) {
 	}
 	if n.effects != nil {
 		emit("effects_pending_events", float64(n.effects.q.Len()))
+		spilled, readBack := n.effects.q.Spilled()
+		emit("effects_spilled_events", float64(spilled))
+		emit("effects_read_back_events_total", float64(readBack))
 		emit("effects_settled_floor", float64(n.effects.q.Floor()))
 	}
 	if n.commands != nil {

@@ -117,6 +117,36 @@ func placeReq(key string, items ...order.Item) api.PlaceOrder {
 			PhoneNumber: "+49 30 1234567"}, PromotionCodes: []string{"BF26"}, Source: "web", PaymentMethod: "card"}}
 }
 
+// placeAtOnce places n orders, up to inFlight at a time, and returns
+// their IDs in the order of their requests.
+func (h *harness) placeAtOnce(n, inFlight int, req func(i int) api.PlaceOrder) []string {
+	h.t.Helper()
+	ids := make([]string, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, inFlight)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			o, err := h.c.PlaceOrder(h.ctx, req(i))
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids[i] = o.ID
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		h.t.Fatalf("place: %v", err)
+	}
+	return ids
+}
+
 func (h *harness) setStock(sku string, qty int64) {
 	h.t.Helper()
 	if _, err := h.c.SetStock(h.ctx, sku, qty); err != nil {

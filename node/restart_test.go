@@ -119,7 +119,9 @@ func TestInboundResumesFromRecordedFloor(t *testing.T) {
 // unsettled with it; so do the events of a node that is gone, after the
 // floor it left, and those after where an earlier version's reactor
 // consumer had got to. The gone node's floor and the old consumer are removed
-// once their events ran, and what had run before is not run again.
+// once their events ran, and what had run before is not run again. The node
+// starts with room in memory for one event: the rest is read back from the
+// stream as room frees up.
 func TestEffectsCutShortRunAgain(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Tuning.FloorInterval = 100 * time.Millisecond
@@ -168,6 +170,7 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 		[]byte(fmt.Sprintf("%d %d", settled, own))); err != nil { // the one still running listed
 		t.Fatal(err)
 	}
+	placed("0b5e7a9e-0000-4000-8000-000000000005", cfg.NodeName, "SKU-CRASH-1")
 	gone := placed("0b5e7a9e-0000-4000-8000-000000000002", "oms-gone", "SKU-CRASH-2")
 	if _, err := floors.Put(hq.ctx, "reactor.oms-gone", []byte(strconv.FormatUint(gone-1, 10))); err != nil {
 		t.Fatal(err)
@@ -180,8 +183,11 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 	}
 	hq.stop()
 
-	h2 := startNode(t, cfg)
-	for _, id := range []string{"0b5e7a9e-0000-4000-8000-000000000001", "0b5e7a9e-0000-4000-8000-000000000002", "0b5e7a9e-0000-4000-8000-000000000003"} {
+	small := cfg
+	small.Tuning.EffectsMaxHeld = 1
+	h2 := startNode(t, small)
+	for _, id := range []string{"0b5e7a9e-0000-4000-8000-000000000001", "0b5e7a9e-0000-4000-8000-000000000005",
+		"0b5e7a9e-0000-4000-8000-000000000002", "0b5e7a9e-0000-4000-8000-000000000003"} {
 		h2.waitOrder(id, statusIs(order.StatusReceived, order.ReservationHeld), id+" held")
 		eventually(t, 10*time.Second, id+"'s payment request", func() (bool, string) {
 			n := h2.subjectCount(jetstream.StreamOutbox, jetstream.PaymentRequestsPrefix+id)
@@ -200,13 +206,15 @@ func TestEffectsCutShortRunAgain(t *testing.T) {
 				errors.Is(consErr, natsjs.ErrConsumerNotFound),
 			fmt.Sprintf("gone node's floor: %v; legacy floor: %v; old consumer: %v", goneErr, legacyErr, consErr)
 	})
-	// Only those ran: the three placements handed over, and the stock
+	// Only those ran: the four placements handed over, and the stock
 	// held each caused (the paid order's events, at or below the floor,
-	// did not run again).
+	// did not run again), some read back from the stream.
 	monitor := h2.as(endpoint.Internal, "prometheus", auth.RoleMonitor)
 	eventually(t, 10*time.Second, "the effects that ran", func() (bool, string) {
-		ran, _ := sample(scrape(t, monitor), "oms_pipeline_messages_total", "pipeline", "reactor", "outcome", "ok")
-		return ran == 6, fmt.Sprintf("%v events' effects ran, want 6", ran)
+		fs := scrape(t, monitor)
+		ran, _ := sample(fs, "oms_pipeline_messages_total", "pipeline", "reactor", "outcome", "ok")
+		readBack, _ := sample(fs, "oms_effects_read_back_events_total")
+		return ran == 8 && readBack > 0, fmt.Sprintf("%v events' effects ran, want 8; %v read back", ran, readBack)
 	})
 	if _, reserved, _ := h2.stock("SKU-CRASH-4"); reserved != 0 {
 		t.Fatalf("the settled placement's SKU has %d reserved: its effects ran again", reserved)
@@ -337,4 +345,45 @@ func TestEndedOrdersLeaveMemory(t *testing.T) {
 	if n := len(h.events(done.ID)); n != stored || n < 4 {
 		t.Fatalf("completed order has %d events, %d before the refused cancel", n, stored)
 	}
+}
+
+// TestEffectsPastTheBoundAreReadBack: with room in memory for only a few
+// events' effects, a burst of orders still runs every effect, each
+// order's in order: what the queue cannot hold it reads back from the
+// stream. Every order completes with its stock committed once, and the
+// metrics show the events read back.
+func TestEffectsPastTheBoundAreReadBack(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Tuning.EffectsMaxHeld = 4
+	h := startNode(t, cfg)
+	h.startSimulator(config.Simulator{PaymentSuccessRate: 1, MinDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond})
+	const n, stock = 60, 1000
+	h.setStock("SKU-SPILL", stock)
+	ids := h.placeAtOnce(n, n, func(i int) api.PlaceOrder {
+		return placeReq(fmt.Sprintf("k-spill-%d", i), order.Item{SKU: "SKU-SPILL", Quantity: 1, UnitPrice: 100})
+	})
+	for _, id := range ids {
+		done := h.waitOrder(id, statusIs(order.StatusCompleted, order.ReservationCommitted), "completed")
+		var types []order.EventType
+		for _, e := range h.events(id) {
+			types = append(types, e.Type)
+		}
+		want := []order.EventType{order.EventPlaced, order.EventStockHeld, order.EventPaid, order.EventShipped, order.EventCompleted}
+		if len(done.ChangeHistory) != len(want) || fmt.Sprint(types) != fmt.Sprint(want) {
+			t.Fatalf("order %s: events %v, want %v", id, types, want)
+		}
+	}
+	if on, r, _ := h.stock("SKU-SPILL"); on != stock-n || r != 0 {
+		t.Fatalf("stock onHand %d reserved %d, want %d and 0", on, r, stock-n)
+	}
+	monitor := h.as(endpoint.Internal, "prometheus", auth.RoleMonitor)
+	// The last events' effects (the notifications) may still be running.
+	eventually(t, 10*time.Second, "every effect run, some read back", func() (bool, string) {
+		fs := scrape(t, monitor)
+		readBack, _ := sample(fs, "oms_effects_read_back_events_total")
+		pending, _ := sample(fs, "oms_effects_pending_events")
+		spilled, found := sample(fs, "oms_effects_spilled_events")
+		return readBack > 0 && found && spilled == 0 && pending == 0,
+			fmt.Sprintf("%v events read back, %v pending, %v spilled (found %v)", readBack, pending, spilled, found)
+	})
 }
