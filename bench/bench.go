@@ -50,7 +50,9 @@ type Options struct {
 	// ReadModelCommitInterval is the node's --read-model-commit-interval
 	// (0: its default).
 	ReadModelCommitInterval time.Duration
-	DataDir                 string // empty: a temporary directory, removed afterwards
+	// EffectsMaxHeld is the node's --effects-max-held (0: its default).
+	EffectsMaxHeld int
+	DataDir        string // empty: a temporary directory, removed afterwards
 	// Server, when set, drives a running deployment at this NATS URL
 	// instead of starting a node; it must run the simulated providers.
 	Server string
@@ -533,7 +535,8 @@ func progress(w io.Writer, tr *tracker, began time.Time, total int) func() {
 }
 
 // nodeConfig is the node under test: oms serve's defaults, no listeners but
-// NATS on a random loopback port, the run's partitions and read-model spacing.
+// NATS on a random loopback port, the run's partitions, read-model spacing and
+// bound on the effects held in memory.
 func nodeConfig(o Options, dir string) config.Config {
 	cfg := config.Default()
 	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
@@ -543,6 +546,9 @@ func nodeConfig(o Options, dir string) config.Config {
 	}
 	if o.ReadModelCommitInterval > 0 {
 		cfg.Tuning.ReadModelCommitInterval = o.ReadModelCommitInterval
+	}
+	if o.EffectsMaxHeld > 0 {
+		cfg.Tuning.EffectsMaxHeld = o.EffectsMaxHeld
 	}
 	return cfg
 }

@@ -99,13 +99,16 @@ func TestRunDrivesEveryOrderToItsEnd(t *testing.T) {
 func TestNodeConfigTakesTheRunsTuning(t *testing.T) {
 	def := config.Default()
 	cfg := nodeConfig(Options{}, "d")
-	if cfg.Partitions != def.Partitions || cfg.Tuning.ReadModelCommitInterval != def.Tuning.ReadModelCommitInterval {
-		t.Fatalf("unset options: %d partitions, %v spacing; want %d, %v", cfg.Partitions,
-			cfg.Tuning.ReadModelCommitInterval, def.Partitions, def.Tuning.ReadModelCommitInterval)
+	if cfg.Partitions != def.Partitions || cfg.Tuning.ReadModelCommitInterval != def.Tuning.ReadModelCommitInterval ||
+		cfg.Tuning.EffectsMaxHeld != def.Tuning.EffectsMaxHeld {
+		t.Fatalf("unset options: %d partitions, %v spacing, %d effects held; want %d, %v, %d", cfg.Partitions,
+			cfg.Tuning.ReadModelCommitInterval, cfg.Tuning.EffectsMaxHeld, def.Partitions, def.Tuning.ReadModelCommitInterval,
+			def.Tuning.EffectsMaxHeld)
 	}
-	cfg = nodeConfig(Options{Partitions: 4, ReadModelCommitInterval: 150 * time.Millisecond}, "d")
-	if cfg.Partitions != 4 || cfg.Tuning.ReadModelCommitInterval != 150*time.Millisecond || cfg.DataDir != "d" {
-		t.Fatalf("set options: %d partitions, %v spacing, dir %q; want 4, 150ms, d", cfg.Partitions,
-			cfg.Tuning.ReadModelCommitInterval, cfg.DataDir)
+	cfg = nodeConfig(Options{Partitions: 4, ReadModelCommitInterval: 150 * time.Millisecond, EffectsMaxHeld: 10}, "d")
+	if cfg.Partitions != 4 || cfg.Tuning.ReadModelCommitInterval != 150*time.Millisecond || cfg.Tuning.EffectsMaxHeld != 10 ||
+		cfg.DataDir != "d" {
+		t.Fatalf("set options: %d partitions, %v spacing, %d effects held, dir %q; want 4, 150ms, 10, d", cfg.Partitions,
+			cfg.Tuning.ReadModelCommitInterval, cfg.Tuning.EffectsMaxHeld, cfg.DataDir)
 	}
 }
