@@ -30,9 +30,10 @@ import (
 //
 // Handing over never blocks: a handler calls back into the actor that
 // hands over (the reactor records the stock it held at the order's own
-// actor). Yet what it holds is bounded (MaxHeld): past it, an event
-// handed over is kept as its sequence only, and read back from the stream
-// once there is room again, as a consumer would deliver it. Providers
+// actor). Yet what it holds is bounded (maxHeld, the node's
+// --effects-max-held): past it, an event handed over is kept as its
+// sequence only, and read back from the stream once there is room again,
+// as a consumer would deliver it. Providers
 // that stop answering for an hour then cost the node disk, not memory.
 type Queue struct {
 	p      *Pipeline
@@ -451,7 +452,7 @@ func (q *Queue) refillSpilled() {
 
 // errStopReading stops a reading back: the queue is full again, or nothing
 // is left spilled.
-var errStopReading = errors.New("queue full")
+var errStopReading = errors.New("stop reading back")
 
 // readBack holds the message read back at seq if it was spilled;
 // errStopReading says there is no room for more.
