@@ -200,8 +200,13 @@ func decideDelivery(p Policy, s State, c RecordDelivery) (*Event, error) {
 	case c.Type == DeliveryInTransit && (o.Status == StatusPaid || o.Status == StatusInTransit):
 		e = newEvent(s, c.Meta, c.Fingerprint(), EventShipped)
 		e.Status = StatusInTransit
-	case c.Type == DeliveryAttemptFailed && o.Status == StatusInTransit:
+	case c.Type == DeliveryAttemptFailed && (o.Status == StatusPaid || o.Status == StatusInTransit):
+		// A failed attempt may overtake its in_transit event (two nodes
+		// around a partition's handover, a carrier's webhooks in any
+		// order): the carrier had the parcel, so the order is in transit.
+		// Refusing it would strand the order, as no later event repeats it.
 		e = newEvent(s, c.Meta, c.Fingerprint(), EventDeliveryAttemptFailed)
+		e.Status = StatusInTransit
 		upd.Attempts = o.NumberOfDeliveryAttempts + 1
 		if upd.Attempts >= p.MaxDeliveryAttempts {
 			// The parcel goes back to the warehouse; it is restocked after

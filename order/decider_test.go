@@ -141,7 +141,7 @@ func TestDecideEveryStatusAgainstEveryCommand(t *testing.T) {
 			"place": "err:exists", "cancel": "cancelled:order_cancelled", "update": "updated:order_paid",
 			"stock_held": "noop", "stock_unavailable": "noop", "expire": "noop", "pay_ok": r("order_paid"),
 			"pay_mismatch": r("order_paid"), "pay_failed": r("order_paid"), "pay_cancelled": r("order_paid"),
-			"in_transit": "shipped:order_inTransit", "attempt_failed": r("order_paid"),
+			"in_transit": "shipped:order_inTransit", "attempt_failed": "delivery_attempt_failed:order_inTransit",
 			"delivered": "completed:order_completed",
 		},
 		"in_transit": {
@@ -282,6 +282,34 @@ func TestLastDeliveryAttemptCancels(t *testing.T) {
 	s = Evolve(s, *e)
 	if s.Order.NumberOfDeliveryAttempts != 2 || s.Order.RefundDue != 3000 {
 		t.Fatalf("attempts %d refund %d", s.Order.NumberOfDeliveryAttempts, s.Order.RefundDue)
+	}
+}
+
+// TestCarrierEventsInAnyOrder: a carrier's events applied in an order they
+// were not sent in (as around a partition's handover, where two nodes each
+// got some) still end the order: failed attempts that overtake the
+// in-transit event count, and the third cancels it whatever came between.
+func TestCarrierEventsInAnyOrder(t *testing.T) {
+	s := build(t, stages["paid"])
+	policy := testPolicy
+	policy.MaxDeliveryAttempts = 3
+	attempt := func(id string) RecordDelivery {
+		return RecordDelivery{Meta: meta(id), Type: DeliveryAttemptFailed, Provider: "ninjavan"}
+	}
+	for i, c := range []Command{attempt("dlv-a1"), attempt("dlv-a3"), commands()["in_transit"], attempt("dlv-a2")} {
+		e, err := Decide(policy, s, c)
+		if err != nil || e == nil {
+			t.Fatalf("event %d: %v %v", i, e, err)
+		}
+		s = Evolve(s, *e)
+		if want := StatusInTransit; i < 3 && s.Order.Status != want {
+			t.Fatalf("after event %d: %s, want %s", i, s.Order.Status, want)
+		}
+	}
+	if s.Order.Status != StatusCancelled || s.Order.CancelReason != CancelDeliveryFailed || s.Order.NumberOfDeliveryAttempts != 3 ||
+		s.Order.TrackingNumber != "NV1" || s.Order.RefundDue != 3000 {
+		t.Fatalf("after three failed attempts, in transit between: %s (%s), %d attempts, tracking %q, refund %d",
+			s.Order.Status, s.Order.CancelReason, s.Order.NumberOfDeliveryAttempts, s.Order.TrackingNumber, s.Order.RefundDue)
 	}
 }
 
