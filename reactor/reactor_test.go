@@ -38,8 +38,10 @@ type world struct {
 	headers  []nats.Header
 	waited   int
 	failWait error
-	// decideErr is what deciding a command returns.
+	// decideErr is what deciding a command returns; commitErr what
+	// committing stock does.
 	decideErr error
+	commitErr error
 	// reads counts the orders asked for.
 	reads int
 }
@@ -67,6 +69,9 @@ func (w *world) Stock(_ context.Context, sku string, cmd any) (inventory.Hold, i
 		return inventory.Hold{State: inventory.HoldReserved, Quantity: c.Quantity}, inventory.View{SKU: sku}, nil
 	case inventory.Commit:
 		w.stock = append(w.stock, "commit "+sku)
+		if w.commitErr != nil {
+			return inventory.Hold{}, inventory.View{}, w.commitErr
+		}
 	case inventory.Release:
 		w.stock = append(w.stock, "release "+sku+" "+c.Reason)
 	}
@@ -295,5 +300,34 @@ func TestPlacementEffectsRunAgainKeepTheFirstOutcome(t *testing.T) {
 	w = &world{order: twoLines(), decideErr: fmt.Errorf("order: %w", api.ErrUnavailable)}
 	if err := run(t, w, placed(twoLines())); err == nil || !api.Retryable(err) {
 		t.Fatalf("an order that cannot be reached: %v, want a retryable error", err)
+	}
+}
+
+// TestCommitOvertakenByACancelIsDone: the effects of order.paid retried
+// after the order was cancelled (its release ran meanwhile, so the SKU has
+// no hold left to commit) are done: no error for the pipeline to dead-
+// letter, no delivery requested, no notification. While the order is still
+// paid, a refused commit is an error.
+func TestCommitOvertakenByACancelIsDone(t *testing.T) {
+	paid := twoLines()
+	paid.Status, paid.Reservation = order.StatusPaid, order.ReservationCommitted
+	stored := event(order.Event{Type: order.EventPaid, Status: order.StatusPaid})
+	var e order.Event
+	if err := json.Unmarshal(stored.Body, &e); err != nil {
+		t.Fatal(err)
+	}
+	refused := fmt.Errorf("409: commit SKU-1: %w", inventory.ErrNoReservation)
+	cancelled := paid
+	cancelled.Status = order.StatusCancelled
+	w := &world{order: cancelled, commitErr: refused}
+	if err := run(t, w, handedOver{Msg: stored, appended: &order.Appended{Event: e, Order: paid}}); err != nil {
+		t.Fatalf("commit refused after a cancel: %v", err)
+	}
+	if len(w.out) != 0 || len(w.notes) != 0 {
+		t.Fatalf("sent %v and %v for a cancelled order", w.out, w.notes)
+	}
+	w = &world{order: paid, commitErr: refused}
+	if err := run(t, w, handedOver{Msg: stored, appended: &order.Appended{Event: e, Order: paid}}); !errors.Is(err, inventory.ErrNoReservation) {
+		t.Fatalf("commit refused for a paid order: %v, want the refusal", err)
 	}
 }
