@@ -294,6 +294,8 @@ func (q *Queue) message(subject string, data []byte, hdr nats.Header, seq uint64
 		md: natsjs.MsgMetadata{Stream: q.stream, Sequence: natsjs.SequencePair{Stream: seq}, NumDelivered: 1}}
 }
 
+// enqueue puts m at the end of its lane; it may be called with q.mu held
+// (a lane's lock is never held while q.mu is taken).
 func (q *Queue) enqueue(m *queued) {
 	l := q.lanes[0]
 	if q.p.Key != nil {
@@ -464,12 +466,12 @@ func (q *Queue) readBack(m natsjs.Msg, seq uint64) error {
 		q.pending[seq]++
 		q.held++
 		q.readCount++
+		// In its lane before the lock is let go: the order's next event,
+		// held once nothing is spilled, must not get there first.
+		q.enqueue(q.message(m.Subject(), m.Data(), m.Headers(), seq, nil))
 	}
 	caughtUp, full := q.spilled.n == 0, q.held >= q.maxHeld
 	q.mu.Unlock()
-	if found {
-		q.enqueue(q.message(m.Subject(), m.Data(), m.Headers(), seq, nil))
-	}
 	switch {
 	case caughtUp:
 		if found {
