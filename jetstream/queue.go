@@ -94,6 +94,13 @@ type lane struct {
 	mu   sync.Mutex
 	msgs []*queued
 	wake chan struct{}
+	// retrying counts, by key, the messages to be tried again after a
+	// delay; waiting holds the key's later messages meanwhile, so that one
+	// order's effects run in order across retries too (a stock commit
+	// retried after the release of a cancel that followed would find no
+	// hold).
+	retrying map[string]int
+	waiting  map[string][]*queued
 }
 
 // Queue starts the pipeline's workers on a queue of messages of stream,
@@ -109,7 +116,7 @@ func (p *Pipeline) Queue(stream string, from uint64, maxHeld int) *Queue {
 	q.lanes = make([]*lane, max(1, p.Workers))
 	q.slots = make([]handling, len(q.lanes))
 	for i := range q.lanes {
-		l := &lane{wake: make(chan struct{}, 1)}
+		l := &lane{wake: make(chan struct{}, 1), retrying: map[string]int{}, waiting: map[string][]*queued{}}
 		q.lanes[i] = l
 		q.wg.Add(1)
 		go func() { defer q.wg.Done(); q.work(l, &q.slots[i]) }()
@@ -123,10 +130,15 @@ func (q *Queue) work(l *lane, h *handling) {
 	for {
 		l.mu.Lock()
 		var m *queued
-		if len(l.msgs) > 0 {
+		for len(l.msgs) > 0 && m == nil {
 			m = l.msgs[0]
 			l.msgs[0] = nil
 			l.msgs = l.msgs[1:]
+			if !m.retried && l.retrying[m.key] > 0 {
+				// An earlier message of its key waits to be tried again.
+				l.waiting[m.key] = append(l.waiting[m.key], m)
+				m = nil
+			}
 		}
 		l.mu.Unlock()
 		if m != nil {
@@ -297,17 +309,59 @@ func (q *Queue) message(subject string, data []byte, hdr nats.Header, seq uint64
 // enqueue puts m at the end of its lane; it may be called with q.mu held
 // (a lane's lock is never held while q.mu is taken).
 func (q *Queue) enqueue(m *queued) {
-	l := q.lanes[0]
-	if q.p.Key != nil {
-		l = q.lanes[PartitionOf(q.p.Key(m), len(q.lanes))]
-	}
+	l := q.lane(m)
 	l.mu.Lock()
 	l.msgs = append(l.msgs, m)
 	l.mu.Unlock()
+	l.signal()
+}
+
+// lane is m's lane, by its key (kept on m: a retry goes to the same one).
+func (q *Queue) lane(m *queued) *lane {
+	if q.p.Key == nil {
+		return q.lanes[0] // one lane, one message at a time: in order anyway
+	}
+	if !m.keyed {
+		m.key, m.keyed = q.p.Key(m), true
+	}
+	return q.lanes[PartitionOf(m.key, len(q.lanes))]
+}
+
+func (l *lane) signal() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
+}
+
+// retry counts m, about to be tried again after a delay, as retrying: its
+// key's later messages wait for it.
+func (q *Queue) retry(m *queued) {
+	if q.p.Key == nil || m.retried {
+		return
+	}
+	l := q.lane(m)
+	l.mu.Lock()
+	m.retried = true
+	l.retrying[m.key]++
+	l.mu.Unlock()
+}
+
+// retried hands the messages that waited for m, retried and now settled,
+// back to its lane, first: every message of their key still queued came
+// after them.
+func (q *Queue) retried(m *queued) {
+	l := q.lane(m)
+	l.mu.Lock()
+	if l.retrying[m.key]--; l.retrying[m.key] <= 0 {
+		delete(l.retrying, m.key)
+		if w := l.waiting[m.key]; len(w) > 0 {
+			delete(l.waiting, m.key)
+			l.msgs = append(w, l.msgs...)
+		}
+	}
+	l.mu.Unlock()
+	l.signal()
 }
 
 func (q *Queue) settle(m *queued) {
@@ -334,6 +388,9 @@ func (q *Queue) settle(m *queued) {
 		q.room = make(chan struct{})
 	}
 	q.mu.Unlock()
+	if m.retried {
+		q.retried(m)
+	}
 	if m.settled != nil {
 		m.settled()
 	}
@@ -525,6 +582,11 @@ type queued struct {
 	md      natsjs.MsgMetadata
 	settled func()
 	carried any
+	// key is the pipeline's Key of it (once keyed); retried says it is
+	// counted as retrying in its lane.
+	key     string
+	keyed   bool
+	retried bool
 }
 
 func (m *queued) Carried() any { return m.carried }
@@ -542,6 +604,7 @@ func (m *queued) Term() error                            { m.q.settle(m); return
 func (m *queued) TermWithReason(string) error            { return m.Term() }
 
 func (m *queued) NakWithDelay(delay time.Duration) error {
+	m.q.retry(m)
 	time.AfterFunc(delay, func() {
 		m.q.mu.Lock()
 		stopped := m.q.stopped

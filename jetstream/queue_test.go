@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -285,3 +286,52 @@ func TestQueueFullReadsBackFromTheStream(t *testing.T) {
 }
 
 func first[A, B any](a A, _ B) A { return a }
+
+// TestQueueKeepsAKeysMessagesInOrderAcrossRetries: a message to be tried
+// again after a delay holds its key's later messages until it is handled
+// or dead-lettered, while other keys' messages run meanwhile.
+func TestQueueKeepsAKeysMessagesInOrderAcrossRetries(t *testing.T) {
+	env := natstest.Start(t, natstest.Options{})
+	var mu sync.Mutex
+	var ran []string
+	tries := map[string]int{}
+	p := &jetstream.Pipeline{Name: "order-test", JS: env.JS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Timeout: 10 * time.Second, MaxAttempts: 3, Backoff: jetstream.Backoff{Base: 100 * time.Millisecond, Max: 100 * time.Millisecond},
+		Workers: 1, Key: func(m jetstream.Msg) string { return m.Subject() },
+		Handle: func(_ context.Context, m jetstream.Msg) error {
+			mu.Lock()
+			defer mu.Unlock()
+			name := string(m.Data())
+			tries[name]++
+			ran = append(ran, fmt.Sprintf("%s#%d", name, tries[name]))
+			switch {
+			case name == "a1" && tries[name] == 1:
+				return errors.New("provider down") // runs on the second try
+			case name == "c1":
+				return errors.New("refused") // dead-lettered on the third
+			}
+			return nil
+		}}
+	q := p.Queue(jetstream.StreamOrders, 0, 1024)
+	t.Cleanup(func() { q.Stop(0) })
+	for i, m := range []struct{ key, name string }{{"a", "a1"}, {"a", "a2"}, {"b", "b1"}, {"c", "c1"}, {"c", "c2"}, {"a", "a3"}} {
+		q.Push(m.key, []byte(m.name), nil, uint64(i+1), nil)
+	}
+	poll.Until(t, 10*time.Second, "every message settled", func() (bool, string) {
+		return q.Len() == 0, fmt.Sprintf("%d pending", q.Len())
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// Each key's messages in order; b1 ran while a1 and c1 waited.
+	byKey := map[byte][]string{}
+	for _, r := range ran {
+		byKey[r[0]] = append(byKey[r[0]], r)
+	}
+	want := map[byte][]string{'a': {"a1#1", "a1#2", "a2#1", "a3#1"}, 'b': {"b1#1"}, 'c': {"c1#1", "c1#2", "c1#3", "c2#1"}}
+	if fmt.Sprint(byKey) != fmt.Sprint(want) {
+		t.Fatalf("ran %v, want by key %v", ran, want)
+	}
+	if i := slices.Index(ran, "b1#1"); i < 0 || i > slices.Index(ran, "a1#2") {
+		t.Fatalf("ran %v: b1 waited for a1's retry", ran)
+	}
+}

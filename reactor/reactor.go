@@ -163,10 +163,10 @@ func (r *Reactor) effects(ctx context.Context, e order.Event, seq uint64, known 
 		}
 		for _, it := range o.Items {
 			if _, _, err := r.stock.Stock(ctx, it.SKU, inventory.Commit{SKU: it.SKU, OrderID: o.ID, At: r.now()}); err != nil {
-				// A retried effect runs after its order's later events'
-				// effects: a cancel since then released the stock (the SKU
-				// then has no hold to commit), and nothing is left to
-				// commit or ship.
+				// Overtaken by a cancel whose release ran first (on the
+				// node that ran the order's effects while this one was
+				// frozen, or before this retry), the SKU has no hold to
+				// commit, and nothing is left to commit or ship.
 				if now, gerr := r.orders.GetOrder(ctx, o.ID, seq); gerr == nil && now.Status == order.StatusCancelled {
 					return nil
 				}

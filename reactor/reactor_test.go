@@ -303,9 +303,9 @@ func TestPlacementEffectsRunAgainKeepTheFirstOutcome(t *testing.T) {
 	}
 }
 
-// TestCommitOvertakenByACancelIsDone: the effects of order.paid retried
-// after the order was cancelled (its release ran meanwhile, so the SKU has
-// no hold left to commit) are done: no error for the pipeline to dead-
+// TestCommitOvertakenByACancelIsDone: the effects of order.paid run again
+// after the order was cancelled (its release ran first, so the SKU has no
+// hold left to commit) are done: no error for the pipeline to dead-
 // letter, no delivery requested, no notification. While the order is still
 // paid, a refused commit is an error.
 func TestCommitOvertakenByACancelIsDone(t *testing.T) {
