@@ -197,9 +197,14 @@ func (q *Queue) hold(seq uint64) bool {
 		q.spilled.add(seq)
 		return false
 	}
+	q.count(seq)
+	return true
+}
+
+// count holds seq as pending. q.mu is held.
+func (q *Queue) count(seq uint64) {
 	q.pending[seq]++
 	q.held++
-	return true
 }
 
 // NotStored says the append sent at mark stored nothing.
@@ -265,8 +270,7 @@ func (q *Queue) Push(subject string, data []byte, hdr nats.Header, seq uint64, s
 	if settled == nil {
 		held = q.hold(seq)
 	} else {
-		q.pending[seq]++
-		q.held++
+		q.count(seq)
 	}
 	q.mu.Unlock()
 	if held {
@@ -520,8 +524,7 @@ func (q *Queue) readBack(m natsjs.Msg, seq uint64) error {
 	q.refillFrom = max(q.refillFrom, seq+1)
 	found := q.spilled.remove(seq)
 	if found {
-		q.pending[seq]++
-		q.held++
+		q.count(seq)
 		q.readCount++
 		// In its lane before the lock is let go: the order's next event,
 		// held once nothing is spilled, must not get there first.

@@ -4,7 +4,8 @@ import "math/bits"
 
 // seqSet is a set of stream sequences, a bit each from base (a multiple
 // of 64) up: a queue's spilled events, which lie close together, so that
-// an hour of them costs kilobytes. The zero value is empty.
+// each costs a bit of the stream's range they span. The zero value is
+// empty.
 type seqSet struct {
 	base  uint64
 	words []uint64

@@ -140,6 +140,17 @@ type handedOver struct {
 
 func (m handedOver) Carried() any { return m.appended }
 
+// handOver is event(e) as its actor hands it over, leaving the order o.
+func handOver(t *testing.T, e order.Event, o order.Order) handedOver {
+	t.Helper()
+	stored := event(e)
+	var decided order.Event
+	if err := json.Unmarshal(stored.Body, &decided); err != nil {
+		t.Fatal(err)
+	}
+	return handedOver{Msg: stored, appended: &order.Appended{Event: decided, Order: o}}
+}
+
 // TestHandedOverEventIsNeitherDecodedNorLookedUp: an event its actor
 // handed over has its effects from the event and the order it carries:
 // its bytes are not decoded (here they could not be) and the order is not
@@ -147,14 +158,11 @@ func (m handedOver) Carried() any { return m.appended }
 func TestHandedOverEventIsNeitherDecodedNorLookedUp(t *testing.T) {
 	o := twoLines()
 	o.Status, o.Reservation = order.StatusReceived, order.ReservationHeld
-	stored := event(order.Event{Type: order.EventStockHeld, Status: order.StatusReceived})
-	var e order.Event
-	if err := json.Unmarshal(stored.Body, &e); err != nil {
-		t.Fatal(err)
-	}
-	stored.Body = []byte(`{"type":`)
+	m := handOver(t, order.Event{Type: order.EventStockHeld, Status: order.StatusReceived}, o)
+	m.Body = []byte(`{"type":`)
+	stored := m.Msg
 	w := &world{order: order.Order{ID: id}} // not what the effects must use
-	if err := run(t, w, handedOver{Msg: stored, appended: &order.Appended{Event: e, Order: o}}); err != nil {
+	if err := run(t, w, m); err != nil {
 		t.Fatal(err)
 	}
 	if w.reads != 0 || len(w.bodies) != 1 {
@@ -311,23 +319,19 @@ func TestPlacementEffectsRunAgainKeepTheFirstOutcome(t *testing.T) {
 func TestCommitOvertakenByACancelIsDone(t *testing.T) {
 	paid := twoLines()
 	paid.Status, paid.Reservation = order.StatusPaid, order.ReservationCommitted
-	stored := event(order.Event{Type: order.EventPaid, Status: order.StatusPaid})
-	var e order.Event
-	if err := json.Unmarshal(stored.Body, &e); err != nil {
-		t.Fatal(err)
-	}
+	m := handOver(t, order.Event{Type: order.EventPaid, Status: order.StatusPaid}, paid)
 	refused := fmt.Errorf("409: commit SKU-1: %w", inventory.ErrNoReservation)
 	cancelled := paid
 	cancelled.Status = order.StatusCancelled
 	w := &world{order: cancelled, commitErr: refused}
-	if err := run(t, w, handedOver{Msg: stored, appended: &order.Appended{Event: e, Order: paid}}); err != nil {
+	if err := run(t, w, m); err != nil {
 		t.Fatalf("commit refused after a cancel: %v", err)
 	}
 	if len(w.out) != 0 || len(w.notes) != 0 {
 		t.Fatalf("sent %v and %v for a cancelled order", w.out, w.notes)
 	}
 	w = &world{order: paid, commitErr: refused}
-	if err := run(t, w, handedOver{Msg: stored, appended: &order.Appended{Event: e, Order: paid}}); !errors.Is(err, inventory.ErrNoReservation) {
+	if err := run(t, w, m); !errors.Is(err, inventory.ErrNoReservation) {
 		t.Fatalf("commit refused for a paid order: %v, want the refusal", err)
 	}
 }

@@ -308,6 +308,8 @@ func (db *DB) ApplyEvents(batch []AppliedEvent) (int, error) {
 			}
 			touched[e.OrderID] = d
 		}
+		// An order whose last event in the batch was skipped (a batch whose
+		// sequences repeat) still has its document written.
 		for _, d := range touched {
 			if err := d.put(docs); err != nil {
 				return err

@@ -27,7 +27,7 @@ var tunables = []tunable{
 		dur: func(t *config.Tuning) *time.Duration { return &t.RetryMax }},
 	{name: "reactor-workers", usage: "order events handled at once (one order's events always in order)",
 		num: func(t *config.Tuning) *int { return &t.ReactorWorkers }},
-	{name: "effects-max-held", usage: "order events whose effects may wait in memory (about 3 KB each); past it they are read back from the stream",
+	{name: "effects-max-held", usage: "order events whose effects may wait in memory, each with the order it left; past it they are read back from the stream",
 		num: func(t *config.Tuning) *int { return &t.EffectsMaxHeld }},
 	{name: "inbound-max-ack-pending", usage: "provider events one inbound partition may hold unacknowledged",
 		num: func(t *config.Tuning) *int { return &t.InboundMaxAckPending }},
