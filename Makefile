@@ -15,10 +15,12 @@ build:
 run: build
 	OMS_SIM_WEBHOOKS=$${OMS_SIM_WEBHOOKS:-true} $(BIN) serve
 
-## test: the whole suite, race detector on
+## test: the whole suite, race detector on; then the PostgreSQL yardstick's own module (examples/pgbaseline),
+## against a throw-away PostgreSQL server
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd examples/pgbaseline && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 ## fuzz: every fuzz target (go test -list '^Fuzz'), each for FUZZTIME; make test runs their seed
 ## corpora (testdata/fuzz) only. What a fuzzer finds is written to its package's testdata/fuzz.

@@ -17,7 +17,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +28,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/oms-project/oms/api"
+	"github.com/oms-project/oms/bench/latency"
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/credentials"
@@ -382,12 +382,12 @@ feed:
 	res.PlacedPerSecond = float64(res.Acked) / elapsed.Seconds()
 	res.CompletedPerSecond = float64(res.Completed) / elapsed.Seconds()
 	res.ReservationsPerSec = float64(res.Acked*o.Lines) / elapsed.Seconds()
-	res.AckP50, res.AckP99, res.AckMax = percentiles(tr.acks)
+	res.AckP50, res.AckP99, res.AckMax = latency.Summary(tr.acks)
 	done := make([]time.Duration, 0, len(tr.done))
 	for _, d := range tr.done {
 		done = append(done, d)
 	}
-	res.DoneP50, res.DoneP99, res.DoneMax = percentiles(done)
+	res.DoneP50, res.DoneP99, res.DoneMax = latency.Summary(done)
 	cpu := tv(cpu1.Utime) + tv(cpu1.Stime) - tv(cpu0.Utime) - tv(cpu0.Stime)
 	res.CPUSecondsPer1000 = cpu / float64(max(res.Acked, 1)) * 1000
 	res.GCCycles = int(gc1.cycles - gc0.cycles)
@@ -482,16 +482,6 @@ func readGC() gcState {
 	metrics.Read(s)
 	return gcState{cycles: s[0].Value.Uint64(), allocated: s[1].Value.Uint64(),
 		cpu: s[2].Value.Float64(), assist: s[3].Value.Float64(), live: s[4].Value.Uint64(), scannable: s[5].Value.Uint64()}
-}
-
-func percentiles(ds []time.Duration) (p50, p99, maxv float64) {
-	if len(ds) == 0 {
-		return 0, 0, 0
-	}
-	slices.Sort(ds)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	at := func(q float64) time.Duration { return ds[min(len(ds)-1, int(q*float64(len(ds))))] }
-	return ms(at(0.50)), ms(at(0.99)), ms(ds[len(ds)-1])
 }
 
 func newOrder(r *rand.Rand, i int, skus []string, lines int) api.PlaceOrder {
