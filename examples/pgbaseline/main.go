@@ -1,12 +1,15 @@
 // Command pgbaseline is the yardstick issue 12 measured oms against: a
-// plain PostgreSQL order table driven through an order's lifecycle with one
-// row-locking transaction per step, the way an order module on a relational
-// database works. It runs the same load as `oms bench` (orders of one line
-// over a catalogue of SKUs, a share of payments refused, placements in
-// flight or at a rate) and prints the same figures, so the two can be
-// alternated in one session on one machine. CPU per order counts this
-// process and every postgres process, as `oms bench` counts its whole
-// process (server, node, simulators, load generator).
+// plain PostgreSQL order table driven through an order's lifecycle with
+// one row-locking transaction per step, the way an order module on a
+// relational database works. With --list-indexes, --events and --outbox it
+// also does what oms does for every order besides: the lists' indexes, a
+// history row per step, provider requests through a transactional outbox.
+// It runs the same load as `oms bench` (orders of one line over a
+// catalogue of SKUs, a share of payments refused, placements in flight or
+// at a rate) and prints the same figures, so the two can be alternated in
+// one session on one machine. CPU per order counts this process and every
+// postgres process, as `oms bench` counts its whole process (server, node,
+// simulators, load generator).
 //
 // It is a separate module so that oms itself does not depend on a
 // PostgreSQL driver. run.sh starts a throw-away server and runs it.
