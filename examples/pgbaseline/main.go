@@ -8,7 +8,8 @@
 // catalogue of SKUs, a share of payments refused, placements in flight or
 // at a rate) and prints the same figures, so the two can be alternated in
 // one session on one machine. CPU per order counts this process and every
-// postgres process, as `oms bench` counts its whole process (server, node,
+// postgres process on the machine (so no other PostgreSQL should be busy
+// there), as `oms bench` counts its whole process (server, node,
 // simulators, load generator).
 //
 // It is a separate module so that oms itself does not depend on a
