@@ -171,7 +171,6 @@ func (e *effects) record(ctx context.Context) {
 func (e *effects) handOver(ctx context.Context, rec jetstream.Recorded, to uint64, node string, running *sync.WaitGroup) (int, error) {
 	handed := 0
 	push := func(subject string, data []byte, hdr nats.Header, seq uint64) error {
-		handed++
 		var settled func()
 		if running != nil {
 			// However many there are, the queue holds at most its bound:
@@ -183,6 +182,7 @@ func (e *effects) handOver(ctx context.Context, rec jetstream.Recorded, to uint6
 			settled = running.Done
 		}
 		e.q.Push(subject, data, hdr, seq, settled)
+		handed++
 		return nil
 	}
 	if len(rec.Unsettled) > 0 {

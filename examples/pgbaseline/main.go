@@ -315,8 +315,8 @@ func (l load) place(ctx context.Context, id, user, sku string) (int64, error) {
 		q, args = l.also(q, args, id, 1, "order.placed", "payments.requests.")
 		return l.run(ctx, q, args, refused)
 	}
-	var outboxID int64
-	return outboxID, pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+	var outboxID int64 // set by the transaction, so read after it
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		var available int64
 		if err := tx.QueryRow(ctx, `SELECT on_hand - reserved FROM skus WHERE sku = $1 FOR UPDATE`, sku).Scan(&available); err != nil {
 			return err
@@ -334,6 +334,7 @@ func (l load) place(ctx context.Context, id, user, sku string) (int64, error) {
 		outboxID, err = l.record(ctx, tx, id, 1, "order.placed", "payments.requests.")
 		return err
 	})
+	return outboxID, err
 }
 
 // lifecycle runs what the providers' callbacks cause, one transaction
@@ -379,8 +380,8 @@ func (l load) step(ctx context.Context, id string, seq int, from, to, stock, req
 		q, args := l.also(q, []any{id, to, from}, id, seq, to, request)
 		return l.run(ctx, q, args, refused)
 	}
-	var outboxID int64
-	return outboxID, pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+	var outboxID int64 // set by the transaction, so read after it
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		var status string
 		if err := tx.QueryRow(ctx, `SELECT status FROM orders WHERE id = $1 FOR UPDATE`, id).Scan(&status); err != nil {
 			return err
@@ -400,6 +401,7 @@ func (l load) step(ctx context.Context, id string, seq int, from, to, stock, req
 		outboxID, err = l.record(ctx, tx, id, seq, to, request)
 		return err
 	})
+	return outboxID, err
 }
 
 // also adds to a statement whose CTE o holds the row it changed what

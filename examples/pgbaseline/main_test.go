@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oms-project/oms/internal/poll"
 )
 
 // TestEveryPatternLeavesTheStockExact runs the load on a real PostgreSQL
@@ -139,24 +141,21 @@ func startPostgres(t *testing.T) string {
 		_ = log.Close()
 	})
 	dsn := "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "postgres ready", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		pool, err := pgxpool.New(ctx, dsn)
 		if err == nil {
 			err = pool.Ping(ctx)
 			pool.Close()
 		}
-		cancel()
 		if err == nil {
-			return dsn
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("postgres not ready: %v\n%s", err, b)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
-	}
+		b, _ := os.ReadFile(log.Name())
+		return false, fmt.Sprintf("%v\n%s", err, b)
+	})
+	return dsn
 }
 
 // pgBinary finds a PostgreSQL server program on PATH or where Debian's
