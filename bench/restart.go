@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,13 @@ type RestartResult struct {
 	WriteSeconds  float64 `json:"writeSeconds"`
 	ReadySeconds  float64 `json:"readySeconds"`
 	FirstCommandS float64 `json:"firstCommandSeconds"`
+	// LiveHeapMB is the heap a collection finds live once the restarted
+	// node has answered its first command, and ScannableHeapMB the part
+	// of it the collector scans for pointers: what the stored orders cost
+	// a node's memory (the embedded server indexes every order's subject)
+	// and each mark phase, before any order is in flight.
+	LiveHeapMB      float64 `json:"liveHeapMB"`
+	ScannableHeapMB float64 `json:"scannableHeapMB"`
 }
 
 // RunRestart stores n placed orders (written straight to the order stream,
@@ -76,6 +84,9 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger) (R
 		return res, fmt.Errorf("first command: %w", err)
 	}
 	res.FirstCommandS = time.Since(began).Seconds()
+	runtime.GC()
+	kept := readGC()
+	res.LiveHeapMB, res.ScannableHeapMB = float64(kept.live)/(1<<20), float64(kept.scannable)/(1<<20)
 	return res, nil
 }
 

@@ -1,0 +1,30 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// TestRestartReadsTheStoredOrders runs oms bench restart small: the node
+// restarts on the orders written before it, answers a command on one of
+// them, and reports what it keeps in memory for them.
+func TestRestartReadsTheStoredOrders(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := RunRestart(ctx, 2000, t.TempDir(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StoredOrders != 2000 || res.ReadySeconds <= 0 || res.FirstCommandS < res.ReadySeconds {
+		t.Fatalf("stored %d, ready at %.3fs, first command at %.3fs: want 2000 stored, ready before the first command",
+			res.StoredOrders, res.ReadySeconds, res.FirstCommandS)
+	}
+	if res.LiveHeapMB <= 0 || res.ScannableHeapMB <= 0 || res.ScannableHeapMB > res.LiveHeapMB {
+		t.Fatalf("live heap %.1f MB, scannable %.1f MB: want both above zero, the scannable part within the live",
+			res.LiveHeapMB, res.ScannableHeapMB)
+	}
+}
