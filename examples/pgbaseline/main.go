@@ -13,7 +13,8 @@
 // simulators, load generator).
 //
 // It is a separate module so that oms itself does not depend on a
-// PostgreSQL driver. run.sh starts a throw-away server and runs it.
+// PostgreSQL driver. --throwaway (which run.sh passes) starts a server of
+// its own for the run.
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"log"
 	mathrand "math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -97,13 +99,12 @@ func main() {
 	flag.BoolVar(&o.events, "events", false, "keep each order's history, a row per step, as oms's order stream does")
 	flag.BoolVar(&o.outbox, "outbox", false, "store the payment and delivery requests in the step's transaction, and delete each when its provider takes it (a transactional outbox)")
 	flag.StringVar(&o.pattern, "pattern", "statement", `how each step is written: "statement" (one conditional statement, its own transaction) or "lock" (SELECT … FOR UPDATE, then the updates, in one transaction)`)
+	throwaway := flag.Bool("throwaway", false, "start a PostgreSQL server of its own for the run (a temporary directory, 127.0.0.1, a random port, synchronous_commit=off) and remove it after; --dsn is then not used")
 	asJSON := flag.Bool("json", false, "print one JSON object")
 	flag.Parse()
-	if err := o.validate(); err != nil {
-		log.Fatalf("pgbaseline: %v", err)
-	}
-	ctx := context.Background()
-	res, err := run(ctx, o)
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	res, err := start(ctx, o, *throwaway)
+	cancel()
 	if err != nil {
 		log.Fatalf("pgbaseline: %v", err)
 	}
@@ -117,6 +118,23 @@ func main() {
 		res.AckP50, res.AckP99, res.AckMax, res.DoneP50, res.DoneP99)
 	fmt.Printf("CPU per 1000 orders: %.3f s (postgres %.3f, this client %.3f)\n",
 		res.CPUSecondsPer1000, res.ServerCPUSecondsPer1k, res.ClientCPUSecondsPer1k)
+}
+
+// start runs the load with o, on a throw-away server of its own if asked:
+// the server is removed however the run ends.
+func start(ctx context.Context, o options, throwaway bool) (result, error) {
+	if throwaway {
+		dsn, stop, err := startThrowaway(ctx)
+		if err != nil {
+			return result{}, err
+		}
+		defer stop()
+		o.dsn = dsn
+	}
+	if err := o.validate(); err != nil {
+		return result{}, err
+	}
+	return run(ctx, o)
 }
 
 func (o options) validate() error {

@@ -3,20 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/oms-project/oms/internal/poll"
 )
 
 // TestEveryPatternLeavesTheStockExact runs the load on a real PostgreSQL
@@ -84,89 +75,16 @@ func TestCheckFindsWhatIsWrong(t *testing.T) {
 	}
 }
 
-// startPostgres starts a throw-away server in a temporary directory on a
-// random loopback port, as run.sh does, and returns its connection string.
+// startPostgres starts a throw-away server for the test, as --throwaway
+// does for a run, and returns its connection string.
 func startPostgres(t *testing.T) string {
 	t.Helper()
-	initdb, postgres := pgBinary(t, "initdb"), pgBinary(t, "postgres")
-	dir := t.TempDir()
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root: it runs as postgres, who
-		// must reach the directory.
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root needs a postgres user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-			if err := os.Chmod(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	command := func(name string, args ...string) *exec.Cmd {
-		c := exec.Command(name, args...)
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		return c
-	}
-	data := filepath.Join(dir, "data")
-	if out, err := command(initdb, "--auth=trust", "--username=postgres", "-D", data).CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn, stop, err := startThrowaway(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	_ = l.Close()
-	srv := command(postgres, "-D", data, "-p", port, "-k", dir, "-c", "listen_addresses=127.0.0.1",
-		"-c", "synchronous_commit=off")
-	log, err := os.Create(filepath.Join(dir, "postgres.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Stdout, srv.Stderr = log, log
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(os.Interrupt) // fast shutdown
-		_ = srv.Wait()
-		_ = log.Close()
-	})
-	dsn := "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
-	poll.Until(t, 30*time.Second, "postgres ready", func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		pool, err := pgxpool.New(ctx, dsn)
-		if err == nil {
-			err = pool.Ping(ctx)
-			pool.Close()
-		}
-		if err == nil {
-			return true, ""
-		}
-		b, _ := os.ReadFile(log.Name())
-		return false, fmt.Sprintf("%v\n%s", err, b)
-	})
+	t.Cleanup(stop)
 	return dsn
-}
-
-// pgBinary finds a PostgreSQL server program on PATH or where Debian's
-// postgresql package puts it.
-func pgBinary(t *testing.T, name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name); len(m) > 0 {
-		return m[len(m)-1]
-	}
-	t.Fatalf("%s not found: install PostgreSQL (Debian: apt-get install postgresql)", name)
-	return ""
 }
