@@ -30,11 +30,16 @@ type RestartResult struct {
 	WriteSeconds  float64 `json:"writeSeconds"`
 	ReadySeconds  float64 `json:"readySeconds"`
 	FirstCommandS float64 `json:"firstCommandSeconds"`
-	// LiveHeapMB is the heap a collection finds live once the restarted
-	// node has answered its first command, and ScannableHeapMB the part
-	// of it the collector scans for pointers: what the stored orders cost
-	// a node's memory (the embedded server indexes every order's subject)
-	// and each mark phase, before any order is in flight.
+	// CaughtUpS is when the read model had caught up on the stored orders
+	// (the node's readiness check passed): they were written straight to
+	// the stream, so the restarted node projects every one of them, as a
+	// node whose read model was wiped does.
+	CaughtUpS float64 `json:"readModelCaughtUpSeconds"`
+	// LiveHeapMB is the heap a collection finds live then, and
+	// ScannableHeapMB the part of it the collector scans for pointers:
+	// what the stored orders cost a node's memory (the embedded server
+	// indexes every order's subject) and each mark phase, before any
+	// order is in flight.
 	LiveHeapMB      float64 `json:"liveHeapMB"`
 	ScannableHeapMB float64 `json:"scannableHeapMB"`
 }
@@ -84,6 +89,14 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger) (R
 		return res, fmt.Errorf("first command: %w", err)
 	}
 	res.FirstCommandS = time.Since(began).Seconds()
+	for nd.Ready(ctx).Status != "ready" {
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("read model catching up: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	res.CaughtUpS = time.Since(began).Seconds()
 	runtime.GC()
 	kept := readGC()
 	res.LiveHeapMB, res.ScannableHeapMB = float64(kept.live)/(1<<20), float64(kept.scannable)/(1<<20)

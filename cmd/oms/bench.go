@@ -46,8 +46,8 @@ func benchCommand() *cli.Command {
 				}
 				fmt.Printf("revision %s\nstored orders %d (written in %.1fs)\nrestart: ready in %.2fs, first command on a stored order answered at %.2fs\n",
 					res.Revision, res.StoredOrders, res.WriteSeconds, res.ReadySeconds, res.FirstCommandS)
-				fmt.Printf("heap live after it %.1f MB (%.0f bytes per stored order), scanned by the collector %.1f MB\n",
-					res.LiveHeapMB, res.LiveHeapMB*(1<<20)/float64(max(res.StoredOrders, 1)), res.ScannableHeapMB)
+				fmt.Printf("read model caught up on them at %.2fs; heap live then %.1f MB (%.0f bytes per stored order), scanned by the collector %.1f MB\n",
+					res.CaughtUpS, res.LiveHeapMB, res.LiveHeapMB*(1<<20)/float64(max(res.StoredOrders, 1)), res.ScannableHeapMB)
 				return nil
 			},
 		}},
