@@ -44,7 +44,9 @@ func startThrowaway(ctx context.Context) (dsn string, stop func(), err error) {
 	}
 	command := func(name string, args ...string) *exec.Cmd {
 		c := exec.Command(name, args...)
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		// A process group of its own: a Ctrl-C at the terminal reaches
+		// only this program, which then stops the server in order.
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
 		return c
 	}
 	data := filepath.Join(dir, "data")
@@ -71,9 +73,16 @@ func startThrowaway(ctx context.Context) (dsn string, stop func(), err error) {
 		removeDir()
 		return "", nil, fmt.Errorf("postgres: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = srv.Wait(); close(exited) }()
 	stop = func() {
 		_ = srv.Process.Signal(os.Interrupt) // PostgreSQL's fast shutdown
-		_ = srv.Wait()
+		select {
+		case <-exited:
+		case <-time.After(stopWait):
+			_ = srv.Process.Kill()
+			<-exited
+		}
 		_ = logFile.Close()
 		removeDir()
 	}
@@ -85,6 +94,9 @@ func startThrowaway(ctx context.Context) (dsn string, stop func(), err error) {
 	}
 	return dsn, stop, nil
 }
+
+// stopWait bounds a fast shutdown: a server still up after it is killed.
+const stopWait = 10 * time.Second
 
 // program finds a PostgreSQL server program on PATH or where Debian's
 // postgresql package puts it (off PATH).
