@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -48,7 +49,9 @@ type RestartResult struct {
 // as if taken earlier), stops the node, and measures how long a restart
 // takes until the node is ready and until it has answered a command on one
 // of the stored orders (which activates that order from the stream).
-func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger) (RestartResult, error) {
+//
+// progress, if set, hears the read model's catch-up on a live line.
+func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger, progress io.Writer) (RestartResult, error) {
 	dir := dataDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "oms-restart-")
@@ -90,11 +93,18 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger) (R
 	}
 	res.FirstCommandS = time.Since(began).Seconds()
 	for nd.Ready(ctx).Status != "ready" {
+		if st, err := nd.Status(); err == nil && progress != nil {
+			fmt.Fprintf(progress, "\r  %5.1fs  read model at event %d of %d   ", time.Since(began).Seconds(),
+				st.ReadModel.Applied, st.ReadModel.Stream)
+		}
 		select {
 		case <-ctx.Done():
 			return res, fmt.Errorf("read model catching up: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
+	}
+	if progress != nil {
+		fmt.Fprintln(progress)
 	}
 	res.CaughtUpS = time.Since(began).Seconds()
 	runtime.GC()

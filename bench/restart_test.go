@@ -16,7 +16,7 @@ func TestRestartReadsTheStoredOrders(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := RunRestart(ctx, 2000, t.TempDir(), log)
+	res, err := RunRestart(ctx, 2000, t.TempDir(), log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

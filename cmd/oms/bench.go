@@ -37,7 +37,11 @@ func benchCommand() *cli.Command {
 				}
 				defer stop()
 				log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-				res, err := bench.RunRestart(c.Context, c.Int("orders"), c.String("data-dir"), log)
+				var progress io.Writer
+				if isTerminal(os.Stderr) {
+					progress = os.Stderr
+				}
+				res, err := bench.RunRestart(c.Context, c.Int("orders"), c.String("data-dir"), log, progress)
 				if err != nil {
 					return err
 				}
@@ -78,7 +82,7 @@ func benchCommand() *cli.Command {
 				}
 				o.Connect = connect
 			}
-			if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			if isTerminal(os.Stderr) {
 				o.Progress = os.Stderr
 			}
 			stop, err := startProfiles(c)

@@ -167,8 +167,14 @@ type progress struct {
 }
 
 func newProgress(w *os.File, total uint64) *progress {
-	fi, err := w.Stat()
-	return &progress{w: w, total: total, on: err == nil && fi.Mode()&os.ModeCharDevice != 0}
+	return &progress{w: w, total: total, on: isTerminal(w)}
+}
+
+// isTerminal says whether f is a terminal: progress is drawn there only,
+// never into a file or a pipe.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progress) add() { p.set(p.n + 1) }
