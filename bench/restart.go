@@ -47,8 +47,9 @@ type RestartResult struct {
 
 // RunRestart stores n placed orders (written straight to the order stream,
 // as if taken earlier), stops the node, and measures how long a restart
-// takes until the node is ready and until it has answered a command on one
-// of the stored orders (which activates that order from the stream).
+// takes until the node is ready, until it has answered a command on one of
+// the stored orders (which activates that order from the stream), and until
+// its read model has caught up on them; then what the heap keeps.
 //
 // progress, if set, hears the read model's catch-up on a live line.
 func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger, progress io.Writer) (RestartResult, error) {
@@ -93,9 +94,11 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger, pr
 	}
 	res.FirstCommandS = time.Since(began).Seconds()
 	for nd.Ready(ctx).Status != "ready" {
-		if st, err := nd.Status(); err == nil && progress != nil {
-			fmt.Fprintf(progress, "\r  %5.1fs  read model at event %d of %d   ", time.Since(began).Seconds(),
-				st.ReadModel.Applied, st.ReadModel.Stream)
+		if progress != nil {
+			if st, err := nd.Status(); err == nil {
+				fmt.Fprintf(progress, "\r  %5.1fs  read model at event %d of %d   ", time.Since(began).Seconds(),
+					st.ReadModel.Applied, st.ReadModel.Stream)
+			}
 		}
 		select {
 		case <-ctx.Done():
