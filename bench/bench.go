@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
@@ -32,6 +31,7 @@ import (
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/credentials"
+	"github.com/oms-project/oms/internal/heap"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/node"
 	"github.com/oms-project/oms/order"
@@ -398,9 +398,8 @@ feed:
 	// A collection now, after the figures above, finds exactly what the
 	// node keeps after these orders (the last cycle of the run counted the
 	// scannable bytes allocated since, live or not).
-	runtime.GC()
-	kept := readGC()
-	res.LiveHeapMB, res.ScannableHeapMB = float64(kept.live)/(1<<20), float64(kept.scannable)/(1<<20)
+	live, scannable := heap.Kept()
+	res.LiveHeapMB, res.ScannableHeapMB = heap.MB(live), heap.MB(scannable)
 	if traffic0 != nil && traffic1 != nil {
 		res.MessagesPerOrderByConnection = map[string]MessageRate{}
 		per := func(n int64) float64 { return float64(n) / float64(max(res.Acked, 1)) }
@@ -469,19 +468,18 @@ func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6
 
 // gcState is what the runtime has counted of its collector so far.
 type gcState struct {
-	cycles, allocated, live, scannable uint64
-	cpu, assist                        float64
+	cycles, allocated uint64
+	cpu, assist       float64
 }
 
 // readGC reads the collector's counters from runtime/metrics (all
 // present since Go 1.21).
 func readGC() gcState {
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"},
-		{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"},
-		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}
+		{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}}
 	metrics.Read(s)
 	return gcState{cycles: s[0].Value.Uint64(), allocated: s[1].Value.Uint64(),
-		cpu: s[2].Value.Float64(), assist: s[3].Value.Float64(), live: s[4].Value.Uint64(), scannable: s[5].Value.Uint64()}
+		cpu: s[2].Value.Float64(), assist: s[3].Value.Float64()}
 }
 
 func newOrder(r *rand.Rand, i int, skus []string, lines int) api.PlaceOrder {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,6 +18,7 @@ import (
 	"github.com/oms-project/oms/client"
 	"github.com/oms-project/oms/config"
 	"github.com/oms-project/oms/credentials"
+	"github.com/oms-project/oms/internal/heap"
 	"github.com/oms-project/oms/jetstream"
 	"github.com/oms-project/oms/node"
 	"github.com/oms-project/oms/order"
@@ -110,9 +110,8 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger, pr
 		fmt.Fprintln(progress)
 	}
 	res.CaughtUpS = time.Since(began).Seconds()
-	runtime.GC()
-	kept := readGC()
-	res.LiveHeapMB, res.ScannableHeapMB = float64(kept.live)/(1<<20), float64(kept.scannable)/(1<<20)
+	live, scannable := heap.Kept()
+	res.LiveHeapMB, res.ScannableHeapMB = heap.MB(live), heap.MB(scannable)
 	return res, nil
 }
 

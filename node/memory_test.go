@@ -57,7 +57,7 @@ func BenchmarkActiveOrderMemory(b *testing.B) {
 		if st.ActiveOrder < n {
 			b.Fatalf("%d order actors active, want at least %d: the figure would not be per active actor", st.ActiveOrder, n)
 		}
-		active := heap.Live()
+		active, _ := heap.Kept()
 		if path := os.Getenv("OMS_HEAP_PROFILE"); path != "" {
 			f, err := os.Create(path)
 			if err != nil {
@@ -69,7 +69,7 @@ func BenchmarkActiveOrderMemory(b *testing.B) {
 		if err := h.node.PassivateAll(h.ctx); err != nil {
 			b.Fatal(err)
 		}
-		passivated := heap.Live()
+		passivated, _ := heap.Kept()
 		if passivated >= active {
 			b.Fatalf("heap %d bytes with the actors active, %d passivated: the actors held nothing measurable", active, passivated)
 		}

@@ -1,17 +1,26 @@
-// Package heap reads the live heap for the benchmarks that measure what
-// oms keeps in memory per thing (an active order, a held event).
+// Package heap reads what the heap keeps: for `oms bench`'s figures and
+// the benchmarks that measure memory per thing (an active order, a held
+// event).
 //
 // It imports nothing of oms.
 package heap
 
-import "runtime"
+import (
+	"runtime"
+	"runtime/metrics"
+)
 
-// Live is the heap in use after two collections: the second finishes
-// sweeping what the first found unreachable, so what is left is live.
-func Live() uint64 {
+// Kept runs two collections and returns, in bytes, the heap the second
+// found live and the part of that the collector scans for pointers (a
+// mark phase lasts in proportion to it). The second counts none of what
+// the first kept only because it was allocated while it marked.
+func Kept() (live, scannable uint64) {
 	runtime.GC()
 	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
+
+// MB is n bytes in mebibytes.
+func MB(n uint64) float64 { return float64(n) / (1 << 20) }
