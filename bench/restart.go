@@ -137,10 +137,15 @@ func writeOrders(ctx context.Context, cfg config.Config, n int) (string, error) 
 	if err := jetstream.Ensure(ctx, js, node.TopologyFor(cfg)); err != nil {
 		return "", err
 	}
-	at := time.Now().UTC()
+	// The orders were placed one after the other, a millisecond apart, as
+	// in a sale: the read model keys documents and lists by creation time,
+	// so orders all placed at one instant would land at random places in
+	// its trees, as no real history does.
+	start := time.Now().UTC().Add(-time.Duration(n) * time.Millisecond)
 	probe := ""
 	for i := range n {
 		id := uuid.NewString()
+		at := start.Add(time.Duration(i) * time.Millisecond)
 		if i == n/2 {
 			probe = id
 		}

@@ -73,7 +73,7 @@ func BenchmarkPatternLifecycle(b *testing.B) {
 	b.Run("max-no-read-model", func(b *testing.B) { runLifecycle(b, lifecycleOptions{noReadModel: true}) })
 	b.Run("max-provider-events-unstored", func(b *testing.B) { runLifecycle(b, lifecycleOptions{unstored: true}) })
 	b.Run("max-reactor-in-process", func(b *testing.B) { runLifecycle(b, lifecycleOptions{reactorInProcess: true}) })
-	for _, r := range []int{600, 1200, 2400} {
+	for _, r := range []int{300, 600, 1200, 2400} {
 		b.Run("rate="+strconv.Itoa(r), func(b *testing.B) { runLifecycle(b, lifecycleOptions{perSecond: r}) })
 	}
 }
