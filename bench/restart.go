@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
@@ -24,15 +23,26 @@ import (
 	"github.com/oms-project/oms/order"
 )
 
+// RestartOptions says what RunRestart stores, and where.
+type RestartOptions struct {
+	Orders int
+	// Lifecycle stores each order's whole life, delivered in five events,
+	// instead of its placement alone.
+	Lifecycle bool
+	// DataDir keeps the data; empty, a temporary directory is removed.
+	DataDir string
+}
+
 // RestartResult is what RunRestart measured.
 type RestartResult struct {
 	Revision      string  `json:"revision"`
 	StoredOrders  int     `json:"storedOrders"`
+	StoredEvents  int     `json:"storedEvents"`
 	WriteSeconds  float64 `json:"writeSeconds"`
 	ReadySeconds  float64 `json:"readySeconds"`
 	FirstCommandS float64 `json:"firstCommandSeconds"`
-	// CaughtUpS is when the read model had caught up on the stored orders
-	// (the node's readiness check passed): they were written straight to
+	// CaughtUpS is when the read model had applied every stored event and
+	// the probe's change after them: they were written straight to
 	// the stream, so the restarted node projects every one of them, as a
 	// node whose read model was wiped does.
 	CaughtUpS float64 `json:"readModelCaughtUpSeconds"`
@@ -45,15 +55,15 @@ type RestartResult struct {
 	ScannableHeapMB float64 `json:"scannableHeapMB"`
 }
 
-// RunRestart stores n placed orders (written straight to the order stream,
+// RunRestart stores o.Orders orders (written straight to the order stream,
 // as if taken earlier), stops the node, and measures how long a restart
 // takes until the node is ready, until it has answered a command on one of
 // the stored orders (which activates that order from the stream), and until
 // its read model has caught up on them; then what the heap keeps.
 //
 // progress, if set, hears the read model's catch-up on a live line.
-func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger, progress io.Writer) (RestartResult, error) {
-	dir := dataDir
+func RunRestart(ctx context.Context, o RestartOptions, log *slog.Logger, progress io.Writer) (RestartResult, error) {
+	dir := o.DataDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "oms-restart-")
 		if err != nil {
@@ -66,11 +76,11 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger, pr
 	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
 	cfg.HTTP.Listen, cfg.HTTP.InternalListen = "", ""
 	began := time.Now()
-	probe, err := writeOrders(ctx, cfg, n)
+	probe, stored, err := writeOrders(ctx, cfg, o)
 	if err != nil {
 		return RestartResult{}, err
 	}
-	res := RestartResult{Revision: Revision(), StoredOrders: n, WriteSeconds: time.Since(began).Seconds()}
+	res := RestartResult{Revision: Revision(), StoredOrders: o.Orders, StoredEvents: stored, WriteSeconds: time.Since(began).Seconds()}
 
 	began = time.Now()
 	nd, err := node.Start(ctx, cfg, log)
@@ -93,17 +103,22 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger, pr
 		return res, fmt.Errorf("first command: %w", err)
 	}
 	res.FirstCommandS = time.Since(began).Seconds()
-	for nd.Ready(ctx).Status != "ready" {
-		if progress != nil {
-			if st, err := nd.Status(); err == nil {
-				fmt.Fprintf(progress, "\r  %5.1fs  read model at event %d of %d   ", time.Since(began).Seconds(),
-					st.ReadModel.Applied, st.ReadModel.Stream)
-			}
+	// Caught up: every stored event applied, and the probe's change after
+	// them (the readiness check would pass within --ready-max-lag).
+	for {
+		st, err := nd.Status()
+		if err == nil && st.ReadModel.StreamError == "" && st.ReadModel.Applied > uint64(res.StoredEvents) &&
+			st.ReadModel.Lag == 0 {
+			break
+		}
+		if progress != nil && err == nil {
+			fmt.Fprintf(progress, "\r  %5.1fs  read model at event %d of %d   ", time.Since(began).Seconds(),
+				st.ReadModel.Applied, st.ReadModel.Stream)
 		}
 		select {
 		case <-ctx.Done():
 			return res, fmt.Errorf("read model catching up: %w", ctx.Err())
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	if progress != nil {
@@ -115,61 +130,67 @@ func RunRestart(ctx context.Context, n int, dataDir string, log *slog.Logger, pr
 	return res, nil
 }
 
-// writeOrders appends n order.placed events with async publishes, with
-// only the NATS server and the streams up (no oms reacting to them), and
-// returns one of their IDs.
-func writeOrders(ctx context.Context, cfg config.Config, n int) (string, error) {
+// writeOrders appends a sale's history (see sale) of o.Orders orders with
+// async publishes, with only the NATS server and the streams up (no oms
+// reacting to them), and returns the probe order's ID and the events stored.
+func writeOrders(ctx context.Context, cfg config.Config, o RestartOptions) (string, int, error) {
 	srv, err := jetstream.StartServer(jetstream.ServerOptions{Listen: cfg.NatsListen,
 		StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Name: cfg.NodeName})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 	nc, err := nats.Connect(srv.ClientURL(), nats.InProcessServer(srv))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer nc.Close()
 	js, err := natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(4096))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if err := jetstream.Ensure(ctx, js, node.TopologyFor(cfg)); err != nil {
-		return "", err
+		return "", 0, err
 	}
-	// The orders were placed one after the other, a millisecond apart, as
-	// in a sale: the read model keys documents and lists by creation time,
-	// so orders all placed at one instant would land at random places in
-	// its trees, as no real history does.
-	start := time.Now().UTC().Add(-time.Duration(n) * time.Millisecond)
-	probe := ""
-	for i := range n {
-		id := uuid.NewString()
-		at := start.Add(time.Duration(i) * time.Millisecond)
-		if i == n/2 {
-			probe = id
+	// Reservations that outlast the bench: the restarted node's expiry
+	// sweep would otherwise cancel the sale's older unpaid orders, and
+	// time that work instead of the restart's.
+	s := newSale(o.Orders, o.Lifecycle, order.Policy{ReservationTTL: 24 * time.Hour, MaxDeliveryAttempts: cfg.MaxDeliveryAttempts})
+	stored := 0
+	for i := range s.moments() {
+		events, err := s.at(i)
+		if err != nil {
+			return "", stored, err
 		}
-		e := order.Event{ID: order.EventID(id, "place"), Type: order.EventPlaced, V: order.EventVersion, OrderID: id,
-			At: at, By: "bench", CauseID: "place", CauseHash: "x", Status: order.StatusReceived,
-			Reservation: order.ReservationPending, Placed: &order.Placed{User: fmt.Sprint("u", i%10000),
-				Items: []order.Item{{SKU: "SKU-1", Quantity: 1, UnitPrice: 1999}}, Currency: "EUR", Source: "web",
-				Destination: order.Destination{Country: "DE", PostalCode: "10115", Address: "a", PhoneNumber: "+49 30 1234567"},
-				Total:       1999, BasketSize: 1, ReservationExpiresAt: at.Add(time.Hour)}}
-		data, _ := json.Marshal(e)
-		if _, err := js.PublishAsync(jetstream.OrderEventsPrefix+id, data); err != nil {
-			return "", err
-		}
-		// Drained well below the pending limit so a slow disk never stalls
-		// the publisher into an error.
-		if (i+1)%2048 == 0 || i == n-1 {
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-ctx.Done():
-				return "", ctx.Err()
+		for _, e := range events {
+			data, err := json.Marshal(e)
+			if err != nil {
+				return "", stored, err
+			}
+			if _, err := js.PublishAsync(jetstream.OrderEventsPrefix+e.OrderID, data); err != nil {
+				return "", stored, err
+			}
+			stored++
+			// Drained well below the pending limit so a slow disk never
+			// stalls the publisher into an error.
+			if stored%2048 == 0 {
+				if err := published(ctx, js); err != nil {
+					return "", stored, err
+				}
 			}
 		}
 	}
-	return probe, nil
+	return s.probeID, stored, published(ctx, js)
+}
+
+// published waits for every publish acknowledgement pending on js.
+func published(ctx context.Context, js natsjs.JetStream) error {
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func apiUpdate(id string, notes *string) api.UpdateOrder {

@@ -27,6 +27,7 @@ func benchCommand() *cli.Command {
 			Usage: "store N orders, then time a restart until ready and until the first command on a stored order",
 			Flags: append([]cli.Flag{
 				&cli.IntFlag{Name: "orders", Value: 1_000_000, Usage: "orders to store before the restart"},
+				&cli.BoolFlag{Name: "lifecycle", Usage: "store each order's whole life (placed, stock held, paid, in transit, delivered) instead of its placement alone"},
 				&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
 				jsonFlag(),
 			}, profileFlags...),
@@ -41,15 +42,16 @@ func benchCommand() *cli.Command {
 				if isTerminal(os.Stderr) {
 					progress = os.Stderr
 				}
-				res, err := bench.RunRestart(c.Context, c.Int("orders"), c.String("data-dir"), log, progress)
+				res, err := bench.RunRestart(c.Context, bench.RestartOptions{Orders: c.Int("orders"), Lifecycle: c.Bool("lifecycle"),
+					DataDir: c.String("data-dir")}, log, progress)
 				if err != nil {
 					return err
 				}
 				if c.Bool("json") {
 					return json.NewEncoder(os.Stdout).Encode(res)
 				}
-				fmt.Printf("revision %s\nstored orders %d (written in %.1fs)\nrestart: ready in %.2fs, first command on a stored order answered at %.2fs\n",
-					res.Revision, res.StoredOrders, res.WriteSeconds, res.ReadySeconds, res.FirstCommandS)
+				fmt.Printf("revision %s\nstored orders %d, %d events (written in %.1fs)\nrestart: ready in %.2fs, first command on a stored order answered at %.2fs\n",
+					res.Revision, res.StoredOrders, res.StoredEvents, res.WriteSeconds, res.ReadySeconds, res.FirstCommandS)
 				fmt.Printf("read model caught up on them at %.2fs; heap live then %.1f MB (%.0f bytes per stored order), scanned by the collector %.1f MB\n",
 					res.CaughtUpS, res.LiveHeapMB, res.LiveHeapMB*(1<<20)/float64(max(res.StoredOrders, 1)), res.ScannableHeapMB)
 				return nil
