@@ -115,9 +115,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 		{"http", n.serveHTTP},
 	}
 	for _, step := range steps {
+		began := time.Now()
 		if err := step.run(ctx); err != nil {
 			return nil, fmt.Errorf("start %s: %w", step.name, err)
 		}
+		// Which step a slow start spent its time in (a large stream's
+		// recovery, a store's open).
+		n.log.Debug("start step done", "step", step.name, "seconds", time.Since(began).Seconds())
 	}
 	// Ready means the server has our subscriptions: a request sent right
 	// after Start returns must find a responder.
