@@ -194,7 +194,8 @@ type Tuning struct {
 	// load (a quiet stream is projected at once).
 	ReadModelCommitInterval time.Duration
 
-	// DuplicateWindow is how long the streams remember a Nats-Msg-Id.
+	// DuplicateWindow is how long the streams whose messages carry a
+	// Nats-Msg-Id remember one (jetstream.Topology).
 	DuplicateWindow time.Duration
 	// TransportMaxAge is how long the inbound and outbox streams keep
 	// messages (order and SKU events are kept forever).

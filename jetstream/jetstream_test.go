@@ -147,6 +147,46 @@ func TestPartitionCountIsKept(t *testing.T) {
 	}
 }
 
+// TestFencedStreamsKeepTheShortestDuplicateWindow: the order and SKU
+// streams, which no ID-carrying message reaches, keep the server's
+// shortest duplicate window (a node's start reads every message stored
+// within it); the streams whose messages carry a Nats-Msg-Id keep the
+// topology's. A store made with the older 2-minute window is updated.
+func TestFencedStreamsKeepTheShortestDuplicateWindow(t *testing.T) {
+	js, ctx := startJS(t, 4)
+	topo := jetstream.Topology{Partitions: 4, Replicas: 1, DuplicateWindow: 90 * time.Second, TransportMaxAge: time.Hour}
+	window := func(name string) time.Duration {
+		t.Helper()
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.Duplicates
+	}
+	s, err := js.Stream(ctx, jetstream.StreamOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := s.CachedInfo().Config
+	older.Duplicates = 2 * time.Minute
+	if _, err := js.UpdateStream(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	if err := jetstream.Ensure(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{jetstream.StreamOrders, jetstream.StreamSKUs} {
+		if got := window(name); got != jetstream.FencedDuplicateWindow {
+			t.Errorf("%s duplicate window %s, want %s", name, got, jetstream.FencedDuplicateWindow)
+		}
+	}
+	for _, name := range []string{jetstream.StreamInbound, jetstream.StreamOutbox, jetstream.StreamDeadLetter} {
+		if got := window(name); got != topo.DuplicateWindow {
+			t.Errorf("%s duplicate window %s, want the topology's %s", name, got, topo.DuplicateWindow)
+		}
+	}
+}
+
 // BenchmarkAppend is the append path: one fenced, de-duplicated append to
 // a file-backed stream, each to its own order subject.
 func BenchmarkAppend(b *testing.B) {

@@ -57,12 +57,24 @@ type Topology struct {
 	Partitions int
 	Replicas   int
 	// DuplicateWindow bounds how long Nats-Msg-Id de-duplication remembers
-	// an ID; retries of one append happen well inside it.
+	// an ID on the streams whose messages carry one (provider events,
+	// requests, dead letters); retries of one publish happen well inside
+	// it. The fenced streams keep FencedDuplicateWindow.
 	DuplicateWindow time.Duration
 	// Retention for the transport streams (inbound, outbox, dead
 	// letters). Order and SKU events are kept forever: they are the truth.
 	TransportMaxAge time.Duration
 }
+
+// FencedDuplicateWindow is the duplicate window of the order and SKU
+// streams, the shortest the server accepts (none is not a setting: it
+// means its default of 2 minutes). Only Append writes them, fenced and
+// without a Nats-Msg-Id (the credentials let no one else publish there),
+// so no window would ever hold an ID. Yet whenever the server opens a
+// stream (each start, a replica's replay) it reads every message stored
+// within the window to look for IDs: after a peak of 8,000 events/s a
+// 2-minute window is a million messages read before the stream serves.
+const FencedDuplicateWindow = 100 * time.Millisecond
 
 // Configs returns the stream configurations of the topology.
 func (t Topology) Configs() []natsjs.StreamConfig {
@@ -78,6 +90,7 @@ func (t Topology) Configs() []natsjs.StreamConfig {
 	orders.Description = "order events: the source of truth, one subject per order"
 	skus := base(StreamSKUs, SKUEventsPrefix+"*")
 	skus.Description = "inventory events, one subject per SKU"
+	orders.Duplicates, skus.Duplicates = FencedDuplicateWindow, FencedDuplicateWindow
 	inbound := base(StreamInbound, PaymentEventsPrefix+"*", DeliveryEventsPrefix+"*")
 	inbound.Description = "payment and delivery provider events, stored by order partition"
 	inbound.MaxAge = t.TransportMaxAge

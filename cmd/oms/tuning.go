@@ -59,7 +59,7 @@ var tunables = []tunable{
 		dur: func(t *config.Tuning) *time.Duration { return &t.SnapshotFlushInterval }},
 	{name: "read-model-commit-interval", usage: "shortest time between two read-model transactions under load",
 		dur: func(t *config.Tuning) *time.Duration { return &t.ReadModelCommitInterval }},
-	{name: "duplicate-window", usage: "how long the streams remember a message ID",
+	{name: "duplicate-window", usage: "how long the inbound, outbox and dead-letter streams remember a message ID (the fenced order and SKU streams keep 100ms)",
 		dur: func(t *config.Tuning) *time.Duration { return &t.DuplicateWindow }},
 	{name: "transport-max-age", usage: "how long the inbound and outbox streams keep messages",
 		dur: func(t *config.Tuning) *time.Duration { return &t.TransportMaxAge }},
