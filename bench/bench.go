@@ -47,12 +47,11 @@ type Options struct {
 	Lines          int // lines per order
 	PaymentFailure float64
 	Partitions     int
-	// ReadModelCommitInterval is the node's --read-model-commit-interval
-	// (0: its default).
-	ReadModelCommitInterval time.Duration
-	// EffectsMaxHeld is the node's --effects-max-held (0: its default).
-	EffectsMaxHeld int
-	DataDir        string // empty: a temporary directory, removed afterwards
+	// Tuning is the node's, as oms serve's flags of the same names set it
+	// (nil: oms serve's defaults), so that a run can measure what a
+	// setting costs or saves before an operator changes it.
+	Tuning  *config.Tuning
+	DataDir string // empty: a temporary directory, removed afterwards
 	// Server, when set, drives a running deployment at this NATS URL
 	// instead of starting a node; it must run the simulated providers.
 	Server string
@@ -137,6 +136,11 @@ func (o Options) Validate() error {
 		return errors.New("payment-failure: must be between 0 and 1")
 	case o.Rate < 0:
 		return errors.New("rate: must not be negative")
+	}
+	if o.Tuning != nil {
+		cfg := config.Default()
+		cfg.Tuning = *o.Tuning
+		return cfg.Validate()
 	}
 	return nil
 }
@@ -523,8 +527,7 @@ func progress(w io.Writer, tr *tracker, began time.Time, total int) func() {
 }
 
 // nodeConfig is the node under test: oms serve's defaults, no listeners but
-// NATS on a random loopback port, the run's partitions, read-model spacing and
-// bound on the effects held in memory.
+// NATS on a random loopback port, the run's partitions and tuning.
 func nodeConfig(o Options, dir string) config.Config {
 	cfg := config.Default()
 	cfg.NodeName, cfg.DataDir, cfg.NatsListen, cfg.Simulate, cfg.StatusInterval = "bench", dir, "127.0.0.1:0", false, 0
@@ -532,11 +535,8 @@ func nodeConfig(o Options, dir string) config.Config {
 	if o.Partitions > 0 {
 		cfg.Partitions = o.Partitions
 	}
-	if o.ReadModelCommitInterval > 0 {
-		cfg.Tuning.ReadModelCommitInterval = o.ReadModelCommitInterval
-	}
-	if o.EffectsMaxHeld > 0 {
-		cfg.Tuning.EffectsMaxHeld = o.EffectsMaxHeld
+	if o.Tuning != nil {
+		cfg.Tuning = *o.Tuning
 	}
 	return cfg
 }

@@ -99,16 +99,15 @@ func TestRunDrivesEveryOrderToItsEnd(t *testing.T) {
 func TestNodeConfigTakesTheRunsTuning(t *testing.T) {
 	def := config.Default()
 	cfg := nodeConfig(Options{}, "d")
-	if cfg.Partitions != def.Partitions || cfg.Tuning.ReadModelCommitInterval != def.Tuning.ReadModelCommitInterval ||
-		cfg.Tuning.EffectsMaxHeld != def.Tuning.EffectsMaxHeld {
-		t.Fatalf("unset options: %d partitions, %v spacing, %d effects held; want %d, %v, %d", cfg.Partitions,
-			cfg.Tuning.ReadModelCommitInterval, cfg.Tuning.EffectsMaxHeld, def.Partitions, def.Tuning.ReadModelCommitInterval,
-			def.Tuning.EffectsMaxHeld)
+	if cfg.Partitions != def.Partitions || cfg.Tuning != def.Tuning {
+		t.Fatalf("unset options: %d partitions, tuning %+v; want %d, %+v", cfg.Partitions, cfg.Tuning,
+			def.Partitions, def.Tuning)
 	}
-	cfg = nodeConfig(Options{Partitions: 4, ReadModelCommitInterval: 150 * time.Millisecond, EffectsMaxHeld: 10}, "d")
-	if cfg.Partitions != 4 || cfg.Tuning.ReadModelCommitInterval != 150*time.Millisecond || cfg.Tuning.EffectsMaxHeld != 10 ||
-		cfg.DataDir != "d" {
-		t.Fatalf("set options: %d partitions, %v spacing, %d effects held, dir %q; want 4, 150ms, 10, d", cfg.Partitions,
-			cfg.Tuning.ReadModelCommitInterval, cfg.Tuning.EffectsMaxHeld, cfg.DataDir)
+	tuning := config.DefaultTuning()
+	tuning.ReadModelCommitInterval, tuning.EffectsMaxHeld, tuning.DuplicateWindow = 150*time.Millisecond, 10, 15*time.Second
+	cfg = nodeConfig(Options{Partitions: 4, Tuning: &tuning}, "d")
+	if cfg.Partitions != 4 || cfg.Tuning != tuning || cfg.DataDir != "d" {
+		t.Fatalf("set options: %d partitions, tuning %+v, dir %q; want 4, %+v, d", cfg.Partitions, cfg.Tuning,
+			cfg.DataDir, tuning)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/oms-project/oms/bench"
+	"github.com/oms-project/oms/config"
 )
 
 func benchCommand() *cli.Command {
@@ -65,24 +66,28 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "lines", Value: 1, Usage: "lines per order"},
 			&cli.Float64Flag{Name: "payment-failure", Value: 0.05, Usage: "share of payments that fail"},
 			&cli.IntFlag{Name: "partitions", Value: 64, Usage: "order partitions of the node under test"},
-			&cli.DurationFlag{Name: "read-model-commit-interval", Usage: "the node's shortest time between two read-model transactions (default: as oms serve)"},
-			&cli.IntFlag{Name: "effects-max-held", Usage: "the node's bound on order events whose effects wait in memory (default: as oms serve)"},
 			&cli.StringFlag{Name: "data-dir", Usage: "keep the data here (default: a temporary directory, removed)"},
 			&cli.StringFlag{Name: "target", Usage: "drive a running deployment at this NATS URL instead of starting a node (it must run the simulated providers); CPU figures then cover only the load generator"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
-		}, profileFlags...),
+		}, append(tuningFlags(), profileFlags...)...),
 		Action: func(c *cli.Context) error {
 			tuneGC()
+			tuning := config.DefaultTuning()
+			for _, t := range tunables {
+				t.read(c, &tuning)
+			}
 			o := bench.Options{Orders: c.Int("orders"), Rate: c.Float64("rate"), Concurrency: c.Int("concurrency"),
 				SKUs: c.Int("skus"), Lines: c.Int("lines"), PaymentFailure: c.Float64("payment-failure"),
-				Partitions: c.Int("partitions"), ReadModelCommitInterval: c.Duration("read-model-commit-interval"),
-				EffectsMaxHeld: c.Int("effects-max-held"), DataDir: c.String("data-dir"), Server: c.String("target")}
+				Partitions: c.Int("partitions"), Tuning: &tuning, DataDir: c.String("data-dir"), Server: c.String("target")}
 			if o.Server != "" {
 				connect, err := clientAuth(c)
 				if err != nil {
 					return err
 				}
 				o.Connect = connect
+			}
+			if err := o.Validate(); err != nil {
+				return err // before the table: the run did not start
 			}
 			if isTerminal(os.Stderr) {
 				o.Progress = os.Stderr

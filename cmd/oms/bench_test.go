@@ -1,11 +1,49 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oms-project/oms/bench"
 )
+
+// TestBenchTakesServesTuningFlags: oms bench accepts oms serve's tuning
+// flags for its node, and refuses a bad one naming it, before it starts
+// (no result printed for a run that did not happen).
+func TestBenchTakesServesTuningFlags(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.CommandContext(ctx, omsBinary, append([]string{"bench", "--orders", "20", "--skus", "5",
+			"--concurrency", "4", "--json"}, args...)...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		return out.String(), errOut.String(), err
+	}
+	if out, stderr, err := run("--duplicate-window", "500ms"); err == nil || out != "" ||
+		!strings.Contains(stderr, "duplicate-window: must be at least 1s") {
+		t.Fatalf("--duplicate-window 500ms: err %v, stdout %q, stderr %q; want a refusal naming the flag and no result",
+			err, out, stderr)
+	}
+	out, stderr, err := run("--duplicate-window", "15s", "--read-model-commit-interval", "5ms", "--reactor-workers", "8")
+	if err != nil {
+		t.Fatalf("bench with tuning flags: %v\n%s", err, stderr)
+	}
+	var res bench.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("bench output %q: %v", out, err)
+	}
+	if res.Acked != 20 || res.Completed+res.Cancelled != 20 {
+		t.Fatalf("bench with tuning flags: %d acked, %d completed, %d cancelled; want every one of 20 done",
+			res.Acked, res.Completed, res.Cancelled)
+	}
+}
 
 // TestBenchTableNamesTheWire: the table shows the messages per order each
 // connection sent and received, and leaves the line out when a run against
