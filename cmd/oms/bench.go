@@ -73,9 +73,7 @@ func benchCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			tuneGC()
 			tuning := config.DefaultTuning()
-			for _, t := range tunables {
-				t.read(c, &tuning)
-			}
+			readTuning(c, &tuning)
 			o := bench.Options{Orders: c.Int("orders"), Rate: c.Float64("rate"), Concurrency: c.Int("concurrency"),
 				SKUs: c.Int("skus"), Lines: c.Int("lines"), PaymentFailure: c.Float64("payment-failure"),
 				Partitions: c.Int("partitions"), Tuning: &tuning, DataDir: c.String("data-dir"), Server: c.String("target")}

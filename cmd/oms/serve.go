@@ -197,9 +197,7 @@ func configFrom(c *cli.Context) (config.Config, error) {
 		JWKSFile:   c.String("jwks-file"), JWTSecretFile: c.String("jwt-secret-file"), JWTIssuer: c.String("jwt-issuer"),
 		JWTAudience: c.String("jwt-audience"), WebhookSecrets: c.String("webhook-secrets"),
 		WebhookTolerance: c.Duration("webhook-tolerance")}
-	for _, t := range tunables {
-		t.read(c, &cfg.Tuning)
-	}
+	readTuning(c, &cfg.Tuning)
 	return cfg, cfg.Validate()
 }
 

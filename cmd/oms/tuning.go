@@ -87,3 +87,11 @@ func (t tunable) read(c *cli.Context, into *config.Tuning) {
 		*t.num(into) = c.Int(t.name)
 	}
 }
+
+// readTuning sets into from the tuning flags, as oms serve and oms bench
+// both take them.
+func readTuning(c *cli.Context, into *config.Tuning) {
+	for _, t := range tunables {
+		t.read(c, into)
+	}
+}
